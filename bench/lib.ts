@@ -1,0 +1,84 @@
+// Shared by the benchmarks: child processes for every server (so the load
+// generator never shares an event loop with what it measures) and autocannon.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { cpus, totalmem } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+export interface Child {
+  process: ChildProcess
+  port: number
+  stop: () => Promise<void>
+}
+
+// Starts a script that prints "listening <port>" or, for storehook, Fastify's
+// "Server listening at http://...:<port>" log line.
+export async function startChild (args: string[], env: Record<string, string> = {}, ipc = false): Promise<Child> {
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ipc ? ['ignore', 'pipe', 'inherit', 'ipc'] : ['ignore', 'pipe', 'inherit']
+  })
+  let buffered = ''
+  const port = await new Promise<number>((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      buffered += chunk.toString()
+      const m = /listening (\d+)/.exec(buffered) ?? /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(buffered)
+      if (m !== null) {
+        // Keep draining stdout so the child never blocks on a full pipe.
+        child.stdout!.off('data', onData)
+        child.stdout!.resume()
+        resolve(Number(m[1]))
+      } else if (buffered.length > 1_000_000) buffered = buffered.slice(-10_000)
+    }
+    child.stdout!.on('data', onData)
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)))
+  })
+  return {
+    process: child,
+    port,
+    async stop () {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGTERM')
+      await once(child, 'exit')
+    }
+  }
+}
+
+export interface LoadResult {
+  requests: number
+  rps: number
+  p50: number
+  p99: number
+  non2xx: number
+  errors: number
+}
+
+export async function load (url: string, nextBody: () => Buffer, opts: { connections: number; durationS: number }): Promise<LoadResult> {
+  const result = await autocannon({
+    url,
+    method: 'POST',
+    connections: opts.connections,
+    duration: opts.durationS,
+    headers: { 'content-type': 'application/json' },
+    requests: [{
+      setupRequest: (req) => ({ ...req, body: nextBody() })
+    }]
+  })
+  return {
+    requests: result.requests.total,
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors
+  }
+}
+
+export function machine (): string {
+  const c = cpus()
+  return `${c.length} × ${c[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`
+}

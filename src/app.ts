@@ -1,0 +1,84 @@
+// The root plugin. Tests register it exactly as production does: first the
+// infrastructure (database, outbox), then the domain (delivery, ingest), then
+// the routes.
+import type { Server } from 'node:http'
+import fp from 'fastify-plugin'
+import type { FastifyBaseLogger, FastifyError, FastifyHttpOptions, FastifyInstance } from 'fastify'
+import type { Config } from './config.ts'
+import databasePlugin from './db/plugin.ts'
+import deliveryPlugin from './delivery/plugin.ts'
+import { AppError, errorTable, isAppError, type ErrorCode } from './errors.ts'
+import type { SignatureCheck } from './ingest/policy.ts'
+import ingestPlugin from './ingest/plugin.ts'
+import outboxPlugin from './outbox/plugin.ts'
+import healthRoutes from './routes/health.ts'
+import notificationRoutes from './routes/notifications.ts'
+
+export interface AppOptions {
+  config: Config
+  signatures: SignatureCheck | null
+}
+
+export function serverOptions (config: Config, logger: FastifyBaseLogger): FastifyHttpOptions<Server, FastifyBaseLogger> {
+  return {
+    loggerInstance: logger,
+    // One line per notification comes from the ingest itself; per-request
+    // lines would double the log volume and halve the throughput.
+    disableRequestLogging: true,
+    bodyLimit: config.bodyLimitBytes,
+    // Slow senders must not hold a connection for Node's default five minutes.
+    requestTimeout: 30_000,
+    return503OnClosing: true
+  }
+}
+
+// Fastify's own client errors, mapped onto the one table.
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'BODY_EMPTY',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'BODY_NOT_JSON'
+}
+
+async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
+  fastify.setErrorHandler((err: FastifyError | AppError, request, reply) => {
+    let status: number
+    let code: string
+    let message: string
+    if (isAppError(err)) {
+      ({ statusCode: status, code, message } = err)
+    } else if (err.code !== undefined && FASTIFY_CODES[err.code] !== undefined) {
+      code = FASTIFY_CODES[err.code]!
+      ;({ status, message } = errorTable[code as ErrorCode])
+    } else if (err.validation !== undefined || (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500)) {
+      status = err.statusCode ?? 400
+      code = 'BAD_REQUEST'
+      message = err.message
+    } else {
+      status = 500
+      code = 'INTERNAL'
+      message = errorTable.INTERNAL.message
+    }
+    if (status >= 500) {
+      // The cause is logged, never sent: a 5xx body hides internals.
+      request.log.error({ err: isAppError(err) && err.cause !== undefined ? err.cause : err, code, url: request.routeOptions.url }, 'Request failed.')
+    } else {
+      request.log.info({ code, url: request.routeOptions.url, status }, 'Request refused.')
+    }
+    void reply.code(status).send({ error: message, code })
+  })
+  fastify.setNotFoundHandler((_request, reply) => {
+    void reply.code(404).send({ error: errorTable.NOT_FOUND.message, code: 'NOT_FOUND' })
+  })
+
+  await fastify.register(databasePlugin, { config: opts.config })
+  await fastify.register(outboxPlugin)
+  await fastify.register(deliveryPlugin, { config: opts.config })
+  await fastify.register(ingestPlugin, { config: opts.config, signatures: opts.signatures })
+  await fastify.register(healthRoutes)
+  await fastify.register(notificationRoutes, { config: opts.config })
+}
+
+// Not encapsulated: the decorators (database, outbox, delivery, ingest) are
+// visible on the instance that registered the app, as tests and the CLI need.
+export default fp(app, { name: 'storehook', fastify: '5.x' })

@@ -1,0 +1,285 @@
+// The only reader of process.env and of the config file. Everything is
+// validated here, once, at start; the rest of the code receives a frozen,
+// typed Config and never looks at the environment again.
+import { readFileSync } from 'node:fs'
+
+export type VerifyMode = 'enforce' | 'log' | 'off'
+
+export interface TargetFilters {
+  // null means "any"; values are compared exactly as Apple spells them.
+  environments: string[] | null
+  notificationTypes: string[] | null
+  bundleIds: string[] | null
+}
+
+export interface TargetConfig {
+  name: string
+  url: string
+  headers: Record<string, string>
+  timeoutMs: number
+  concurrency: number
+  filters: TargetFilters
+  signingSecret: string | null
+}
+
+export interface Config {
+  port: number
+  host: string
+  databasePath: string
+  targets: TargetConfig[]
+  verify: VerifyMode
+  appleRootCerts: string[]
+  bundleIds: string[] | null
+  sharedSecret: string | null
+  retry: { minDelayMs: number; maxDelayMs: number; giveUpAfterMs: number }
+  deliveryTimeoutMs: number
+  adminToken: string | null
+  tls: { certPath: string; keyPath: string } | null
+  logLevel: string
+  bodyLimitBytes: number
+  pollIntervalMs: number
+  shutdownTimeoutMs: number
+  databaseBusyTimeoutMs: number
+}
+
+export class ConfigError extends Error {
+  constructor (variable: string, problem: string) {
+    super(`${variable}: ${problem}`)
+    this.name = 'ConfigError'
+  }
+}
+
+type Env = Record<string, string | undefined>
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+const DEFAULT_CONCURRENCY = 4
+// Targets may add headers, but never the ones storehook owns on every forward.
+const RESERVED_HEADERS = new Set([
+  'content-type', 'content-length', 'host', 'user-agent', 'x-storehook-notification-id',
+  'x-storehook-attempt', 'webhook-id', 'webhook-timestamp', 'webhook-signature', 'transfer-encoding', 'connection'
+])
+
+function str (env: Env, name: string): string | undefined {
+  const v = env[name]
+  return v === undefined || v.trim() === '' ? undefined : v.trim()
+}
+
+function int (env: Env, name: string, def: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = str(env, name)
+  if (raw === undefined) return def
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be a whole number, got "${raw}"`)
+  const n = Number(raw)
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`)
+  return n
+}
+
+function list (env: Env, name: string): string[] | null {
+  const raw = str(env, name)
+  if (raw === undefined) return null
+  const items = raw.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  return items.length === 0 ? null : items
+}
+
+function checkUrl (variable: string, raw: unknown): string {
+  if (typeof raw !== 'string' || raw === '') throw new ConfigError(variable, 'a target needs a "url"')
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    // Never echo the URL: it may carry a token.
+    throw new ConfigError(variable, 'a target URL is not a valid absolute URL')
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(variable, `a target URL must be http or https, got ${url.protocol}`)
+  }
+  return url.toString()
+}
+
+function hostName (url: string): string {
+  return new URL(url).host
+}
+
+function stringArray (variable: string, field: string, raw: unknown): string[] | null {
+  if (raw === undefined || raw === null) return null
+  if (!Array.isArray(raw) || raw.some((v) => typeof v !== 'string' || v === '')) {
+    throw new ConfigError(variable, `"${field}" must be an array of non-empty strings`)
+  }
+  return raw.length === 0 ? null : [...raw]
+}
+
+function positive (variable: string, field: string, raw: unknown, def: number, max: number): number {
+  if (raw === undefined) return def
+  if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < 1 || raw > max) {
+    throw new ConfigError(variable, `"${field}" must be a whole number from 1 to ${max}`)
+  }
+  return raw
+}
+
+function targetFromFile (variable: string, raw: unknown, index: number, defaults: { timeoutMs: number }): TargetConfig {
+  const where = `${variable} targets[${index}]`
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(where, 'must be an object')
+  const t = raw as Record<string, unknown>
+  const known = new Set(['name', 'url', 'headers', 'timeoutMs', 'concurrency', 'filters', 'signingSecret'])
+  for (const key of Object.keys(t)) if (!known.has(key)) throw new ConfigError(where, `unknown field "${key}"`)
+  const url = checkUrl(where, t.url)
+  if (t.name !== undefined && (typeof t.name !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(t.name))) {
+    throw new ConfigError(where, '"name" must be 1-64 letters, digits, dots, dashes or underscores')
+  }
+  const headers: Record<string, string> = {}
+  if (t.headers !== undefined) {
+    if (typeof t.headers !== 'object' || t.headers === null || Array.isArray(t.headers)) {
+      throw new ConfigError(where, '"headers" must be an object of strings')
+    }
+    for (const [k, v] of Object.entries(t.headers)) {
+      if (typeof v !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) {
+        throw new ConfigError(where, `header "${k}" must be a valid name with a string value`)
+      }
+      if (RESERVED_HEADERS.has(k.toLowerCase())) throw new ConfigError(where, `header "${k}" is set by storehook and cannot be overridden`)
+      headers[k] = v
+    }
+  }
+  let filters: TargetFilters = { environments: null, notificationTypes: null, bundleIds: null }
+  if (t.filters !== undefined) {
+    if (typeof t.filters !== 'object' || t.filters === null || Array.isArray(t.filters)) {
+      throw new ConfigError(where, '"filters" must be an object')
+    }
+    const f = t.filters as Record<string, unknown>
+    for (const key of Object.keys(f)) {
+      if (!['environments', 'notificationTypes', 'bundleIds'].includes(key)) throw new ConfigError(where, `unknown filter "${key}"`)
+    }
+    filters = {
+      environments: stringArray(where, 'filters.environments', f.environments),
+      notificationTypes: stringArray(where, 'filters.notificationTypes', f.notificationTypes),
+      bundleIds: stringArray(where, 'filters.bundleIds', f.bundleIds)
+    }
+  }
+  let signingSecret: string | null = null
+  if (t.signingSecret !== undefined) {
+    if (typeof t.signingSecret !== 'string' || !/^whsec_[A-Za-z0-9+/]+={0,2}$/.test(t.signingSecret)) {
+      throw new ConfigError(where, '"signingSecret" must be a Standard Webhooks secret of the form whsec_<base64>')
+    }
+    signingSecret = t.signingSecret
+  }
+  return {
+    name: typeof t.name === 'string' ? t.name : hostName(url),
+    url,
+    headers,
+    timeoutMs: positive(where, 'timeoutMs', t.timeoutMs, defaults.timeoutMs, 600_000),
+    concurrency: positive(where, 'concurrency', t.concurrency, DEFAULT_CONCURRENCY, 256),
+    filters,
+    signingSecret
+  }
+}
+
+function readConfigFile (path: string): Record<string, unknown> {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new ConfigError('STOREHOOK_CONFIG', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (err) {
+    throw new ConfigError('STOREHOOK_CONFIG', `${path} is not valid JSON: ${(err as Error).message}`)
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError('STOREHOOK_CONFIG', `${path} must hold a JSON object`)
+  }
+  const known = new Set(['targets'])
+  for (const key of Object.keys(parsed)) {
+    if (!known.has(key)) throw new ConfigError('STOREHOOK_CONFIG', `unknown top-level field "${key}" in ${path}`)
+  }
+  return parsed as Record<string, unknown>
+}
+
+// Targets named after their host (FORWARD_TARGETS, or a file entry without a
+// name) get host, host-2, ...: the name is stored in every delivery row, so it
+// must be unique and stable across restarts. Two explicit equal names are an error.
+function uniqueNames (targets: Array<TargetConfig & { explicit: boolean }>): TargetConfig[] {
+  const taken = new Set<string>()
+  for (const t of targets) {
+    if (!t.explicit) continue
+    if (taken.has(t.name)) throw new ConfigError('STOREHOOK_CONFIG', `two targets are named "${t.name}"`)
+    taken.add(t.name)
+  }
+  return targets.map(({ explicit, ...t }) => {
+    if (explicit) return t
+    let name = t.name
+    for (let n = 2; taken.has(name); n++) name = `${t.name}-${n}`
+    taken.add(name)
+    return { ...t, name }
+  })
+}
+
+export function loadConfig (env: Env = process.env): Config {
+  const deliveryTimeoutMs = int(env, 'DELIVERY_TIMEOUT_MS', 10_000, 100, 600_000)
+  const minDelayMs = int(env, 'RETRY_MIN_DELAY_MS', 1000, 1)
+  const maxDelayMs = int(env, 'RETRY_MAX_DELAY_MS', 3_600_000, 1)
+  if (maxDelayMs < minDelayMs) throw new ConfigError('RETRY_MAX_DELAY_MS', `must be at least RETRY_MIN_DELAY_MS (${minDelayMs})`)
+  const giveUpAfterMs = int(env, 'RETRY_GIVE_UP_AFTER_MS', 691_200_000, 1)
+
+  const verify = str(env, 'VERIFY_SIGNATURES') ?? 'enforce'
+  if (verify !== 'enforce' && verify !== 'log' && verify !== 'off') {
+    throw new ConfigError('VERIFY_SIGNATURES', `must be enforce, log or off, got "${verify}"`)
+  }
+  const logLevel = str(env, 'LOG_LEVEL') ?? 'info'
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`)
+
+  const certPath = str(env, 'TLS_CERT_PATH')
+  const keyPath = str(env, 'TLS_KEY_PATH')
+  if ((certPath === undefined) !== (keyPath === undefined)) {
+    throw new ConfigError(certPath === undefined ? 'TLS_CERT_PATH' : 'TLS_KEY_PATH', 'TLS_CERT_PATH and TLS_KEY_PATH must be set together')
+  }
+
+  const targets: Array<TargetConfig & { explicit: boolean }> = []
+  for (const raw of list(env, 'FORWARD_TARGETS') ?? []) {
+    const url = checkUrl('FORWARD_TARGETS', raw)
+    targets.push({
+      explicit: false,
+      name: hostName(url),
+      url,
+      headers: {},
+      timeoutMs: deliveryTimeoutMs,
+      concurrency: DEFAULT_CONCURRENCY,
+      filters: { environments: null, notificationTypes: null, bundleIds: null },
+      signingSecret: null
+    })
+  }
+  const configPath = str(env, 'STOREHOOK_CONFIG')
+  if (configPath !== undefined) {
+    const file = readConfigFile(configPath)
+    if (file.targets !== undefined) {
+      if (!Array.isArray(file.targets)) throw new ConfigError('STOREHOOK_CONFIG', '"targets" must be an array')
+      file.targets.forEach((t, i) => targets.push({
+        ...targetFromFile('STOREHOOK_CONFIG', t, i, { timeoutMs: deliveryTimeoutMs }),
+        explicit: typeof (t as { name?: unknown }).name === 'string'
+      }))
+    }
+  }
+  const named = uniqueNames(targets)
+
+  const adminToken = str(env, 'ADMIN_TOKEN') ?? null
+  if (adminToken !== null && adminToken.length < 16) throw new ConfigError('ADMIN_TOKEN', 'must be at least 16 characters')
+
+  return Object.freeze({
+    port: int(env, 'PORT', 8080, 0, 65535),
+    host: str(env, 'HOST') ?? '0.0.0.0',
+    databasePath: str(env, 'DATABASE_PATH') ?? './data/storehook.db',
+    targets: named,
+    verify,
+    appleRootCerts: list(env, 'APPLE_ROOT_CERTS') ?? [],
+    bundleIds: list(env, 'APPLE_BUNDLE_IDS'),
+    sharedSecret: str(env, 'APPLE_SHARED_SECRET') ?? null,
+    retry: { minDelayMs, maxDelayMs, giveUpAfterMs },
+    deliveryTimeoutMs,
+    adminToken,
+    tls: certPath !== undefined && keyPath !== undefined ? { certPath, keyPath } : null,
+    logLevel,
+    bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
+    pollIntervalMs: int(env, 'POLL_INTERVAL_MS', 1000, 10, 60_000),
+    shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    databaseBusyTimeoutMs: int(env, 'DATABASE_BUSY_TIMEOUT_MS', 2000, 0, 60_000)
+  })
+}

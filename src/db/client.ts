@@ -1,0 +1,105 @@
+// The one module that touches the SQLite driver: it opens the file, sets the
+// pragmas that make a commit durable, and applies the migrations in drizzle/.
+import { mkdirSync, readFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import Database from 'better-sqlite3'
+import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
+import { migrate as drizzleMigrate } from 'drizzle-orm/better-sqlite3/migrator'
+import * as schema from './schema.ts'
+
+export type Db = BetterSQLite3Database<typeof schema>
+
+export interface Database_ {
+  db: Db
+  path: string
+  // Runs fn in one transaction; fn must be synchronous (better-sqlite3 commits when it returns).
+  transaction: <T>(fn: () => T) => T
+  // Runs fn inside the current transaction as a savepoint, so one failing op
+  // rolls back alone without aborting the ops batched with it.
+  savepoint: <T>(fn: () => T) => T
+  // Checkpoints, then closes. Safe to call twice.
+  close: () => void
+  // For tests and fault drills: cap the file at its current size, as a full disk would.
+  setMaxPageCount: (pages: number | null) => number
+  fileSizeBytes: () => number
+  // Migrations in drizzle/ not yet applied to this file (0 when up to date).
+  pendingMigrations: () => number
+}
+
+export interface OpenOptions {
+  // The server waits briefly: a long wait would stall its event loop. The CLI can wait longer.
+  busyTimeoutMs?: number
+  readonly?: boolean
+}
+
+export const MIGRATIONS_FOLDER = resolve(dirname(fileURLToPath(import.meta.url)), '../../drizzle')
+
+export function openDatabase (path: string, options: OpenOptions = {}): Database_ {
+  if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true })
+  const sqlite = new Database(path, { readonly: options.readonly ?? false })
+  sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 2000}`)
+  if (options.readonly !== true) {
+    // Must precede the first table: it lets retention hand freed pages back to the filesystem.
+    sqlite.pragma('auto_vacuum = INCREMENTAL')
+    sqlite.pragma('journal_mode = WAL')
+  }
+  // FULL: the WAL is fsync'd at every commit, so a 200 survives a power cut.
+  sqlite.pragma('synchronous = FULL')
+  sqlite.pragma('foreign_keys = ON')
+  const defaultMaxPages = sqlite.pragma('max_page_count', { simple: true }) as number
+  const db = drizzle(sqlite, { schema })
+  let closed = false
+  return {
+    db,
+    path,
+    transaction (fn) {
+      if (sqlite.inTransaction) throw new Error('transaction() does not nest; use savepoint()')
+      try {
+        // IMMEDIATE takes the write lock up front: a deferred transaction that
+        // upgrades later can fail with SQLITE_BUSY without waiting.
+        return sqlite.transaction(fn).immediate()
+      } finally {
+        // A failed COMMIT (disk full, I/O error) can leave the transaction
+        // open; roll it back so the next batch starts clean.
+        if (sqlite.inTransaction) sqlite.exec('ROLLBACK')
+      }
+    },
+    savepoint: (fn) => sqlite.transaction(fn)(),
+    close () {
+      if (closed) return
+      closed = true
+      try {
+        if (options.readonly !== true) sqlite.pragma('wal_checkpoint(TRUNCATE)')
+      } finally {
+        sqlite.close()
+      }
+    },
+    setMaxPageCount (pages) {
+      return sqlite.pragma(`max_page_count = ${pages ?? defaultMaxPages}`, { simple: true }) as number
+    },
+    pendingMigrations () {
+      const exists = sqlite.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '__drizzle_migrations'").get()
+      const applied = exists === undefined ? 0 : (sqlite.prepare('SELECT count(*) AS n FROM __drizzle_migrations').get() as { n: number }).n
+      return Math.max(0, migrationCount() - applied)
+    },
+    fileSizeBytes () {
+      const pageSize = sqlite.pragma('page_size', { simple: true }) as number
+      const pageCount = sqlite.pragma('page_count', { simple: true }) as number
+      return pageSize * pageCount
+    }
+  }
+}
+
+export function migrate (database: Database_): void {
+  drizzleMigrate(database.db, { migrationsFolder: MIGRATIONS_FOLDER })
+}
+
+let journalCount: number | null = null
+function migrationCount (): number {
+  if (journalCount === null) {
+    const journal = JSON.parse(readFileSync(resolve(MIGRATIONS_FOLDER, 'meta/_journal.json'), 'utf8')) as { entries: unknown[] }
+    journalCount = journal.entries.length
+  }
+  return journalCount
+}

@@ -1,0 +1,23 @@
+import fp from 'fastify-plugin'
+import type { Config } from '../config.ts'
+import { migrate, openDatabase, type Database_ } from './client.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    database: Database_
+  }
+}
+
+// Opens the database file and applies pending migrations before anything
+// else starts; closes it last.
+export default fp<{ config: Config }>(async (app, { config }) => {
+  const database = openDatabase(config.databasePath, { busyTimeoutMs: config.databaseBusyTimeoutMs })
+  try {
+    migrate(database)
+  } catch (err) {
+    database.close()
+    throw err
+  }
+  app.decorate('database', database)
+  app.addHook('onClose', async () => { database.close() })
+}, { name: 'storehook-database', fastify: '5.x' })

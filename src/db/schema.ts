@@ -1,0 +1,83 @@
+// The outbox's durable state. Every fact a restart needs (status, attempt
+// count, next attempt time, lease, fencing token) lives in a row, never in memory.
+import { sql } from 'drizzle-orm'
+import { blob, index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core'
+
+export const notifications = sqliteTable('notifications', {
+  // UUIDv7: unique across databases, sortable by arrival, sent as X-Storehook-Notification-Id.
+  id: text('id').primaryKey(),
+  // V2: Apple's notificationUUID; V1 has none, so the SHA-256 of the body stands in.
+  dedupeKey: text('dedupe_key').notNull(),
+  receivedAt: integer('received_at').notNull(),
+  source: text('source').notNull(),
+  version: integer('version').notNull(),
+  notificationUuid: text('notification_uuid'),
+  notificationType: text('notification_type').notNull(),
+  subtype: text('subtype'),
+  environment: text('environment'),
+  bundleId: text('bundle_id'),
+  appAppleId: text('app_apple_id'),
+  signedDate: integer('signed_date'),
+  originalTransactionId: text('original_transaction_id'),
+  transactionId: text('transaction_id'),
+  productId: text('product_id'),
+  appAccountToken: text('app_account_token'),
+  verification: text('verification').notNull(),
+  verificationError: text('verification_error'),
+  // The exact bytes Apple sent: forwarded as they are, never re-serialised.
+  body: blob('body', { mode: 'buffer' }).notNull()
+}, (t) => [
+  uniqueIndex('notifications_dedupe_key').on(t.dedupeKey),
+  index('notifications_received_at').on(t.receivedAt),
+  index('notifications_type').on(t.notificationType, t.receivedAt),
+  index('notifications_original_transaction_id').on(t.originalTransactionId),
+  index('notifications_bundle_id').on(t.bundleId, t.receivedAt),
+  index('notifications_environment').on(t.environment, t.receivedAt)
+])
+
+export const deliveries = sqliteTable('deliveries', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  notificationId: text('notification_id').notNull().references(() => notifications.id, { onDelete: 'cascade' }),
+  target: text('target').notNull(),
+  // pending | delivered | dead. "In flight" is a pending row whose lease has not expired.
+  status: text('status').notNull(),
+  attempts: integer('attempts').notNull().default(0),
+  // A claim moves next_attempt_at to the lease's end, so an expired lease is
+  // simply due again: no separate reaper is needed.
+  nextAttemptAt: integer('next_attempt_at').notNull(),
+  leaseUntil: integer('lease_until'),
+  // Bumped on every claim and release: a result is recorded only if the
+  // fence it was claimed with is still current.
+  fence: integer('fence').notNull().default(0),
+  // When the give-up clock started: arrival, or the last replay.
+  retrySince: integer('retry_since').notNull(),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+  deliveredAt: integer('delivered_at'),
+  lastStatusCode: integer('last_status_code'),
+  lastError: text('last_error')
+}, (t) => [
+  uniqueIndex('deliveries_notification_target').on(t.notificationId, t.target),
+  index('deliveries_due').on(t.target, t.nextAttemptAt).where(sql`status = 'pending'`),
+  index('deliveries_target_status').on(t.target, t.status)
+])
+
+export const attempts = sqliteTable('attempts', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  deliveryId: integer('delivery_id').notNull().references(() => deliveries.id, { onDelete: 'cascade' }),
+  attempt: integer('attempt').notNull(),
+  startedAt: integer('started_at').notNull(),
+  durationMs: integer('duration_ms').notNull(),
+  statusCode: integer('status_code'),
+  error: text('error'),
+  // The first KB of the target's answer: enough to see why it refused.
+  responseExcerpt: text('response_excerpt')
+}, (t) => [
+  index('attempts_delivery').on(t.deliveryId)
+])
+
+// One row, rewritten by /readyz: the cheapest real proof that a write reaches the disk.
+export const heartbeat = sqliteTable('heartbeat', {
+  id: integer('id').primaryKey(),
+  at: integer('at').notNull()
+})

@@ -1,0 +1,38 @@
+import fp from 'fastify-plugin'
+import type { Config } from '../config.ts'
+import { TargetWorker } from './worker.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    delivery: { workers: ReadonlyMap<string, TargetWorker> }
+  }
+}
+
+// One worker per target, woken by every commit that gives it work. Workers
+// start when the app is ready and stop, within the shutdown deadline, before
+// the outbox and the database close.
+export default fp<{ config: Config }>(async (app, { config }) => {
+  const log = app.log.child({ component: 'delivery' })
+  const workers = new Map<string, TargetWorker>()
+  for (const target of config.targets) {
+    workers.set(target.name, new TargetWorker({
+      target,
+      outbox: app.outbox,
+      log,
+      retry: config.retry,
+      pollIntervalMs: config.pollIntervalMs
+    }))
+  }
+  const unsubscribe = app.outbox.onEnqueued((targets) => {
+    for (const name of targets) workers.get(name)?.wake()
+  })
+  app.decorate('delivery', { workers })
+  app.addHook('onReady', async () => {
+    if (workers.size === 0) log.warn('No forwarding target is configured: notifications are accepted and kept, but not forwarded. Set FORWARD_TARGETS or STOREHOOK_CONFIG.')
+    for (const w of workers.values()) w.start()
+  })
+  app.addHook('onClose', async () => {
+    unsubscribe()
+    await Promise.all([...workers.values()].map((w) => w.stop(config.shutdownTimeoutMs)))
+  })
+}, { name: 'storehook-delivery', dependencies: ['storehook-outbox'], fastify: '5.x' })

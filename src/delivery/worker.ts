@@ -1,0 +1,205 @@
+// Drains one target: claim due deliveries up to the target's concurrency,
+// POST each, record the outcome. One worker per target, so a dead or slow
+// target only ever fills its own slots.
+import pRetry from 'p-retry'
+import type { FastifyBaseLogger as Logger } from 'fastify'
+import type { TargetConfig } from '../config.ts'
+import type { AttemptRecord, ClaimedDelivery, Outbox } from '../outbox/outbox.ts'
+import { retryDelayMs, type BackoffOptions } from './backoff.ts'
+import { createClient, deliver, type DeliveryOutcome, type TargetClient } from './deliver.ts'
+
+export interface WorkerOptions {
+  target: TargetConfig
+  outbox: Outbox
+  log: Logger
+  retry: BackoffOptions & { giveUpAfterMs: number }
+  pollIntervalMs: number
+  onOutcome?: (target: string, outcome: DeliveryOutcome, verdict: Verdict) => void
+}
+
+export type Verdict = 'delivered' | 'retry' | 'dead' | 'released'
+
+export class TargetWorker {
+  readonly target: TargetConfig
+  #outbox: Outbox
+  #log: Logger
+  #opts: WorkerOptions
+  #client: TargetClient
+  // Longer than a request can take, so a live attempt is never re-claimed.
+  #leaseMs: number
+  #inflight = new Map<number, Promise<void>>()
+  #shutdown = new AbortController()
+  #started = false
+  #stopping = false
+  #stopped: Promise<void> | null = null
+  #claiming = false
+  #again = false
+  #tickQueued: NodeJS.Immediate | null = null
+  #timer: NodeJS.Timeout | null = null
+
+  constructor (opts: WorkerOptions) {
+    this.target = opts.target
+    this.#outbox = opts.outbox
+    this.#log = opts.log
+    this.#opts = opts
+    this.#client = createClient(opts.target)
+    this.#leaseMs = opts.target.timeoutMs * 2 + 5_000
+  }
+
+  start (): void {
+    if (this.#started) return
+    this.#started = true
+    this.wake()
+  }
+
+  inflight (): number {
+    return this.#inflight.size
+  }
+
+  wake (): void {
+    if (!this.#started || this.#stopping || this.#tickQueued !== null) return
+    this.#tickQueued = setImmediate(() => {
+      this.#tickQueued = null
+      void this.#tick()
+    })
+  }
+
+  async #tick (): Promise<void> {
+    if (this.#claiming) {
+      this.#again = true
+      return
+    }
+    this.#claiming = true
+    try {
+      const free = this.target.concurrency - this.#inflight.size
+      if (free <= 0) return
+      const claimed = await this.#outbox.claim(this.target.name, free, this.#leaseMs)
+      if (this.#stopping) {
+        await Promise.all(claimed.map((c) => this.#outbox.release(c.deliveryId, c.fence)))
+        return
+      }
+      for (const c of claimed) this.#start(c)
+      if (claimed.length < free) this.#arm()
+    } catch (err) {
+      // The database is unavailable (disk full, locked): try again on the poll.
+      this.#log.error({ target: this.target.name, err }, 'Claiming deliveries failed.')
+      this.#arm(this.#opts.pollIntervalMs)
+    } finally {
+      this.#claiming = false
+      if (this.#again) {
+        this.#again = false
+        this.wake()
+      }
+    }
+  }
+
+  // Sleeps until the next delivery is due, but never longer than the poll
+  // interval: the backstop for rows added by another process (the CLI).
+  #arm (delayMs?: number): void {
+    if (this.#stopping) return
+    let delay = delayMs
+    if (delay === undefined) {
+      const due = this.#outbox.nextDueAt(this.target.name)
+      delay = due === null ? this.#opts.pollIntervalMs : Math.max(0, due - Date.now())
+    }
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => {
+      this.#timer = null
+      this.wake()
+    }, Math.min(delay, this.#opts.pollIntervalMs))
+  }
+
+  #start (c: ClaimedDelivery): void {
+    const p = this.#attempt(c)
+      .catch((err: unknown) => {
+        // The outcome could not be recorded even after retries: the lease
+        // will expire and the delivery will be tried again (at-least-once).
+        this.#log.error({ notificationId: c.notificationId, target: this.target.name, attempt: c.attempt, err }, 'Recording a delivery outcome failed.')
+      })
+      .finally(() => {
+        this.#inflight.delete(c.deliveryId)
+        this.wake()
+      })
+    this.#inflight.set(c.deliveryId, p)
+  }
+
+  async #attempt (c: ClaimedDelivery): Promise<void> {
+    const startedAt = Date.now()
+    const outcome = await deliver(this.#client, { notificationId: c.notificationId, attempt: c.attempt, body: c.body }, this.#shutdown.signal)
+    const record: AttemptRecord = {
+      deliveryId: c.deliveryId,
+      fence: c.fence,
+      attempt: c.attempt,
+      startedAt,
+      durationMs: outcome.durationMs,
+      statusCode: outcome.statusCode,
+      error: outcome.error,
+      responseExcerpt: outcome.responseExcerpt
+    }
+    const now = Date.now()
+    let verdict: Verdict
+    let nextAttemptAt: number | null = null
+    if (outcome.ok) {
+      verdict = 'delivered'
+    } else if (outcome.aborted) {
+      verdict = 'released'
+    } else if (now - c.retrySince >= this.#opts.retry.giveUpAfterMs) {
+      verdict = 'dead'
+    } else {
+      verdict = 'retry'
+      nextAttemptAt = now + retryDelayMs(c.attempt, outcome.retryAfterMs, this.#opts.retry)
+    }
+    // Short in-process retries only: a busy database usually frees within
+    // milliseconds. Anything longer is covered by the lease expiring.
+    const current = await pRetry(() => {
+      switch (verdict) {
+        case 'delivered': return this.#outbox.complete(record)
+        case 'dead': return this.#outbox.markDead(record)
+        case 'released': return this.#outbox.releaseAttempt(record)
+        default: return this.#outbox.scheduleRetry(record, nextAttemptAt!)
+      }
+    }, { retries: 3, minTimeout: 20, maxTimeout: 200 })
+    const fields = {
+      notificationId: c.notificationId,
+      target: this.target.name,
+      attempt: c.attempt,
+      status: outcome.statusCode,
+      durationMs: outcome.durationMs,
+      ...(nextAttemptAt !== null ? { nextAttemptAt: new Date(nextAttemptAt).toISOString() } : {}),
+      ...(current ? {} : { stale: true })
+    }
+    if (verdict === 'delivered') this.#log.info(fields, 'Delivered.')
+    else if (verdict === 'dead') this.#log.error({ ...fields, error: outcome.error }, 'Delivery is dead: gave up.')
+    else if (verdict === 'released') this.#log.info(fields, 'Delivery released for shutdown.')
+    else this.#log.warn({ ...fields, error: outcome.error }, 'Delivery failed; will retry.')
+    this.#opts.onOutcome?.(this.target.name, outcome, verdict)
+  }
+
+  // Lets in-flight deliveries finish until the deadline, then aborts them;
+  // aborted ones are released (due again at once, attempt kept in history).
+  stop (deadlineMs: number): Promise<void> {
+    this.#stopped ??= this.#stop(deadlineMs)
+    return this.#stopped
+  }
+
+  async #stop (deadlineMs: number): Promise<void> {
+    this.#stopping = true
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    if (this.#tickQueued !== null) clearImmediate(this.#tickQueued)
+    this.#timer = null
+    this.#tickQueued = null
+    const drained = Promise.all(this.#inflight.values()).then(() => true)
+    let timeout: NodeJS.Timeout | undefined
+    const expired = new Promise<boolean>((resolve) => { timeout = setTimeout(() => resolve(false), deadlineMs) })
+    const inTime = await Promise.race([drained, expired])
+    clearTimeout(timeout)
+    if (!inTime) {
+      this.#log.warn({ target: this.target.name, inflight: this.#inflight.size }, 'Shutdown deadline reached; aborting in-flight deliveries.')
+      this.#shutdown.abort()
+      await Promise.all(this.#inflight.values())
+    }
+    // A tick may still be waiting on its claim; it releases what it got.
+    while (this.#claiming) await new Promise((resolve) => setImmediate(resolve))
+    await this.#client.agent.close()
+  }
+}

@@ -1,0 +1,47 @@
+// One table of every error storehook answers with. Routes throw these; the
+// single error handler in app.ts turns them into `{ "error": message, "code": code }`.
+// 4xx messages are written for the sender (they say what is wrong with the
+// request); 5xx messages never carry internals.
+
+export const errorTable = {
+  BODY_NOT_JSON: { status: 400, message: 'Body is not valid JSON.' },
+  BODY_EMPTY: { status: 400, message: 'Body is empty.' },
+  BODY_NOT_NOTIFICATION: {
+    status: 400,
+    message: 'Body is neither a V2 notification ({"signedPayload": "<JWS>"}) nor a V1 notification (an object with "notification_type").'
+  },
+  PAYLOAD_NOT_JWS: { status: 400, message: 'signedPayload is not a compact JWS (three base64url parts).' },
+  PAYLOAD_MALFORMED: { status: 400, message: 'signedPayload does not decode to a notification.' },
+  BODY_TOO_LARGE: { status: 413, message: 'Body is larger than the limit.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Content-Type must be application/json.' },
+  SIGNATURE_INVALID: { status: 403, message: 'Signature does not verify.' },
+  ENVIRONMENT_NOT_TRUSTED: { status: 403, message: 'Environment is not trusted.' },
+  BUNDLE_NOT_ALLOWED: { status: 403, message: 'Bundle ID is not accepted here.' },
+  SHARED_SECRET_MISMATCH: { status: 403, message: 'V1 notification password does not match APPLE_SHARED_SECRET.' },
+  SOURCE_NOT_ALLOWED: { status: 403, message: 'Sender address is not allowed.' },
+  UNAUTHORIZED: { status: 401, message: 'Missing or wrong bearer token.' },
+  NOT_FOUND: { status: 404, message: 'Not found.' },
+  BAD_REQUEST: { status: 400, message: 'Bad request.' },
+  STORAGE_UNAVAILABLE: { status: 503, message: 'The notification could not be stored; retry later.' },
+  NOT_READY: { status: 503, message: 'Not ready.' },
+  INTERNAL: { status: 500, message: 'Internal error.' }
+} as const satisfies Record<string, { status: number; message: string }>
+
+export type ErrorCode = keyof typeof errorTable
+
+export class AppError extends Error {
+  readonly code: ErrorCode
+  readonly statusCode: number
+
+  // `detail` refines the table's message for 4xx (e.g. which field is missing).
+  constructor (code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+    super(detail ?? errorTable[code].message, options)
+    this.name = 'AppError'
+    this.code = code
+    this.statusCode = errorTable[code].status
+  }
+}
+
+export function isAppError (err: unknown): err is AppError {
+  return err instanceof AppError
+}

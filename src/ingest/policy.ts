@@ -1,0 +1,61 @@
+// Decides, before anything is written, whether a decoded notification may be
+// accepted, and with which verification status. Refusals throw a 403 AppError.
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { DecodedNotification } from '../apple/payload.ts'
+import type { VerifyMode } from '../config.ts'
+import { AppError, type ErrorCode } from '../errors.ts'
+
+export type VerificationStatus = 'verified' | 'unverified' | 'unchecked'
+
+export interface Verdict {
+  verification: VerificationStatus
+  // Why it is not verified, in words an operator understands.
+  reason: string | null
+}
+
+export interface SignatureCheck {
+  verify: (signedPayload: string) => { ok: true } | { ok: false; reason: string; message: string }
+}
+
+export interface PolicyOptions {
+  mode: VerifyMode
+  bundleIds: readonly string[] | null
+  sharedSecret: string | null
+  signatures: SignatureCheck | null
+}
+
+// Hash both sides first so the comparison is constant-time whatever the lengths.
+function secretsEqual (a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a).digest()
+  const hb = createHash('sha256').update(b).digest()
+  return timingSafeEqual(ha, hb)
+}
+
+function refuseOrMark (mode: VerifyMode, code: ErrorCode, message: string): Verdict {
+  if (mode === 'enforce') throw new AppError(code, message)
+  return { verification: 'unverified', reason: message }
+}
+
+export function judge (n: DecodedNotification, opts: PolicyOptions): Verdict {
+  // The allow-list is configuration, not verification: it holds in every mode.
+  if (opts.bundleIds !== null && (n.bundleId === null || !opts.bundleIds.includes(n.bundleId))) {
+    throw new AppError('BUNDLE_NOT_ALLOWED', `Bundle ID ${JSON.stringify(n.bundleId)} is not in APPLE_BUNDLE_IDS.`)
+  }
+  if (opts.mode === 'off') return { verification: 'unchecked', reason: 'VERIFY_SIGNATURES=off' }
+  if (n.version === 1) {
+    if (opts.sharedSecret === null) return { verification: 'unchecked', reason: 'V1 notifications are unsigned and APPLE_SHARED_SECRET is not set' }
+    if (n.password === null || !secretsEqual(n.password, opts.sharedSecret)) {
+      return refuseOrMark(opts.mode, 'SHARED_SECRET_MISMATCH', 'V1 notification password does not match APPLE_SHARED_SECRET.')
+    }
+    return { verification: 'verified', reason: null }
+  }
+  if (opts.signatures === null || n.jws === null) {
+    return refuseOrMark(opts.mode, 'SIGNATURE_INVALID', 'No signature verifier is configured.')
+  }
+  const result = opts.signatures.verify(`${n.jws.signingInput}.${n.jws.signatureB64}`)
+  if (!result.ok) {
+    const code: ErrorCode = result.reason === 'environment_untrusted' ? 'ENVIRONMENT_NOT_TRUSTED' : 'SIGNATURE_INVALID'
+    return refuseOrMark(opts.mode, code, `${result.message} (${result.reason})`)
+  }
+  return { verification: 'verified', reason: null }
+}

@@ -1,0 +1,80 @@
+// Starts the real app in-process, registered exactly as production does, on
+// a fresh SQLite file in a temp folder, listening on 127.0.0.1.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import type { FastifyInstance } from 'fastify'
+import { pino } from 'pino'
+import { loadConfig, type Config } from '../../src/config.ts'
+import type { SignatureCheck } from '../../src/ingest/policy.ts'
+import { buildApp } from '../../src/server.ts'
+
+export interface TestApp {
+  app: FastifyInstance
+  url: string
+  config: Config
+  dir: string
+  logs: string[]
+  post: (body: Buffer | string, headers?: Record<string, string>) => Promise<{ status: number; json: any }>
+  close: () => Promise<void>
+}
+
+export function tempDir (t: { teardown: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'storehook-test-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+export async function startApp (
+  t: { teardown: (fn: () => void | Promise<void>) => void },
+  env: Record<string, string> = {},
+  signatures: SignatureCheck | null = null
+): Promise<TestApp> {
+  const dir = tempDir(t)
+  const config = loadConfig({
+    DATABASE_PATH: join(dir, 'storehook.db'),
+    VERIFY_SIGNATURES: 'off',
+    RETRY_MIN_DELAY_MS: '20',
+    RETRY_MAX_DELAY_MS: '200',
+    POLL_INTERVAL_MS: '50',
+    LOG_LEVEL: 'info',
+    ...env
+  })
+  const logs: string[] = []
+  const stream = new Writable({ write (chunk, _enc, cb) { logs.push(String(chunk)); cb() } })
+  const app = await buildApp(config, pino({ level: config.logLevel }, stream), signatures)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  const url = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`
+  let closed = false
+  const close = async (): Promise<void> => {
+    if (closed) return
+    closed = true
+    await app.close()
+  }
+  t.teardown(close)
+  return {
+    app,
+    url,
+    config,
+    dir,
+    logs,
+    async post (body, headers = { 'content-type': 'application/json' }) {
+      const res = await fetch(`${url}/apple/notifications`, { method: 'POST', body, headers })
+      const text = await res.text()
+      let json: unknown = null
+      try { json = JSON.parse(text) } catch {}
+      return { status: res.status, json }
+    },
+    close
+  }
+}
+
+export async function until (check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}

@@ -1,0 +1,59 @@
+// Runs the real `storehook` program as a child process, as production does,
+// so tests can kill it with SIGKILL and start it again on the same file.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+
+export const BIN = fileURLToPath(new URL('../../bin/storehook.js', import.meta.url))
+
+export interface ServerProcess {
+  child: ChildProcess
+  url: string
+  lines: string[]
+  kill: (signal?: NodeJS.Signals) => Promise<number | null>
+}
+
+export async function spawnServer (env: Record<string, string>, args: string[] = ['serve']): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', VERIFY_SIGNATURES: 'off', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const lines: string[] = []
+  let buffered = ''
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${lines.join('\n')}`)), 15_000)
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString()
+      const parts = buffered.split('\n')
+      buffered = parts.pop()!
+      for (const line of parts) {
+        lines.push(line)
+        const m = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(line)
+        if (m !== null) { clearTimeout(timer); resolve(m[1]!) }
+      }
+    })
+    child.stderr!.on('data', (chunk: Buffer) => lines.push(chunk.toString()))
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}: ${lines.join('\n')}`)) })
+  })
+  return {
+    child,
+    url,
+    lines,
+    async kill (signal = 'SIGKILL') {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
+      child.kill(signal)
+      const [code] = await once(child, 'exit') as [number | null]
+      return code
+    }
+  }
+}
+
+export async function runCli (args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (c: Buffer) => { stdout += c.toString() })
+  child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
+  const [code] = await once(child, 'exit') as [number | null]
+  return { code, stdout, stderr }
+}

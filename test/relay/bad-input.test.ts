@@ -1,0 +1,59 @@
+import { sql } from 'drizzle-orm'
+import t from 'tap'
+import { startApp } from '../helpers/app.ts'
+import { startTarget } from '../helpers/target.ts'
+
+const b64 = (v: unknown): string => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url')
+
+t.test('every kind of bad input gets a clear 4xx JSON error and is never stored or forwarded', async (t) => {
+  const target = await startTarget()
+  t.teardown(target.close)
+  const s = await startApp(t, { FORWARD_TARGETS: target.url, BODY_LIMIT_BYTES: '4096' })
+  const json = { 'content-type': 'application/json' }
+  const cases: Array<[string, Buffer | string, Record<string, string>, number, string]> = [
+    ['not JSON', '{"signedPayload": ', json, 400, 'BODY_NOT_JSON'],
+    ['empty body', '', json, 400, 'BODY_EMPTY'],
+    ['JSON array', '[1,2,3]', json, 400, 'BODY_NOT_NOTIFICATION'],
+    ['JSON string', '"hello"', json, 400, 'BODY_NOT_NOTIFICATION'],
+    ['null', 'null', json, 400, 'BODY_NOT_NOTIFICATION'],
+    ['object of neither shape', '{"hello":"world"}', json, 400, 'BODY_NOT_NOTIFICATION'],
+    ['signedPayload not a string', '{"signedPayload": 42}', json, 400, 'BODY_NOT_NOTIFICATION'],
+    ['signedPayload not a JWS', '{"signedPayload": "not-a-jws"}', json, 400, 'PAYLOAD_NOT_JWS'],
+    ['JWS header not JSON', `{"signedPayload": "${b64('nope')}.${b64({ notificationType: 'TEST' })}.sig"}`, json, 400, 'PAYLOAD_NOT_JWS'],
+    ['JWS payload not JSON', `{"signedPayload": "${b64({ alg: 'ES256' })}.${b64('nope')}.sig"}`, json, 400, 'PAYLOAD_MALFORMED'],
+    ['JWS payload without notificationType', `{"signedPayload": "${b64({ alg: 'ES256' })}.${b64({ data: {} })}.sig"}`, json, 400, 'PAYLOAD_MALFORMED'],
+    ['body over the limit', `{"notification_type":"DID_RENEW","x":"${'a'.repeat(5000)}"}`, json, 413, 'BODY_TOO_LARGE'],
+    ['text/plain', '{"notification_type":"DID_RENEW"}', { 'content-type': 'text/plain' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    ['form', 'a=b', { 'content-type': 'application/x-www-form-urlencoded' }, 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    ['no content type', '{"notification_type":"DID_RENEW"}', {}, 415, 'UNSUPPORTED_MEDIA_TYPE']
+  ]
+  for (const [name, body, headers, status, code] of cases) {
+    const res = await fetch(`${s.url}/apple/notifications`, { method: 'POST', body, headers })
+    const text = await res.text()
+    t.equal(res.status, status, `${name}: ${status}`)
+    t.match(res.headers.get('content-type'), /^application\/json/, `${name}: JSON answer`)
+    const parsed = JSON.parse(text) as { error: string; code: string }
+    t.equal(parsed.code, code, `${name}: ${code}`)
+    t.ok(typeof parsed.error === 'string' && parsed.error.length > 10, `${name}: says what is wrong ("${parsed.error}")`)
+  }
+  const rows = s.app.database.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)
+  t.equal(rows!.n, 0, 'nothing refused was stored')
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.equal(target.received.length, 0, 'nothing refused was forwarded')
+
+  const health = await fetch(`${s.url}/healthz`)
+  t.equal(health.status, 200, 'still healthy after all that')
+  const missing = await fetch(`${s.url}/nope`)
+  t.equal(missing.status, 404)
+  t.same(await missing.json(), { error: 'Not found.', code: 'NOT_FOUND' })
+})
+
+t.test('/healthz and /readyz answer 200 on a migrated, writable database', async (t) => {
+  const s = await startApp(t)
+  const h = await fetch(`${s.url}/healthz`)
+  t.equal(h.status, 200)
+  t.same(await h.json(), { status: 'ok' })
+  const r = await fetch(`${s.url}/readyz`)
+  t.equal(r.status, 200)
+  t.same(await r.json(), { status: 'ready' })
+})

@@ -1,0 +1,74 @@
+import { sql } from 'drizzle-orm'
+import t from 'tap'
+import { startApp, until } from '../helpers/app.ts'
+import { v1Body, v2Body } from '../helpers/notifications.ts'
+import { startTarget } from '../helpers/target.ts'
+
+const pkg = JSON.parse(await (await import('node:fs/promises')).readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+
+t.test('V2 and V1 reach two targets byte for byte, with the specified headers', async (t) => {
+  const a = await startTarget()
+  const b = await startTarget()
+  t.teardown(a.close)
+  t.teardown(b.close)
+  const s = await startApp(t, { FORWARD_TARGETS: `${a.url}?token=secret-in-url,${b.url}` })
+
+  const v2 = v2Body()
+  const v1 = v1Body()
+  const r2 = await s.post(v2)
+  const r1 = await s.post(v1, { 'content-type': 'application/json; charset=utf-8' })
+  t.equal(r2.status, 200)
+  t.equal(r1.status, 200)
+  t.equal(r2.json.duplicate, false)
+  t.match(r2.json.id, /^[0-9a-f-]{36}$/)
+
+  for (const target of [a, b]) {
+    const got = await target.waitFor(2)
+    const byId = new Map(got.map((r) => [r.headers['x-storehook-notification-id'], r]))
+    const g2 = byId.get(r2.json.id)!
+    const g1 = byId.get(r1.json.id)!
+    t.ok(g2.body.equals(v2), 'V2 body is byte-identical')
+    t.ok(g1.body.equals(v1), 'V1 body is byte-identical')
+    for (const g of [g1, g2]) {
+      t.equal(g.method, 'POST')
+      t.equal(g.headers['content-type'], 'application/json')
+      t.equal(g.headers['user-agent'], `storehook/${pkg.version}`)
+      t.equal(g.headers['x-storehook-attempt'], '1')
+      t.notOk(g.headers['webhook-signature'], 'no signature without a signing secret')
+    }
+  }
+  t.equal(a.received[0]!.url, '/hook?token=secret-in-url', 'the query string of the target URL is kept')
+  t.notOk(s.logs.join('').includes('secret-in-url'), 'the token in a target URL never reaches the logs')
+  t.ok(s.logs.some((l) => l.includes('"msg":"Delivered."') && l.includes('"target":"127.0.0.1:')), 'targets are logged by host')
+  t.notOk(s.logs.join('').includes(v2.subarray(20, 80).toString()), 'bodies are not logged at info')
+})
+
+t.test('a repeated notificationUUID answers 200 and is not forwarded twice', async (t) => {
+  const a = await startTarget()
+  t.teardown(a.close)
+  const s = await startApp(t, { FORWARD_TARGETS: a.url })
+  const body = v2Body({ notificationUUID: '11111111-2222-3333-4444-555555555555' })
+  const first = await s.post(body)
+  await a.waitFor(1)
+  const again = await s.post(v2Body({ notificationUUID: '11111111-2222-3333-4444-555555555555' }))
+  t.equal(again.status, 200)
+  t.equal(again.json.duplicate, true)
+  t.equal(again.json.id, first.json.id, 'the repeat names the stored notification')
+  // Concurrent repeats land in one group commit: still one row, one delivery.
+  const burst = await Promise.all(Array.from({ length: 5 }, () => s.post(v2Body({ notificationUUID: 'aaaaaaaa-2222-3333-4444-555555555555' }))))
+  t.same(burst.map((r) => r.status), [200, 200, 200, 200, 200])
+  t.equal(burst.filter((r) => r.json.duplicate === false).length, 1)
+  await a.waitFor(2)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.equal(a.received.length, 2, 'each UUID forwarded once')
+})
+
+t.test('with no target, notifications are kept and a warning says so', async (t) => {
+  const s = await startApp(t, {})
+  const r = await s.post(v2Body())
+  t.equal(r.status, 200)
+  const row = s.app.database.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)
+  t.equal(row.n, 1)
+  await until(() => s.logs.some((l) => l.includes('No forwarding target is configured')))
+  t.pass('warned')
+})

@@ -1,0 +1,121 @@
+import { sql } from 'drizzle-orm'
+import t from 'tap'
+import { startApp, until } from '../helpers/app.ts'
+import { v2Body } from '../helpers/notifications.ts'
+import { startTarget } from '../helpers/target.ts'
+
+interface DeliveryState { target: string; status: string; attempts: number; last_status_code: number | null; last_error: string | null }
+
+function deliveriesOf (s: Awaited<ReturnType<typeof startApp>>, id: string): DeliveryState[] {
+  return s.app.database.db.all<DeliveryState>(sql`SELECT target, status, attempts, last_status_code, last_error FROM deliveries WHERE notification_id = ${id} ORDER BY target`)
+}
+
+t.test('a target failing N times gets it once successfully on attempt N+1; the other target at once', async (t) => {
+  const N = 3
+  const flaky = await startTarget((_r, n, res) => { res.writeHead(n <= N ? 503 : 200).end(n <= N ? 'down for maintenance' : 'ok') })
+  const healthy = await startTarget()
+  t.teardown(flaky.close)
+  t.teardown(healthy.close)
+  const s = await startApp(t, { STOREHOOK_CONFIG: '', FORWARD_TARGETS: `${flaky.url},${healthy.url}` })
+  const body = v2Body()
+  const { json } = await s.post(body)
+
+  await healthy.waitFor(1)
+  t.ok(flaky.received.length <= 2, 'the healthy target did not wait for the flaky one to recover')
+  const got = await flaky.waitFor(N + 1)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.equal(flaky.received.length, N + 1, 'no delivery after the success')
+  t.same(got.map((r) => r.headers['x-storehook-attempt']), ['1', '2', '3', '4'])
+  t.ok(got.every((r) => r.body.equals(body)), 'every attempt carries the same bytes')
+  t.ok(got.every((r) => r.headers['x-storehook-notification-id'] === json.id))
+  const gaps = got.slice(1).map((r, i) => r.at - got[i]!.at)
+  t.ok(gaps.every((g) => g >= 15), `retries wait for the backoff (gaps ${gaps.join(', ')} ms)`)
+  t.equal(healthy.received.length, 1)
+
+  await until(() => deliveriesOf(s, json.id).every((d) => d.status === 'delivered'))
+  const attempts = s.app.database.db.all<{ attempt: number; status_code: number; response_excerpt: string; duration_ms: number }>(sql`
+    SELECT a.attempt, a.status_code, a.response_excerpt, a.duration_ms FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+     WHERE d.notification_id = ${json.id} AND d.target = ${new URL(flaky.url).host} ORDER BY a.id`)
+  t.same(attempts.map((a) => [a.attempt, a.status_code]), [[1, 503], [2, 503], [3, 503], [4, 200]], 'every attempt is recorded')
+  t.equal(attempts[0]!.response_excerpt, 'down for maintenance', 'with the start of the answer')
+})
+
+t.test('Retry-After in seconds is honoured', async (t) => {
+  const target = await startTarget((_r, n, res) => {
+    if (n === 1) res.writeHead(429, { 'retry-after': '1' }).end()
+    else res.writeHead(204).end()
+  })
+  t.teardown(target.close)
+  const s = await startApp(t, { FORWARD_TARGETS: target.url, RETRY_MAX_DELAY_MS: '5000' })
+  await s.post(v2Body())
+  const [first, second] = await target.waitFor(2, 5000)
+  const gap = second!.at - first!.at
+  t.ok(gap >= 990, `second attempt ${gap} ms after the first, Retry-After said 1 s`)
+  t.ok(gap < 1800, 'and not much later')
+})
+
+t.test('a delivery still failing after RETRY_GIVE_UP_AFTER_MS is dead, kept and visible', async (t) => {
+  const target = await startTarget((_r, _n, res) => { res.writeHead(500).end('boom') })
+  t.teardown(target.close)
+  const s = await startApp(t, { FORWARD_TARGETS: target.url, RETRY_GIVE_UP_AFTER_MS: '300' })
+  const { json } = await s.post(v2Body())
+  await until(() => deliveriesOf(s, json.id)[0]?.status === 'dead', 5000, 'dead delivery')
+  const [d] = deliveriesOf(s, json.id)
+  t.equal(d!.last_status_code, 500)
+  t.equal(d!.last_error, 'HTTP 500')
+  const count = target.received.length
+  t.ok(count >= 2, `retried before giving up (${count} attempts)`)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.equal(target.received.length, count, 'no attempt after it is dead')
+  t.ok(s.logs.some((l) => l.includes('Delivery is dead')), 'the give-up is logged')
+
+  // Replay brings it back with a fresh give-up clock.
+  target.respond((_r, _n, res) => { res.writeHead(200).end() })
+  await s.app.outbox.replay(json.id)
+  await until(() => deliveriesOf(s, json.id)[0]?.status === 'delivered', 5000, 'replayed delivery')
+  t.pass('replayed and delivered')
+})
+
+t.test('redirects are not followed and count as failures', async (t) => {
+  const elsewhere = await startTarget()
+  t.teardown(elsewhere.close)
+  const target = await startTarget((_r, n, res) => {
+    if (n === 1) res.writeHead(302, { location: elsewhere.url }).end()
+    else res.writeHead(200).end()
+  })
+  t.teardown(target.close)
+  const s = await startApp(t, { FORWARD_TARGETS: target.url })
+  const { json } = await s.post(v2Body())
+  await target.waitFor(2)
+  await until(() => deliveriesOf(s, json.id)[0]?.status === 'delivered')
+  t.equal(elsewhere.received.length, 0, 'the redirect target got nothing')
+})
+
+t.test('a target that does not answer times out and is retried', async (t) => {
+  const target = await startTarget((_r, n, res) => {
+    if (n === 1) return // never answers
+    res.writeHead(200).end()
+  })
+  t.teardown(target.close)
+  const s = await startApp(t, { FORWARD_TARGETS: target.url, DELIVERY_TIMEOUT_MS: '300' })
+  const { json } = await s.post(v2Body())
+  await target.waitFor(2, 5000)
+  await until(() => deliveriesOf(s, json.id)[0]?.status === 'delivered')
+  const errors = s.app.database.db.all<{ error: string | null }>(sql`SELECT error FROM attempts ORDER BY id`)
+  t.match(errors[0]!.error, /timeout after 300 ms/)
+})
+
+t.test('a refused connection is retried until the target comes up', async (t) => {
+  const target = await startTarget()
+  const url = target.url
+  await target.close()
+  const s = await startApp(t, { FORWARD_TARGETS: url })
+  const { json } = await s.post(v2Body())
+  await until(() => (deliveriesOf(s, json.id)[0]?.attempts ?? 0) >= 2, 5000, 'two failed attempts')
+  t.match(deliveriesOf(s, json.id)[0]!.last_error, /ECONNREFUSED/)
+  const back = await startTarget(undefined, '/hook', Number(new URL(url).port))
+  t.teardown(back.close)
+  await back.waitFor(1, 5000)
+  await until(() => deliveriesOf(s, json.id)[0]?.status === 'delivered')
+  t.pass('delivered once the target listens again')
+})

@@ -1,0 +1,44 @@
+import Database from 'better-sqlite3'
+import { sql } from 'drizzle-orm'
+import t from 'tap'
+import { startApp, until } from '../helpers/app.ts'
+import { v2Body } from '../helpers/notifications.ts'
+import { startTarget } from '../helpers/target.ts'
+
+t.test('a full database answers 503, keeps running, and recovers by itself when space returns', async (t) => {
+  const target = await startTarget()
+  t.teardown(target.close)
+  const s = await startApp(t, { FORWARD_TARGETS: target.url })
+  t.equal((await s.post(v2Body())).status, 200)
+  await target.waitFor(1)
+
+  // SQLite's page limit behaves as a full disk does: SQLITE_FULL on the next write that needs a page.
+  const pages = s.app.database.db.get<{ page_count: number }>(sql`PRAGMA page_count`)!.page_count
+  s.app.database.setMaxPageCount(pages)
+  const refused = await Promise.all(Array.from({ length: 20 }, () => s.post(v2Body({ padTo: 8000 }))))
+  t.ok(refused.every((r) => r.status === 503), 'every write that found no room answered 503')
+  t.same(refused[0]!.json, { error: 'The notification could not be stored; retry later.', code: 'STORAGE_UNAVAILABLE' }, 'without internals')
+  t.ok(s.logs.some((l) => l.includes('Storing a notification failed') && l.includes('SQLITE_FULL')), 'the cause is logged')
+  t.equal((await fetch(`${s.url}/healthz`)).status, 200, 'the process is alive')
+
+  s.app.database.setMaxPageCount(null)
+  const body = v2Body()
+  const back = await s.post(body)
+  t.equal(back.status, 200, 'accepted again once space returned, without a restart')
+  await until(() => target.received.some((r) => r.body.equals(body)))
+  t.equal(target.received.length, 2, 'only accepted notifications were forwarded')
+})
+
+t.test('a database locked by another writer answers 503 and recovers when the lock is gone', async (t) => {
+  const s = await startApp(t, { DATABASE_BUSY_TIMEOUT_MS: '100' })
+  const other = new Database(s.config.databasePath)
+  t.teardown(() => other.close())
+  other.exec('BEGIN IMMEDIATE')
+  const locked = await s.post(v2Body())
+  t.equal(locked.status, 503, 'locked: 503 so Apple retries')
+  const ready = await fetch(`${s.url}/readyz`)
+  t.equal(ready.status, 503, '/readyz says the database is not writable')
+  other.exec('ROLLBACK')
+  t.equal((await s.post(v2Body())).status, 200, 'writes again once the lock is released')
+  t.equal((await fetch(`${s.url}/readyz`)).status, 200)
+})

@@ -1,0 +1,103 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import t from 'tap'
+import { ConfigError, loadConfig } from '../../src/config.ts'
+import { tempDir } from '../helpers/app.ts'
+import { runCli } from '../helpers/process.ts'
+
+t.test('defaults match SPEC.md', async (t) => {
+  const c = loadConfig({})
+  t.equal(c.port, 8080)
+  t.equal(c.host, '0.0.0.0')
+  t.equal(c.databasePath, './data/storehook.db')
+  t.equal(c.verify, 'enforce')
+  t.same(c.retry, { minDelayMs: 1000, maxDelayMs: 3_600_000, giveUpAfterMs: 691_200_000 })
+  t.equal(c.deliveryTimeoutMs, 10_000)
+  t.equal(c.logLevel, 'info')
+  t.same(c.targets, [])
+  t.equal(c.adminToken, null)
+  t.ok(Object.isFrozen(c))
+})
+
+t.test('FORWARD_TARGETS become targets named by host', async (t) => {
+  const c = loadConfig({ FORWARD_TARGETS: 'https://api.revenuecat.com/v1/incoming?token=abc, https://backend.example.com/apple,https://backend.example.com/other' })
+  t.same(c.targets.map((x) => x.name), ['api.revenuecat.com', 'backend.example.com', 'backend.example.com-2'])
+  t.equal(c.targets[0]!.url, 'https://api.revenuecat.com/v1/incoming?token=abc')
+  t.equal(c.targets[0]!.concurrency, 4)
+})
+
+t.test('the config file adds targets with their options', async (t) => {
+  const dir = tempDir(t)
+  const path = join(dir, 'storehook.json')
+  writeFileSync(path, JSON.stringify({
+    targets: [{
+      name: 'staging',
+      url: 'https://staging.example.com/hook',
+      headers: { Authorization: 'Bearer x' },
+      timeoutMs: 3000,
+      concurrency: 2,
+      filters: { environments: ['Sandbox'], notificationTypes: ['REFUND'], bundleIds: ['com.a'] },
+      signingSecret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
+    }]
+  }))
+  const c = loadConfig({ STOREHOOK_CONFIG: path, FORWARD_TARGETS: 'https://rc.example.com/x' })
+  t.equal(c.targets.length, 2)
+  const s = c.targets[1]!
+  t.same([s.name, s.timeoutMs, s.concurrency, s.signingSecret], ['staging', 3000, 2, 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'])
+  t.same(s.filters, { environments: ['Sandbox'], notificationTypes: ['REFUND'], bundleIds: ['com.a'] })
+  t.same(s.headers, { Authorization: 'Bearer x' })
+})
+
+t.test('each bad value names its variable and the problem', async (t) => {
+  const dir = tempDir(t)
+  const file = (content: string): string => {
+    const p = join(dir, `c${Math.random()}.json`)
+    writeFileSync(p, content)
+    return p
+  }
+  const bad: Array<[Record<string, string>, RegExp]> = [
+    [{ PORT: 'eighty' }, /^PORT: must be a whole number/],
+    [{ PORT: '70000' }, /^PORT: must be between 0 and 65535/],
+    [{ VERIFY_SIGNATURES: 'maybe' }, /^VERIFY_SIGNATURES: must be enforce, log or off/],
+    [{ FORWARD_TARGETS: 'not a url' }, /^FORWARD_TARGETS: a target URL is not a valid absolute URL/],
+    [{ FORWARD_TARGETS: 'ftp://x.example.com/' }, /^FORWARD_TARGETS: a target URL must be http or https/],
+    [{ RETRY_MIN_DELAY_MS: '5000', RETRY_MAX_DELAY_MS: '1000' }, /^RETRY_MAX_DELAY_MS: must be at least RETRY_MIN_DELAY_MS/],
+    [{ RETRY_GIVE_UP_AFTER_MS: '-1' }, /^RETRY_GIVE_UP_AFTER_MS: must be a whole number/],
+    [{ DELIVERY_TIMEOUT_MS: '5' }, /^DELIVERY_TIMEOUT_MS: must be between/],
+    [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL: must be one of/],
+    [{ TLS_CERT_PATH: '/x.pem' }, /^TLS_KEY_PATH: TLS_CERT_PATH and TLS_KEY_PATH must be set together/],
+    [{ ADMIN_TOKEN: 'short' }, /^ADMIN_TOKEN: must be at least 16 characters/],
+    [{ STOREHOOK_CONFIG: join(dir, 'missing.json') }, /^STOREHOOK_CONFIG: cannot read .*ENOENT/],
+    [{ STOREHOOK_CONFIG: file('{nope') }, /^STOREHOOK_CONFIG: .* is not valid JSON/],
+    [{ STOREHOOK_CONFIG: file('{"targets": {}}') }, /^STOREHOOK_CONFIG: "targets" must be an array/],
+    [{ STOREHOOK_CONFIG: file('{"tragets": []}') }, /^STOREHOOK_CONFIG: unknown top-level field "tragets"/],
+    [{ STOREHOOK_CONFIG: file('{"targets": [{"url": "https://a.example.com", "timeout": 5}]}') }, /^STOREHOOK_CONFIG targets\[0\]: unknown field "timeout"/],
+    [{ STOREHOOK_CONFIG: file('{"targets": [{"name": "a b", "url": "https://a.example.com"}]}') }, /"name" must be/],
+    [{ STOREHOOK_CONFIG: file('{"targets": [{"url": "https://a.example.com", "concurrency": 0}]}') }, /"concurrency" must be a whole number from 1/],
+    [{ STOREHOOK_CONFIG: file('{"targets": [{"url": "https://a.example.com", "headers": {"User-Agent": "x"}}]}') }, /header "User-Agent" is set by storehook/],
+    [{ STOREHOOK_CONFIG: file('{"targets": [{"url": "https://a.example.com", "filters": {"environment": ["Sandbox"]}}]}') }, /unknown filter "environment"/],
+    [{ STOREHOOK_CONFIG: file('{"targets": [{"url": "https://a.example.com", "filters": {"environments": "Sandbox"}}]}') }, /"filters.environments" must be an array/],
+    [{ STOREHOOK_CONFIG: file('{"targets": [{"url": "https://a.example.com", "signingSecret": "hunter2"}]}') }, /"signingSecret" must be a Standard Webhooks secret/],
+    [{ STOREHOOK_CONFIG: file('{"targets": [{"name": "x", "url": "https://a.example.com"}, {"name": "x", "url": "https://b.example.com"}]}') }, /two targets are named "x"/]
+  ]
+  for (const [env, message] of bad) {
+    t.throws(() => loadConfig(env), message, JSON.stringify(env).slice(0, 80))
+    t.throws(() => loadConfig(env), ConfigError)
+  }
+})
+
+t.test('a URL with a token never appears in a config error', async (t) => {
+  try {
+    loadConfig({ FORWARD_TARGETS: 'https://[bad/secret-token-123' })
+    t.fail('should throw')
+  } catch (err) {
+    t.notMatch((err as Error).message, /secret-token-123/)
+  }
+})
+
+t.test('the program stops at start with one clear line and exit code 1', async (t) => {
+  const dir = tempDir(t)
+  const r = await runCli(['serve'], { DATABASE_PATH: join(dir, 'x.db'), RETRY_MIN_DELAY_MS: 'soon' })
+  t.equal(r.code, 1)
+  t.equal(r.stderr, 'storehook: RETRY_MIN_DELAY_MS: must be a whole number, got "soon"\n')
+})

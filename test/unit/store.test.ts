@@ -1,0 +1,75 @@
+import { join } from 'node:path'
+import t from 'tap'
+import { migrate, openDatabase } from '../../src/db/client.ts'
+import * as store from '../../src/outbox/store.ts'
+import { tempDir } from '../helpers/app.ts'
+
+function setup (t: Parameters<typeof tempDir>[0]) {
+  const database = openDatabase(join(tempDir(t), 's.db'))
+  migrate(database)
+  t.teardown(() => database.close())
+  return database
+}
+
+function notification (id: string, dedupeKey = id): store.NewNotification {
+  return {
+    id, dedupeKey, receivedAt: 1000, source: 'webhook', version: 2, notificationUuid: dedupeKey, notificationType: 'TEST',
+    verification: 'unchecked', body: Buffer.from('{"signedPayload":"a.b.c"}')
+  }
+}
+
+const attempt = (c: store.ClaimedDelivery, statusCode: number | null = 200): store.AttemptRecord => ({
+  deliveryId: c.deliveryId, fence: c.fence, attempt: c.attempt, startedAt: 0, durationMs: 1, statusCode, error: null, responseExcerpt: null
+})
+
+t.test('a stale attempt can never overwrite a newer result', async (t) => {
+  const { db } = setup(t)
+  store.enqueue(db, notification('n1'), ['a'], 1000)
+  const [first] = store.claimDue(db, 'a', 10, 1000, 2000)
+  t.equal(first!.attempt, 1)
+  t.same(store.claimDue(db, 'a', 10, 1500, 2500), [], 'leased: not claimable before the lease ends')
+  // The lease expired (the holder hung): another claim takes it with a new fence.
+  const [second] = store.claimDue(db, 'a', 10, 2000, 3000)
+  t.equal(second!.attempt, 2)
+  t.ok(second!.fence > first!.fence)
+  t.equal(store.complete(db, attempt(second!), 2100), true, 'the current holder records success')
+  t.equal(store.scheduleRetry(db, attempt(first!, 503), 9999, 2200), false, 'the stale holder cannot turn it back into a retry')
+  t.equal(store.markDead(db, attempt(first!, 500), 2200), false)
+  const [d] = store.listDeliveries(db, 'n1')
+  t.equal(d!.status, 'delivered')
+  t.equal(d!.lastStatusCode, 200)
+  t.equal(store.listAttempts(db, d!.id).length, 3, 'the stale attempts are still history')
+})
+
+t.test('reclaimLeases makes leased rows due at once and fences their old holders', async (t) => {
+  const { db } = setup(t)
+  store.enqueue(db, notification('n1'), ['a', 'b'], 1000)
+  const [c] = store.claimDue(db, 'a', 10, 1000, 99_999)
+  t.equal(store.reclaimLeases(db, 1100), 1)
+  t.equal(store.complete(db, attempt(c!), 1200), false, 'the dead process cannot record')
+  const [again] = store.claimDue(db, 'a', 10, 1100, 5000)
+  t.equal(again!.deliveryId, c!.deliveryId)
+  t.equal(store.nextDueAt(db, 'b'), 1000)
+})
+
+t.test('enqueue dedupes on the key and replay resets the give-up clock', async (t) => {
+  const { db } = setup(t)
+  t.same(store.enqueue(db, notification('n1', 'uuid-1'), ['a'], 1000), { id: 'n1', duplicate: false, targets: ['a'] })
+  t.same(store.enqueue(db, notification('n2', 'uuid-1'), ['a'], 1001), { id: 'n1', duplicate: true, targets: [] })
+  const [c] = store.claimDue(db, 'a', 1, 1000, 2000)
+  store.markDead(db, attempt(c!, 500), 1500)
+  t.same(store.replay(db, 'n1', ['a', 'b'], 5000), ['a', 'b'])
+  const ds = store.listDeliveries(db, 'n1')
+  t.same(ds.map((d) => [d.target, d.status, d.retrySince, d.nextAttemptAt]), [['a', 'pending', 5000, 5000], ['b', 'pending', 5000, 5000]])
+  t.same(store.replay(db, 'missing', ['a'], 5000), [])
+  t.equal(store.findNotification(db, 'n1')!.notificationUuid, 'uuid-1')
+})
+
+t.test('release gives a claimed delivery back, due at once', async (t) => {
+  const { db } = setup(t)
+  store.enqueue(db, notification('n1'), ['a'], 1000)
+  const [c] = store.claimDue(db, 'a', 1, 1000, 50_000)
+  t.equal(store.release(db, c!.deliveryId, c!.fence, 1200), true)
+  t.equal(store.release(db, c!.deliveryId, c!.fence, 1200), false, 'only once')
+  t.equal(store.countDue(db, 'a', 1200), 1)
+})
