@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { bodyFactory } from './bodies.ts'
-import { load, startChild, type LoadResult } from './lib.ts'
+import { load, startChild, startStorehook, type LoadResult } from './lib.ts'
 
 export interface IngestBench {
   bare: LoadResult
@@ -26,9 +26,7 @@ export async function runIngestBench (opts: { connections?: number; durationS?: 
 
   const dir = mkdtempSync(join(tmpdir(), 'storehook-bench-'))
   const target = await startChild(['--import', 'tsx', 'bench/servers/target.ts'], {}, true)
-  const storehook = await startChild(['bin/storehook.js', 'serve'], {
-    PORT: '0',
-    HOST: '127.0.0.1',
+  const storehook = await startStorehook({
     DATABASE_PATH: join(dir, 'bench.db'),
     FORWARD_TARGETS: `http://127.0.0.1:${target.port}/hook`,
     VERIFY_SIGNATURES: 'off',

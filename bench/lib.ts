@@ -2,6 +2,7 @@
 // generator never shares an event loop with what it measures) and autocannon.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { createServer, type AddressInfo } from 'node:net'
 import { cpus, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
@@ -14,8 +15,45 @@ export interface Child {
   stop: () => Promise<void>
 }
 
-// Starts a script that prints "listening <port>" or, for storehook, Fastify's
-// "Server listening at http://...:<port>" log line.
+export async function freePort (): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+// Starts storehook on a free port and waits until /healthz answers (its
+// "listening" log line is not printed below LOG_LEVEL=info).
+export async function startStorehook (env: Record<string, string>, nodeArgs: string[] = []): Promise<Child> {
+  const port = await freePort()
+  const child = spawn(process.execPath, [...nodeArgs, 'bin/storehook.js', 'serve'], {
+    cwd: ROOT,
+    env: { ...process.env, HOST: '127.0.0.1', ...env, PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'inherit']
+  })
+  const deadline = Date.now() + 15_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`storehook exited with ${child.exitCode}`)
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) break
+    } catch {}
+    if (Date.now() > deadline) throw new Error('storehook did not start')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return {
+    process: child,
+    port,
+    async stop () {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGTERM')
+      await once(child, 'exit')
+    }
+  }
+}
+
+// Starts a script that prints "listening <port>".
 export async function startChild (args: string[], env: Record<string, string> = {}, ipc = false): Promise<Child> {
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
@@ -26,7 +64,7 @@ export async function startChild (args: string[], env: Record<string, string> = 
   const port = await new Promise<number>((resolve, reject) => {
     const onData = (chunk: Buffer): void => {
       buffered += chunk.toString()
-      const m = /listening (\d+)/.exec(buffered) ?? /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(buffered)
+      const m = /listening (\d+)/.exec(buffered)
       if (m !== null) {
         // Keep draining stdout so the child never blocks on a full pipe.
         child.stdout!.off('data', onData)

@@ -60,7 +60,6 @@ CREATE TABLE `notifications` (
 );
 --> statement-breakpoint
 CREATE UNIQUE INDEX `notifications_dedupe_key` ON `notifications` (`dedupe_key`);--> statement-breakpoint
-CREATE INDEX `notifications_received_at` ON `notifications` (`received_at`);--> statement-breakpoint
 CREATE INDEX `notifications_type` ON `notifications` (`notification_type`,`received_at`);--> statement-breakpoint
 CREATE INDEX `notifications_original_transaction_id` ON `notifications` (`original_transaction_id`);--> statement-breakpoint
 CREATE INDEX `notifications_bundle_id` ON `notifications` (`bundle_id`,`received_at`);--> statement-breakpoint

@@ -72,7 +72,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   })
 
   await fastify.register(databasePlugin, { config: opts.config })
-  await fastify.register(outboxPlugin)
+  await fastify.register(outboxPlugin, { config: opts.config })
   await fastify.register(deliveryPlugin, { config: opts.config })
   await fastify.register(ingestPlugin, { config: opts.config, signatures: opts.signatures })
   await fastify.register(healthRoutes)

@@ -15,9 +15,6 @@ export interface Database_ {
   path: string
   // Runs fn in one transaction; fn must be synchronous (better-sqlite3 commits when it returns).
   transaction: <T>(fn: () => T) => T
-  // Runs fn inside the current transaction as a savepoint, so one failing op
-  // rolls back alone without aborting the ops batched with it.
-  savepoint: <T>(fn: () => T) => T
   // Checkpoints, then closes. Safe to call twice.
   close: () => void
   // For tests and fault drills: cap the file at its current size, as a full disk would.
@@ -40,8 +37,6 @@ export function openDatabase (path: string, options: OpenOptions = {}): Database
   const sqlite = new Database(path, { readonly: options.readonly ?? false })
   sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 2000}`)
   if (options.readonly !== true) {
-    // Must precede the first table: it lets retention hand freed pages back to the filesystem.
-    sqlite.pragma('auto_vacuum = INCREMENTAL')
     sqlite.pragma('journal_mode = WAL')
   }
   // FULL: the WAL is fsync'd at every commit, so a 200 survives a power cut.
@@ -65,7 +60,6 @@ export function openDatabase (path: string, options: OpenOptions = {}): Database
         if (sqlite.inTransaction) sqlite.exec('ROLLBACK')
       }
     },
-    savepoint: (fn) => sqlite.transaction(fn)(),
     close () {
       if (closed) return
       closed = true

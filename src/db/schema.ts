@@ -4,7 +4,8 @@ import { sql } from 'drizzle-orm'
 import { blob, index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core'
 
 export const notifications = sqliteTable('notifications', {
-  // UUIDv7: unique across databases, sortable by arrival, sent as X-Storehook-Notification-Id.
+  // UUIDv7: unique across databases, sent as X-Storehook-Notification-Id, and
+  // ordered by arrival, so the primary key doubles as the time index.
   id: text('id').primaryKey(),
   // V2: Apple's notificationUUID; V1 has none, so the SHA-256 of the body stands in.
   dedupeKey: text('dedupe_key').notNull(),
@@ -28,7 +29,6 @@ export const notifications = sqliteTable('notifications', {
   body: blob('body', { mode: 'buffer' }).notNull()
 }, (t) => [
   uniqueIndex('notifications_dedupe_key').on(t.dedupeKey),
-  index('notifications_received_at').on(t.receivedAt),
   index('notifications_type').on(t.notificationType, t.receivedAt),
   index('notifications_original_transaction_id').on(t.originalTransactionId),
   index('notifications_bundle_id').on(t.bundleId, t.receivedAt),

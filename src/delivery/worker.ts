@@ -27,7 +27,13 @@ export class TargetWorker {
   #client: TargetClient
   // Longer than a request can take, so a live attempt is never re-claimed.
   #leaseMs: number
+  // Every claimed delivery until its outcome is recorded (shutdown waits for these).
   #inflight = new Map<number, Promise<void>>()
+  // Requests on the wire: what the concurrency limit counts. A slot frees as
+  // soon as the target answers, so the next claim shares a commit with the
+  // previous outcome instead of waiting for it.
+  #sending = 0
+  #ready: ClaimedDelivery[] = []
   #shutdown = new AbortController()
   #started = false
   #stopping = false
@@ -53,7 +59,7 @@ export class TargetWorker {
   }
 
   inflight (): number {
-    return this.#inflight.size
+    return this.#sending
   }
 
   wake (): void {
@@ -71,19 +77,23 @@ export class TargetWorker {
     }
     this.#claiming = true
     try {
-      const free = this.target.concurrency - this.#inflight.size
-      if (free <= 0) return
-      const claimed = await this.#outbox.claim(this.target.name, free, this.#leaseMs)
+      // Claim up to twice the concurrency: the extra wait in a local queue,
+      // so a slot that frees starts its next request without a round trip
+      // to the database. Leases are long enough to cover the wait.
+      const want = this.target.concurrency * 2 - this.#sending - this.#ready.length
+      if (want <= 0) return
+      const claimed = await this.#outbox.claim(this.target.name, want, this.#leaseMs)
       if (this.#stopping) {
         await Promise.all(claimed.map((c) => this.#outbox.release(c.deliveryId, c.fence)))
         return
       }
-      for (const c of claimed) this.#start(c)
-      if (claimed.length < free) this.#arm()
+      this.#ready.push(...claimed)
+      this.#pump()
+      if (claimed.length < want) await this.#arm()
     } catch (err) {
       // The database is unavailable (disk full, locked): try again on the poll.
       this.#log.error({ target: this.target.name, err }, 'Claiming deliveries failed.')
-      this.#arm(this.#opts.pollIntervalMs)
+      void this.#arm(this.#opts.pollIntervalMs)
     } finally {
       this.#claiming = false
       if (this.#again) {
@@ -95,13 +105,13 @@ export class TargetWorker {
 
   // Sleeps until the next delivery is due, but never longer than the poll
   // interval: the backstop for rows added by another process (the CLI).
-  #arm (delayMs?: number): void {
-    if (this.#stopping) return
+  async #arm (delayMs?: number): Promise<void> {
     let delay = delayMs
     if (delay === undefined) {
-      const due = this.#outbox.nextDueAt(this.target.name)
+      const due = await this.#outbox.nextDueAt(this.target.name)
       delay = due === null ? this.#opts.pollIntervalMs : Math.max(0, due - Date.now())
     }
+    if (this.#stopping) return
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = setTimeout(() => {
       this.#timer = null
@@ -109,7 +119,12 @@ export class TargetWorker {
     }, Math.min(delay, this.#opts.pollIntervalMs))
   }
 
+  #pump (): void {
+    while (!this.#stopping && this.#sending < this.target.concurrency && this.#ready.length > 0) this.#start(this.#ready.shift()!)
+  }
+
   #start (c: ClaimedDelivery): void {
+    this.#sending++
     const p = this.#attempt(c)
       .catch((err: unknown) => {
         // The outcome could not be recorded even after retries: the lease
@@ -125,7 +140,14 @@ export class TargetWorker {
 
   async #attempt (c: ClaimedDelivery): Promise<void> {
     const startedAt = Date.now()
-    const outcome = await deliver(this.#client, { notificationId: c.notificationId, attempt: c.attempt, body: c.body }, this.#shutdown.signal)
+    let outcome: DeliveryOutcome
+    try {
+      outcome = await deliver(this.#client, { notificationId: c.notificationId, attempt: c.attempt, body: c.body }, this.#shutdown.signal)
+    } finally {
+      this.#sending--
+      this.#pump()
+      this.wake()
+    }
     const record: AttemptRecord = {
       deliveryId: c.deliveryId,
       fence: c.fence,
@@ -200,6 +222,8 @@ export class TargetWorker {
     }
     // A tick may still be waiting on its claim; it releases what it got.
     while (this.#claiming) await new Promise((resolve) => setImmediate(resolve))
+    const waiting = this.#ready.splice(0)
+    await Promise.all(waiting.map((c) => this.#outbox.release(c.deliveryId, c.fence).catch(() => false)))
     await this.#client.agent.close()
   }
 }

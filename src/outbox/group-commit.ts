@@ -42,31 +42,40 @@ export class GroupCommit {
   flush (): void {
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0, this.#maxBatch)
-      const results: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = []
+      let values: unknown[]
       try {
-        this.#database.transaction(() => {
-          for (const p of batch) {
-            try {
-              results.push({ ok: true, value: this.#database.savepoint(p.op) })
-            } catch (err) {
-              results.push({ ok: false, err })
-            }
-          }
-        })
-      } catch (err) {
+        values = this.#database.transaction(() => batch.map((p) => p.op()))
+      } catch {
+        // Something in the batch failed and the whole transaction rolled
+        // back. Run each op in a transaction of its own, so that one bad op
+        // (or a disk that filled up halfway) fails only its own callers.
+        // Savepoints per op would do the same on every batch; this costs
+        // only on the rare failing one.
         this.#stats.failedCommits++
-        for (const p of batch) p.reject(err)
+        this.#one(batch)
         continue
       }
-      this.#stats.commits++
-      this.#stats.ops += batch.length
-      if (batch.length > this.#stats.largestBatch) this.#stats.largestBatch = batch.length
-      batch.forEach((p, i) => {
-        const r = results[i]!
-        if (r.ok) p.resolve(r.value)
-        else p.reject(r.err)
-      })
+      this.#count(batch.length)
+      batch.forEach((p, i) => p.resolve(values[i]))
     }
+  }
+
+  #one (batch: Pending[]): void {
+    for (const p of batch) {
+      try {
+        const value = this.#database.transaction(p.op)
+        this.#count(1)
+        p.resolve(value)
+      } catch (err) {
+        p.reject(err)
+      }
+    }
+  }
+
+  #count (ops: number): void {
+    this.#stats.commits++
+    this.#stats.ops += ops
+    if (ops > this.#stats.largestBatch) this.#stats.largestBatch = ops
   }
 
   // Commits what is queued now; later calls to run() still work (shutdown

@@ -1,20 +1,71 @@
-// The outbox as the rest of the program sees it: every write goes through
-// the group commit and resolves after it is durable; listeners learn which
-// targets have new work right after the commit, so workers need not poll.
-import type { Database_ } from '../db/client.ts'
-import { GroupCommit } from './group-commit.ts'
-import * as store from './store.ts'
+// The outbox as the rest of the program sees it. Every write goes to the
+// writer thread (writer-thread.ts), is group-committed there, and resolves
+// only after it is durable. Listeners learn which targets have new work
+// right after the commit, so workers need not poll.
+import { Worker } from 'node:worker_threads'
+import type { GroupCommitStats } from './group-commit.ts'
+import type * as store from './store.ts'
+import type { Request, Response, WriterData } from './writer-thread.ts'
 
 export type { AttemptRecord, ClaimedDelivery, EnqueueResult, NewNotification } from './store.ts'
 
-export class Outbox {
-  readonly database: Database_
-  readonly commits: GroupCommit
-  #listeners = new Set<(targets: readonly string[]) => void>()
+export class StorageError extends Error {
+  readonly code: string | undefined
+  constructor (message: string, code: string | undefined, name: string) {
+    super(message)
+    this.name = name === 'SqliteError' ? 'SqliteError' : 'StorageError'
+    this.code = code
+  }
+}
 
-  constructor (database: Database_) {
-    this.database = database
-    this.commits = new GroupCommit(database)
+// The writer is a .ts file when run from source (tests, tsx) and .js when built.
+const WRITER_URL = new URL(`./writer-thread${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url)
+
+export class Outbox {
+  #data: WriterData
+  #worker: Worker | null = null
+  #nextId = 1
+  #pending = new Map<number, { resolve: (v: any) => void; reject: (e: unknown) => void }>()
+  #listeners = new Set<(targets: readonly string[]) => void>()
+  #closed: Promise<void> | null = null
+  #onCrash: (err: unknown) => void
+
+  constructor (options: WriterData & { onCrash?: (err: unknown) => void }) {
+    this.#data = { path: options.path, busyTimeoutMs: options.busyTimeoutMs }
+    this.#onCrash = options.onCrash ?? (() => {})
+  }
+
+  // Started lazily, and again after a crash: the outbox recovers by itself.
+  #writer (): Worker {
+    if (this.#worker !== null) return this.#worker
+    const worker = new Worker(WRITER_URL, { workerData: this.#data })
+    worker.on('message', ([id, ok, value]: Response) => {
+      const p = this.#pending.get(id)
+      if (p === undefined) return
+      this.#pending.delete(id)
+      if (ok) p.resolve(value)
+      else p.reject(new StorageError(value.message, value.code, value.name))
+    })
+    const lost = (err: unknown): void => {
+      if (this.#worker !== worker) return
+      this.#worker = null
+      for (const p of this.#pending.values()) p.reject(err)
+      this.#pending.clear()
+      if (this.#closed === null) this.#onCrash(err)
+    }
+    worker.on('error', lost)
+    worker.on('exit', (code) => lost(new StorageError(`outbox writer exited with code ${code}`, undefined, 'StorageError')))
+    this.#worker = worker
+    return worker
+  }
+
+  #call<T> (op: string, ...args: unknown[]): Promise<T> {
+    if (this.#closed !== null && op !== 'close') return Promise.reject(new StorageError('outbox is closed', undefined, 'StorageError'))
+    return new Promise<T>((resolve, reject) => {
+      const id = this.#nextId++
+      this.#pending.set(id, { resolve, reject })
+      this.#writer().postMessage([id, op, args] satisfies Request)
+    })
   }
 
   onEnqueued (fn: (targets: readonly string[]) => void): () => void {
@@ -28,69 +79,44 @@ export class Outbox {
   }
 
   async enqueue (n: store.NewNotification, targets: readonly string[]): Promise<store.EnqueueResult> {
-    const db = this.database.db
-    const result = await this.commits.run(() => store.enqueue(db, n, targets, Date.now()))
+    const result = await this.#call<store.EnqueueResult>('enqueue', n, targets)
     this.#notify(result.targets)
     return result
   }
 
-  claim (target: string, limit: number, leaseMs: number): Promise<store.ClaimedDelivery[]> {
-    const db = this.database.db
-    return this.commits.run(() => {
-      const now = Date.now()
-      return store.claimDue(db, target, limit, now, now + leaseMs)
-    })
+  async claim (target: string, limit: number, leaseMs: number): Promise<store.ClaimedDelivery[]> {
+    const claimed = await this.#call<store.ClaimedDelivery[]>('claim', target, limit, leaseMs)
+    for (const c of claimed) c.body = Buffer.from(c.body.buffer, c.body.byteOffset, c.body.byteLength)
+    return claimed
   }
 
-  complete (a: store.AttemptRecord): Promise<boolean> {
-    const db = this.database.db
-    return this.commits.run(() => store.complete(db, a, Date.now()))
-  }
-
-  scheduleRetry (a: store.AttemptRecord, nextAttemptAt: number): Promise<boolean> {
-    const db = this.database.db
-    return this.commits.run(() => store.scheduleRetry(db, a, nextAttemptAt, Date.now()))
-  }
-
-  markDead (a: store.AttemptRecord): Promise<boolean> {
-    const db = this.database.db
-    return this.commits.run(() => store.markDead(db, a, Date.now()))
-  }
-
-  releaseAttempt (a: store.AttemptRecord): Promise<boolean> {
-    const db = this.database.db
-    return this.commits.run(() => store.releaseAttempt(db, a, Date.now()))
-  }
-
-  release (deliveryId: number, fence: number): Promise<boolean> {
-    const db = this.database.db
-    return this.commits.run(() => store.release(db, deliveryId, fence, Date.now()))
-  }
-
-  reclaimLeases (): Promise<number> {
-    const db = this.database.db
-    return this.commits.run(() => store.reclaimLeases(db, Date.now()))
-  }
+  complete (a: store.AttemptRecord): Promise<boolean> { return this.#call('complete', a) }
+  scheduleRetry (a: store.AttemptRecord, nextAttemptAt: number): Promise<boolean> { return this.#call('scheduleRetry', a, nextAttemptAt) }
+  markDead (a: store.AttemptRecord): Promise<boolean> { return this.#call('markDead', a) }
+  releaseAttempt (a: store.AttemptRecord): Promise<boolean> { return this.#call('releaseAttempt', a) }
+  release (deliveryId: number, fence: number): Promise<boolean> { return this.#call('release', deliveryId, fence) }
+  reclaimLeases (): Promise<number> { return this.#call('reclaimLeases') }
+  probe (): Promise<void> { return this.#call('probe') }
+  nextDueAt (target: string): Promise<number | null> { return this.#call('nextDueAt', target) }
+  stats (): Promise<GroupCommitStats> { return this.#call('stats') }
+  setMaxPageCount (pages: number | null): Promise<number> { return this.#call('setMaxPageCount', pages) }
 
   // Replays to `targets`, or to every target the notification already has.
   async replay (notificationId: string, targets?: readonly string[]): Promise<string[]> {
-    const db = this.database.db
-    const replayed = await this.commits.run(() =>
-      store.replay(db, notificationId, targets ?? store.targetsOf(db, notificationId), Date.now()))
+    const replayed = await this.#call<string[]>('replay', notificationId, targets ?? null)
     this.#notify(replayed)
     return replayed
   }
 
-  probe (): Promise<void> {
-    const db = this.database.db
-    return this.commits.run(() => store.touchHeartbeat(db, Date.now()))
-  }
-
-  nextDueAt (target: string): number | null {
-    return store.nextDueAt(this.database.db, target)
-  }
-
-  close (): void {
-    this.commits.close()
+  // Commits what is queued, closes the writer's connection, ends the thread. Safe to call twice.
+  close (): Promise<void> {
+    this.#closed ??= (async () => {
+      const worker = this.#worker
+      if (worker === null) return
+      const exited = new Promise((resolve) => worker.once('exit', resolve))
+      await this.#call('close').catch(() => {})
+      await exited
+    })()
+    return this.#closed
   }
 }

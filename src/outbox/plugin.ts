@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import type { Config } from '../config.ts'
 import { Outbox } from './outbox.ts'
 
 declare module 'fastify' {
@@ -7,11 +8,17 @@ declare module 'fastify' {
   }
 }
 
-export default fp(async (app) => {
-  const outbox = new Outbox(app.database)
+// Starts the outbox's writer thread (after the database plugin has migrated
+// the file) and stops it, with everything queued committed, on close.
+export default fp<{ config: Config }>(async (app, { config }) => {
+  const log = app.log.child({ component: 'outbox' })
+  const outbox = new Outbox({
+    path: config.databasePath,
+    busyTimeoutMs: config.databaseBusyTimeoutMs,
+    onCrash: (err) => { log.error({ err }, 'The outbox writer stopped; it restarts with the next write.') }
+  })
+  app.addHook('onClose', async () => { await outbox.close() })
   const reclaimed = await outbox.reclaimLeases()
-  if (reclaimed > 0) app.log.child({ component: 'outbox' }).warn({ reclaimed }, 'Reclaimed leases left by a process that stopped mid-delivery.')
+  if (reclaimed > 0) log.warn({ reclaimed }, 'Reclaimed leases left by a process that stopped mid-delivery.')
   app.decorate('outbox', outbox)
-  // Commits what is queued; the database plugin closes the file after this.
-  app.addHook('onClose', async () => { outbox.close() })
 }, { name: 'storehook-outbox', dependencies: ['storehook-database'], fastify: '5.x' })

@@ -1,7 +1,7 @@
 // Every SQL operation on the outbox, one synchronous function per verb. They
 // run inside the transaction that group-commit.ts opens; none of them commits
 // on its own, and none of them knows about HTTP.
-import { and, asc, eq, inArray, isNotNull, lte, sql } from 'drizzle-orm'
+import { and, asc, eq, isNotNull, lte, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import { attempts, deliveries, heartbeat, notifications } from '../db/schema.ts'
 
@@ -38,28 +38,66 @@ export interface AttemptRecord {
   responseExcerpt: string | null
 }
 
+const p = sql.placeholder
+
+// Drizzle builds and prepares a statement on every call unless told not to;
+// on the hot path that cost more than SQLite itself. Each statement here is
+// built once per database and reused.
+function prepareStatements (db: Db) {
+  return {
+    insertNotification: db.insert(notifications).values({
+      id: p('id'), dedupeKey: p('dedupeKey'), receivedAt: p('receivedAt'), source: p('source'), version: p('version'),
+      notificationUuid: p('notificationUuid'), notificationType: p('notificationType'), subtype: p('subtype'),
+      environment: p('environment'), bundleId: p('bundleId'), appAppleId: p('appAppleId'), signedDate: p('signedDate'),
+      originalTransactionId: p('originalTransactionId'), transactionId: p('transactionId'), productId: p('productId'),
+      appAccountToken: p('appAccountToken'), verification: p('verification'), verificationError: p('verificationError'), body: p('body')
+    }).onConflictDoNothing({ target: notifications.dedupeKey }).returning({ id: notifications.id }).prepare(),
+    idByDedupeKey: db.select({ id: notifications.id }).from(notifications).where(eq(notifications.dedupeKey, p('dedupeKey'))).prepare(),
+    insertDelivery: db.insert(deliveries).values({
+      notificationId: p('notificationId'), target: p('target'), status: 'pending', nextAttemptAt: p('now'),
+      retrySince: p('now'), createdAt: p('now'), updatedAt: p('now')
+    }).prepare(),
+    dueIds: db.select({ id: deliveries.id }).from(deliveries)
+      .where(and(eq(deliveries.target, p('target')), eq(deliveries.status, 'pending'), lte(deliveries.nextAttemptAt, p('now'))))
+      .orderBy(asc(deliveries.nextAttemptAt), asc(deliveries.id)).limit(p('limit')).prepare(),
+    lease: db.update(deliveries).set({
+      attempts: sql`${deliveries.attempts} + 1`, fence: sql`${deliveries.fence} + 1`,
+      leaseUntil: sql`${p('leaseUntil')}`, nextAttemptAt: sql`${p('leaseUntil')}`, updatedAt: sql`${p('now')}`
+    }).where(eq(deliveries.id, p('id'))).returning({
+      id: deliveries.id, notificationId: deliveries.notificationId, attempts: deliveries.attempts, fence: deliveries.fence, retrySince: deliveries.retrySince
+    }).prepare(),
+    body: db.select({ body: notifications.body }).from(notifications).where(eq(notifications.id, p('id'))).prepare(),
+    insertAttempt: db.insert(attempts).values({
+      deliveryId: p('deliveryId'), attempt: p('attempt'), startedAt: p('startedAt'), durationMs: p('durationMs'),
+      statusCode: p('statusCode'), error: p('error'), responseExcerpt: p('responseExcerpt')
+    }).prepare(),
+    nextDueAt: db.select({ at: sql<number | null>`min(${deliveries.nextAttemptAt})` }).from(deliveries)
+      .where(and(eq(deliveries.target, p('target')), eq(deliveries.status, 'pending'))).prepare()
+  }
+}
+
+const statementCache = new WeakMap<Db, ReturnType<typeof prepareStatements>>()
+function statements (db: Db): ReturnType<typeof prepareStatements> {
+  let s = statementCache.get(db)
+  if (s === undefined) {
+    s = prepareStatements(db)
+    statementCache.set(db, s)
+  }
+  return s
+}
+
 export function enqueue (db: Db, n: NewNotification, targets: readonly string[], now: number): EnqueueResult {
-  const inserted = db.insert(notifications).values(n)
-    .onConflictDoNothing({ target: notifications.dedupeKey })
-    .returning({ id: notifications.id })
-    .all()
+  const st = statements(db)
+  const inserted = st.insertNotification.all({
+    subtype: null, environment: null, bundleId: null, appAppleId: null, signedDate: null, originalTransactionId: null,
+    transactionId: null, productId: null, appAccountToken: null, verificationError: null, notificationUuid: null, ...n
+  })
   if (inserted.length === 0) {
-    const existing = db.select({ id: notifications.id }).from(notifications)
-      .where(eq(notifications.dedupeKey, n.dedupeKey)).get()
     // The conflict proves the row exists in this same transaction.
-    return { id: existing!.id, duplicate: true, targets: [] }
+    const existing = st.idByDedupeKey.get({ dedupeKey: n.dedupeKey })!
+    return { id: existing.id, duplicate: true, targets: [] }
   }
-  if (targets.length > 0) {
-    db.insert(deliveries).values(targets.map((target) => ({
-      notificationId: n.id,
-      target,
-      status: 'pending',
-      nextAttemptAt: now,
-      retrySince: now,
-      createdAt: now,
-      updatedAt: now
-    }))).run()
-  }
+  for (const target of targets) st.insertDelivery.run({ notificationId: n.id, target, now })
   return { id: n.id, duplicate: false, targets: [...targets] }
 }
 
@@ -68,32 +106,25 @@ export function enqueue (db: Db, n: NewNotification, targets: readonly string[],
 // makes the row due again with no reaper; the fence is bumped so the old
 // holder's late result is ignored.
 export function claimDue (db: Db, target: string, limit: number, now: number, leaseUntil: number): ClaimedDelivery[] {
-  const rows = db.all<{ id: number; notification_id: string; attempts: number; fence: number; retry_since: number }>(sql`
-    UPDATE deliveries
-       SET attempts = attempts + 1, fence = fence + 1, lease_until = ${leaseUntil},
-           next_attempt_at = ${leaseUntil}, updated_at = ${now}
-     WHERE id IN (SELECT id FROM deliveries
-                   WHERE target = ${target} AND status = 'pending' AND next_attempt_at <= ${now}
-                   ORDER BY next_attempt_at, id LIMIT ${limit})
- RETURNING id, notification_id, attempts, fence, retry_since`)
-  if (rows.length === 0) return []
-  const bodies = new Map(db.select({ id: notifications.id, body: notifications.body }).from(notifications)
-    .where(inArray(notifications.id, rows.map((r) => r.notification_id))).all().map((r) => [r.id, r.body]))
-  return rows
-    .sort((a, b) => a.id - b.id)
-    .map((r) => ({
+  const st = statements(db)
+  const claimed: ClaimedDelivery[] = []
+  for (const { id } of st.dueIds.all({ target, now, limit })) {
+    const r = st.lease.get({ id, leaseUntil, now })!
+    claimed.push({
       deliveryId: r.id,
-      notificationId: r.notification_id,
+      notificationId: r.notificationId,
       target,
       attempt: r.attempts,
       fence: r.fence,
-      retrySince: r.retry_since,
-      body: bodies.get(r.notification_id)!
-    }))
+      retrySince: r.retrySince,
+      body: st.body.get({ id: r.notificationId })!.body
+    })
+  }
+  return claimed
 }
 
 function insertAttempt (db: Db, a: AttemptRecord): void {
-  db.insert(attempts).values({
+  statements(db).insertAttempt.run({
     deliveryId: a.deliveryId,
     attempt: a.attempt,
     startedAt: a.startedAt,
@@ -101,7 +132,7 @@ function insertAttempt (db: Db, a: AttemptRecord): void {
     statusCode: a.statusCode,
     error: a.error,
     responseExcerpt: a.responseExcerpt
-  }).run()
+  })
 }
 
 // Every attempt is history and is kept, even a stale one; only the delivery's
@@ -168,9 +199,7 @@ export function replay (db: Db, notificationId: string, targets: readonly string
 }
 
 export function nextDueAt (db: Db, target: string): number | null {
-  const row = db.select({ at: sql<number | null>`min(${deliveries.nextAttemptAt})` }).from(deliveries)
-    .where(and(eq(deliveries.target, target), eq(deliveries.status, 'pending'))).get()
-  return row?.at ?? null
+  return statements(db).nextDueAt.get({ target })?.at ?? null
 }
 
 export function touchHeartbeat (db: Db, now: number): void {

@@ -1,0 +1,88 @@
+// The outbox's writer: a worker thread that owns the writing connection.
+// better-sqlite3 is synchronous, and a durable commit (WAL append + fsync)
+// takes milliseconds; on the main thread that would stall every HTTP request
+// for its length. Here it stalls nobody: the main thread keeps parsing
+// requests while this thread commits, and whatever queued up meanwhile goes
+// into the next commit together.
+import { parentPort, workerData } from 'node:worker_threads'
+import { openDatabase } from '../db/client.ts'
+import { GroupCommit } from './group-commit.ts'
+import * as store from './store.ts'
+
+export interface WriterData {
+  path: string
+  busyTimeoutMs: number
+}
+
+export type Request = [id: number, op: string, args: unknown[]]
+export type Response = [id: number, ok: true, value: unknown] | [id: number, ok: false, error: { message: string; code?: string; name: string }]
+
+const { path, busyTimeoutMs } = workerData as WriterData
+const database = openDatabase(path, { busyTimeoutMs })
+const commits = new GroupCommit(database)
+const db = database.db
+
+// Structured clone turns a Buffer into a plain Uint8Array; SQLite wants a Buffer.
+const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength)
+
+// Writes go through the group commit; reads answer at once from this connection.
+const ops: Record<string, (...args: any[]) => unknown> = {
+  enqueue: (n: store.NewNotification, targets: string[]) =>
+    commits.run(() => store.enqueue(db, { ...n, body: buf(n.body as Uint8Array) }, targets, Date.now())),
+  claim: (target: string, limit: number, leaseMs: number) => commits.run(() => {
+    const now = Date.now()
+    return store.claimDue(db, target, limit, now, now + leaseMs)
+  }),
+  complete: (a: store.AttemptRecord) => commits.run(() => store.complete(db, a, Date.now())),
+  scheduleRetry: (a: store.AttemptRecord, at: number) => commits.run(() => store.scheduleRetry(db, a, at, Date.now())),
+  markDead: (a: store.AttemptRecord) => commits.run(() => store.markDead(db, a, Date.now())),
+  releaseAttempt: (a: store.AttemptRecord) => commits.run(() => store.releaseAttempt(db, a, Date.now())),
+  release: (deliveryId: number, fence: number) => commits.run(() => store.release(db, deliveryId, fence, Date.now())),
+  reclaimLeases: () => commits.run(() => store.reclaimLeases(db, Date.now())),
+  replay: (notificationId: string, targets: string[] | null) => commits.run(() =>
+    store.replay(db, notificationId, targets ?? store.targetsOf(db, notificationId), Date.now())),
+  probe: () => commits.run(() => store.touchHeartbeat(db, Date.now())),
+  nextDueAt: (target: string) => store.nextDueAt(db, target),
+  stats: () => commits.stats(),
+  // Fault drills and tests: cap the file as a full disk would.
+  setMaxPageCount: (pages: number | null) => database.setMaxPageCount(pages),
+  close: () => {
+    commits.close()
+    database.close()
+    return null
+  }
+}
+
+function reply (message: Response): void {
+  parentPort!.postMessage(message)
+}
+
+parentPort!.on('message', ([id, op, args]: Request) => {
+  const fn = ops[op]
+  if (fn === undefined) {
+    reply([id, false, { name: 'Error', message: `unknown outbox op ${op}` }])
+    return
+  }
+  const fail = (err: unknown): void => {
+    const e = err as { message?: string; code?: string; name?: string }
+    reply([id, false, { name: e.name ?? 'Error', message: String(e.message ?? err), ...(e.code !== undefined ? { code: e.code } : {}) }])
+  }
+  if (op === 'close') {
+    try {
+      fn()
+      reply([id, true, null])
+    } catch (err) {
+      fail(err)
+    }
+    // Nothing keeps this thread alive after its port closes: it exits.
+    parentPort!.close()
+    return
+  }
+  try {
+    const value = fn(...args)
+    if (value instanceof Promise) value.then((v) => reply([id, true, v]), fail)
+    else reply([id, true, value])
+  } catch (err) {
+    fail(err)
+  }
+})
