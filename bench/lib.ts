@@ -42,6 +42,10 @@ export async function startStorehook (env: Record<string, string>, nodeArgs: str
     if (Date.now() > deadline) throw new Error('storehook did not start')
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
+  return handle(child, port)
+}
+
+function handle (child: ChildProcess, port: number): Child {
   return {
     process: child,
     port,
@@ -75,15 +79,7 @@ export async function startChild (args: string[], env: Record<string, string> = 
     child.stdout!.on('data', onData)
     child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)))
   })
-  return {
-    process: child,
-    port,
-    async stop () {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      child.kill('SIGTERM')
-      await once(child, 'exit')
-    }
-  }
+  return handle(child, port)
 }
 
 export interface LoadResult {

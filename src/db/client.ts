@@ -42,6 +42,11 @@ export function openDatabase (path: string, options: OpenOptions = {}): Database
   // FULL: the WAL is fsync'd at every commit, so a 200 survives a power cut.
   sqlite.pragma('synchronous = FULL')
   sqlite.pragma('foreign_keys = ON')
+  // Statement journals stay in memory instead of a temp file per statement,
+  // and a batch of a few hundred notifications fits in the page cache, so
+  // SQLite never spills half a transaction to the WAL before its commit.
+  sqlite.pragma('temp_store = MEMORY')
+  sqlite.pragma('cache_size = -32768')
   const defaultMaxPages = sqlite.pragma('max_page_count', { simple: true }) as number
   const db = drizzle(sqlite, { schema })
   let closed = false
