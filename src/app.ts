@@ -3,12 +3,11 @@
 // the routes.
 import type { Server } from 'node:http'
 import fp from 'fastify-plugin'
-import type { FastifyBaseLogger, FastifyError, FastifyHttpOptions, FastifyInstance } from 'fastify'
+import { LogController, type FastifyBaseLogger, type FastifyError, type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import type { Config } from './config.ts'
 import databasePlugin from './db/plugin.ts'
 import deliveryPlugin from './delivery/plugin.ts'
 import { AppError, errorTable, isAppError, type ErrorCode } from './errors.ts'
-import type { SignatureCheck } from './ingest/policy.ts'
 import ingestPlugin from './ingest/plugin.ts'
 import outboxPlugin from './outbox/plugin.ts'
 import healthRoutes from './routes/health.ts'
@@ -16,7 +15,6 @@ import notificationRoutes from './routes/notifications.ts'
 
 export interface AppOptions {
   config: Config
-  signatures: SignatureCheck | null
 }
 
 export function serverOptions (config: Config, logger: FastifyBaseLogger): FastifyHttpOptions<Server, FastifyBaseLogger> {
@@ -24,7 +22,7 @@ export function serverOptions (config: Config, logger: FastifyBaseLogger): Fasti
     loggerInstance: logger,
     // One line per notification comes from the ingest itself; per-request
     // lines would double the log volume and halve the throughput.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
     // Slow senders must not hold a connection for Node's default five minutes.
     requestTimeout: 30_000,
@@ -74,7 +72,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(databasePlugin, { config: opts.config })
   await fastify.register(outboxPlugin, { config: opts.config })
   await fastify.register(deliveryPlugin, { config: opts.config })
-  await fastify.register(ingestPlugin, { config: opts.config, signatures: opts.signatures })
+  await fastify.register(ingestPlugin, { config: opts.config })
   await fastify.register(healthRoutes)
   await fastify.register(notificationRoutes, { config: opts.config })
 }

@@ -65,7 +65,13 @@ export async function main (argv: string[]): Promise<void> {
   switch (command) {
     case 'serve': {
       const config = configOrExit()
-      await startServer(config, null)
+      try {
+        await startServer(config)
+      } catch (err) {
+        // A root certificate file is checked when the verifier loads it.
+        if (err instanceof ConfigError) fail(err.message)
+        throw err
+      }
       return
     }
     case 'migrate': {

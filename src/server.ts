@@ -5,16 +5,15 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
 import app, { serverOptions } from './app.ts'
 import type { Config } from './config.ts'
-import type { SignatureCheck } from './ingest/policy.ts'
 import { VERSION } from './version.ts'
 
 export function createLogger (config: Pick<Config, 'logLevel'>): Logger {
   return pino({ level: config.logLevel, base: { service: 'storehook' }, timestamp: pino.stdTimeFunctions.isoTime })
 }
 
-export async function buildApp (config: Config, logger: Logger, signatures: SignatureCheck | null): Promise<FastifyInstance> {
+export async function buildApp (config: Config, logger: Logger): Promise<FastifyInstance> {
   const fastify = Fastify(serverOptions(config, logger as FastifyBaseLogger))
-  await fastify.register(app, { config, signatures })
+  await fastify.register(app, { config })
   return fastify
 }
 
@@ -23,9 +22,9 @@ export interface RunningServer {
   close: () => Promise<void>
 }
 
-export async function startServer (config: Config, signatures: SignatureCheck | null): Promise<RunningServer> {
+export async function startServer (config: Config): Promise<RunningServer> {
   const logger = createLogger(config)
-  const fastify = await buildApp(config, logger, signatures)
+  const fastify = await buildApp(config, logger)
   await fastify.listen({ port: config.port, host: config.host })
   logger.info({
     version: VERSION,

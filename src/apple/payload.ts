@@ -1,6 +1,7 @@
 // Recognises Apple's two notification formats and decodes what storehook
-// indexes. Pure: no I/O, no verification (verify.ts does that next), and it
-// never throws anything but AppError, whatever bytes arrive.
+// indexes. Pure: no I/O, no verification (the signature verifier runs next, on
+// `jws`), and it never throws anything but AppError, whatever bytes arrive:
+// a stray TypeError here would be a 500, and bad input must only ever be a 400.
 import { AppError } from '../errors.ts'
 
 export type Environment = 'Production' | 'Sandbox' | 'Xcode' | 'LocalTesting' | string
@@ -10,7 +11,7 @@ export interface CompactJws {
   headerB64: string
   payloadB64: string
   signatureB64: string
-  // headerB64 + '.' + payloadB64: the bytes the signature covers.
+  // headerB64 + '.' + payloadB64: the exact bytes the signature covers.
   signingInput: string
 }
 
@@ -34,110 +35,134 @@ export interface DecodedNotification {
 
 type Obj = Record<string, unknown>
 
+// Buffer.from(s, 'base64url') silently skips characters outside the alphabet
+// (and reads some non-ASCII ones as letters: 'Ł' decodes as 'A'), so the
+// alphabet is checked first. One anchored character class is linear whatever
+// the length, and in V8 it beats a charCodeAt loop several times over.
 const BASE64URL = /^[A-Za-z0-9_-]*$/
 
 function isObject (v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
+// Wrong-typed optional fields count as absent: one odd field from a sender
+// must not cost the whole notification.
 function str (v: unknown): string | null {
   return typeof v === 'string' && v !== '' ? v : null
 }
 
-// Apple sends appAppleId as a number; V1 sends some ids as strings.
+// Apple sends appAppleId as a JSON number, V1 receipts send ids as strings;
+// storehook stores both as text. Unsafe integers have already lost digits in
+// JSON.parse, so they are dropped rather than stored wrong.
 function idString (v: unknown): string | null {
-  if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v)
+  if (typeof v === 'number') return Number.isSafeInteger(v) ? String(v) : null
   return str(v)
 }
 
-function num (v: unknown): number | null {
+function finiteNumber (v: unknown): number | null {
   return typeof v === 'number' && Number.isFinite(v) ? v : null
 }
 
-// JSON.parse creates "__proto__" as an own property and never touches the
-// prototype; nothing here merges parsed objects into others, so there is no
-// pollution path. A reviver would cost speed on every request for nothing.
-function parseJson (text: string): unknown {
-  return JSON.parse(text)
+// Plain JSON.parse, on purpose: it defines "__proto__" as an own property and
+// never touches a prototype, and this module never merges parsed objects into
+// others nor indexes a lookup table with a parsed key. A reviver or
+// secure-json-parse would cost time on every request to guard against nothing.
+function decodeBase64UrlJson (part: string): unknown {
+  return JSON.parse(Buffer.from(part, 'base64url').toString('utf8'))
 }
 
-function decodePart (part: string): unknown {
-  if (!BASE64URL.test(part)) throw new Error('not base64url')
-  return parseJson(Buffer.from(part, 'base64url').toString('utf8'))
-}
+const notJws = (why: string): AppError => new AppError('PAYLOAD_NOT_JWS', `signedPayload is not a compact JWS: ${why}.`)
+const malformed = (why: string): AppError => new AppError('PAYLOAD_MALFORMED', `signedPayload does not decode to a notification: ${why}.`)
 
 export function decodeCompactJws (token: string): { jws: CompactJws; payload: Obj } {
   const first = token.indexOf('.')
-  const second = first < 0 ? -1 : token.indexOf('.', first + 1)
-  if (first <= 0 || second < 0 || token.indexOf('.', second + 1) !== -1) {
-    throw new AppError('PAYLOAD_NOT_JWS', 'signedPayload is not a compact JWS: it must be three base64url parts separated by dots.')
-  }
+  const second = first === -1 ? -1 : token.indexOf('.', first + 1)
+  if (second === -1) throw notJws('it must be three base64url parts separated by dots, and it has fewer')
+  if (token.indexOf('.', second + 1) !== -1) throw notJws('it must be three base64url parts separated by dots, and it has more')
   const headerB64 = token.slice(0, first)
   const payloadB64 = token.slice(first + 1, second)
   const signatureB64 = token.slice(second + 1)
+  if (headerB64 === '') throw notJws('its header part is empty')
+  if (!BASE64URL.test(headerB64)) throw notJws('its header part has characters outside the base64url alphabet')
   let header: unknown
   try {
-    header = decodePart(headerB64)
+    header = decodeBase64UrlJson(headerB64)
   } catch {
-    throw new AppError('PAYLOAD_NOT_JWS', 'signedPayload is not a JWS: its header is not base64url-encoded JSON.')
+    throw notJws('its header does not decode to JSON')
   }
-  if (!isObject(header)) throw new AppError('PAYLOAD_NOT_JWS', 'signedPayload is not a JWS: its header is not a JSON object.')
-  if (!BASE64URL.test(signatureB64)) throw new AppError('PAYLOAD_NOT_JWS', 'signedPayload is not a JWS: its signature is not base64url.')
+  if (!isObject(header)) throw notJws('its header is not a JSON object')
+  if (!BASE64URL.test(signatureB64)) throw notJws('its signature part has characters outside the base64url alphabet')
+  if (!BASE64URL.test(payloadB64)) throw malformed('the payload part has characters outside the base64url alphabet')
   let payload: unknown
   try {
-    payload = decodePart(payloadB64)
+    payload = decodeBase64UrlJson(payloadB64)
   } catch {
-    throw new AppError('PAYLOAD_MALFORMED', 'signedPayload\'s payload is not base64url-encoded JSON.')
+    throw malformed('the payload part does not decode to JSON')
   }
-  if (!isObject(payload)) throw new AppError('PAYLOAD_MALFORMED', 'signedPayload\'s payload is not a JSON object.')
+  if (!isObject(payload)) throw malformed('the payload is not a JSON object')
   return { jws: { header, headerB64, payloadB64, signatureB64, signingInput: `${headerB64}.${payloadB64}` }, payload }
 }
 
-// Nested JWS (signedTransactionInfo, signedRenewalInfo, signedAppTransactionInfo)
-// are covered by the outer signature: read, never verified, and never fatal.
+// The nested JWS (signedTransactionInfo, signedRenewalInfo) are covered by the
+// outer signature, so their payload is read without checking their own; and
+// they are only indexing material, so a broken one yields null, never an error.
 function nestedPayload (v: unknown): Obj | null {
   if (typeof v !== 'string') return null
-  const parts = v.split('.')
-  if (parts.length !== 3) return null
+  const first = v.indexOf('.')
+  const second = first === -1 ? -1 : v.indexOf('.', first + 1)
+  if (second === -1) return null
+  const part = v.slice(first + 1, second)
+  if (!BASE64URL.test(part)) return null
   try {
-    const p = decodePart(parts[1]!)
+    const p = decodeBase64UrlJson(part)
     return isObject(p) ? p : null
   } catch {
     return null
   }
 }
 
-// V2 payloads carry exactly one of these, depending on the notification's kind.
+// Apple's payload carries exactly one of these, depending on the kind of
+// notification; the order is the one Apple's own library checks them in.
 const V2_SECTIONS = ['data', 'summary', 'externalPurchaseToken', 'appData'] as const
 
 function decodeV2 (signedPayload: string): DecodedNotification {
   const { jws, payload } = decodeCompactJws(signedPayload)
   const notificationType = str(payload.notificationType)
-  if (notificationType === null) {
-    throw new AppError('PAYLOAD_MALFORMED', 'signedPayload\'s payload has no notificationType.')
-  }
+  if (notificationType === null) throw malformed('the payload has no notificationType string')
   let section: Obj = {}
-  for (const key of V2_SECTIONS) {
-    const s = payload[key]
+  let sectionName: (typeof V2_SECTIONS)[number] | null = null
+  for (const name of V2_SECTIONS) {
+    const s = payload[name]
     if (isObject(s)) {
       section = s
+      sectionName = name
       break
     }
   }
-  const tx = nestedPayload(section.signedTransactionInfo) ?? nestedPayload(section.signedAppTransactionInfo)
+  let environment = str(section.environment)
+  // externalPurchaseToken has no environment field: Apple marks sandbox tokens
+  // by prefixing their id, and its library reads anything else as Production.
+  if (environment === null && sectionName === 'externalPurchaseToken') {
+    const id = str(section.externalPurchaseId)
+    environment = id !== null && id.startsWith('SANDBOX') ? 'Sandbox' : 'Production'
+  }
+  // appData.signedAppTransactionInfo is not decoded: an app transaction has
+  // no transaction, original transaction, product or account token to index.
+  const tx = nestedPayload(section.signedTransactionInfo)
   const renewal = nestedPayload(section.signedRenewalInfo)
   return {
     version: 2,
     notificationUuid: str(payload.notificationUUID),
     notificationType,
     subtype: str(payload.subtype),
-    environment: str(section.environment),
+    environment,
     bundleId: str(section.bundleId),
     appAppleId: idString(section.appAppleId),
-    signedDate: num(payload.signedDate),
-    originalTransactionId: str(tx?.originalTransactionId) ?? str(renewal?.originalTransactionId),
-    transactionId: str(tx?.transactionId),
-    productId: str(tx?.productId) ?? str(renewal?.productId) ?? str(renewal?.autoRenewProductId),
+    signedDate: finiteNumber(payload.signedDate),
+    originalTransactionId: idString(tx?.originalTransactionId) ?? idString(renewal?.originalTransactionId),
+    transactionId: idString(tx?.transactionId),
+    // summary (RENEWAL_EXTENSION/SUMMARY) names its product directly.
+    productId: str(tx?.productId) ?? str(renewal?.productId) ?? str(renewal?.autoRenewProductId) ?? str(section.productId),
     appAccountToken: str(tx?.appAccountToken) ?? str(renewal?.appAccountToken),
     password: null,
     jws,
@@ -145,20 +170,47 @@ function decodeV2 (signedPayload: string): DecodedNotification {
   }
 }
 
-const V1_ENVIRONMENTS: Record<string, Environment> = { PROD: 'Production', Sandbox: 'Sandbox' }
+// A switch, not a lookup object: the value comes from the sender, and
+// `table["constructor"]` would answer with Object.prototype's.
+function v1Environment (v: unknown): Environment | null {
+  switch (v) {
+    case 'PROD': return 'Production'
+    case 'Sandbox': return 'Sandbox'
+    default: return str(v)
+  }
+}
+
+// Apple documents latest_receipt_info as "the latest 100 transactions" without
+// promising an order, so the newest purchase is picked rather than trusting [0].
+function latestReceiptEntry (list: unknown): Obj | null {
+  if (!Array.isArray(list)) return null
+  let best: Obj | null = null
+  let bestMs = -Infinity
+  for (const item of list) {
+    if (!isObject(item)) continue
+    const at = item.purchase_date_ms
+    const ms = typeof at === 'string' ? Number(at) : typeof at === 'number' ? at : NaN
+    if (best === null || (Number.isFinite(ms) && ms > bestMs)) {
+      best = item
+      if (Number.isFinite(ms)) bestMs = ms
+    }
+  }
+  return best
+}
 
 function decodeV1 (body: Obj, notificationType: string): DecodedNotification {
   const receipt = isObject(body.unified_receipt) ? body.unified_receipt : null
-  const latest = receipt !== null && Array.isArray(receipt.latest_receipt_info) && isObject(receipt.latest_receipt_info[0])
-    ? receipt.latest_receipt_info[0]
-    : null
-  const env = str(body.environment)
+  // Before March 2021 the transaction sat at the top level; kept as a fallback
+  // so that replays of old notifications still index.
+  const latest = latestReceiptEntry(receipt?.latest_receipt_info) ??
+    (isObject(body.latest_receipt_info) ? body.latest_receipt_info : null) ??
+    (isObject(body.latest_expired_receipt_info) ? body.latest_expired_receipt_info : null)
   return {
     version: 1,
     notificationUuid: null,
     notificationType,
     subtype: null,
-    environment: env === null ? null : (V1_ENVIRONMENTS[env] ?? env),
+    environment: v1Environment(body.environment) ?? str(receipt?.environment),
     bundleId: str(body.bid),
     appAppleId: idString(body.app_apple_id),
     signedDate: null,
@@ -173,16 +225,26 @@ function decodeV1 (body: Obj, notificationType: string): DecodedNotification {
 }
 
 export function decodeNotificationBody (raw: Buffer): DecodedNotification {
-  if (raw.length === 0) throw new AppError('BODY_EMPTY')
+  if (raw.length === 0) throw new AppError('BODY_EMPTY', 'Body is empty: expected a JSON notification from Apple.')
   let body: unknown
   try {
-    body = parseJson(raw.toString('utf8'))
+    body = JSON.parse(raw.toString('utf8'))
   } catch (err) {
-    // V8's message names the position; it never echoes more than a few characters.
-    throw new AppError('BODY_NOT_JSON', `Body is not valid JSON: ${String((err as Error).message).slice(0, 100)}`)
+    // V8 quotes at most a few characters around the fault; the cap keeps that
+    // true whatever the engine does.
+    throw new AppError('BODY_NOT_JSON', `Body is not valid JSON (${(err as Error).message.slice(0, 100)}).`)
   }
-  if (!isObject(body)) throw new AppError('BODY_NOT_NOTIFICATION')
+  if (!isObject(body)) {
+    const kind = body === null ? 'null' : Array.isArray(body) ? 'an array' : `a ${typeof body}`
+    throw new AppError('BODY_NOT_NOTIFICATION', `Body is JSON ${kind}, not an object: expected {"signedPayload": "<JWS>"} (V2) or an object with "notification_type" (V1).`)
+  }
   if (typeof body.signedPayload === 'string') return decodeV2(body.signedPayload)
-  if (typeof body.notification_type === 'string' && body.notification_type !== '') return decodeV1(body, body.notification_type)
-  throw new AppError('BODY_NOT_NOTIFICATION')
+  const type = str(body.notification_type)
+  if (type !== null) return decodeV1(body, type)
+  const why = Object.hasOwn(body, 'signedPayload')
+    ? '"signedPayload" is not a string'
+    : Object.hasOwn(body, 'notification_type')
+      ? '"notification_type" is not a non-empty string'
+      : 'it has neither "signedPayload" nor "notification_type"'
+  throw new AppError('BODY_NOT_NOTIFICATION', `Body is not an App Store notification: ${why}.`)
 }

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
-import type { Config } from '../config.ts'
+import { ConfigError, type Config } from '../config.ts'
+import { createVerifier, defaultRootCertificates, loadRootCertificates } from '../apple/verify.ts'
 import { createIngest, type Accepted, type Source } from './ingest.ts'
-import type { SignatureCheck } from './policy.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -9,7 +9,15 @@ declare module 'fastify' {
   }
 }
 
-export default fp<{ config: Config; signatures: SignatureCheck | null }>(async (app, { config, signatures }) => {
+export default fp<{ config: Config }>(async (app, { config }) => {
+  // APPLE_ROOT_CERTS replaces the bundled Apple root (tests, private CAs).
+  let roots: Buffer[]
+  try {
+    roots = config.appleRootCerts.length > 0 ? loadRootCertificates(config.appleRootCerts) : defaultRootCertificates()
+  } catch (err) {
+    throw new ConfigError('APPLE_ROOT_CERTS', (err as Error).message)
+  }
+  const signatures = createVerifier({ roots })
   app.decorate('ingest', createIngest({
     outbox: app.outbox,
     targets: config.targets,

@@ -21,7 +21,7 @@ export interface PolicyOptions {
   mode: VerifyMode
   bundleIds: readonly string[] | null
   sharedSecret: string | null
-  signatures: SignatureCheck | null
+  signatures: SignatureCheck
 }
 
 // Hash both sides first so the comparison is constant-time whatever the lengths.
@@ -49,9 +49,7 @@ export function judge (n: DecodedNotification, opts: PolicyOptions): Verdict {
     }
     return { verification: 'verified', reason: null }
   }
-  if (opts.signatures === null || n.jws === null) {
-    return refuseOrMark(opts.mode, 'SIGNATURE_INVALID', 'No signature verifier is configured.')
-  }
+  if (n.jws === null) return refuseOrMark(opts.mode, 'SIGNATURE_INVALID', 'The notification is not signed.')
   const result = opts.signatures.verify(`${n.jws.signingInput}.${n.jws.signatureB64}`)
   if (!result.ok) {
     const code: ErrorCode = result.reason === 'environment_untrusted' ? 'ENVIRONMENT_NOT_TRUSTED' : 'SIGNATURE_INVALID'

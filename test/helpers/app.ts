@@ -7,7 +7,6 @@ import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { loadConfig, type Config } from '../../src/config.ts'
-import type { SignatureCheck } from '../../src/ingest/policy.ts'
 import { buildApp } from '../../src/server.ts'
 
 export interface TestApp {
@@ -28,8 +27,7 @@ export function tempDir (t: { teardown: (fn: () => void) => void }): string {
 
 export async function startApp (
   t: { teardown: (fn: () => void | Promise<void>) => void },
-  env: Record<string, string> = {},
-  signatures: SignatureCheck | null = null
+  env: Record<string, string> = {}
 ): Promise<TestApp> {
   const dir = tempDir(t)
   const config = loadConfig({
@@ -43,7 +41,7 @@ export async function startApp (
   })
   const logs: string[] = []
   const stream = new Writable({ write (chunk, _enc, cb) { logs.push(String(chunk)); cb() } })
-  const app = await buildApp(config, pino({ level: config.logLevel }, stream), signatures)
+  const app = await buildApp(config, pino({ level: config.logLevel }, stream))
   await app.listen({ port: 0, host: '127.0.0.1' })
   const address = app.server.address()
   const url = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`

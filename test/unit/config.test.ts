@@ -101,3 +101,13 @@ t.test('the program stops at start with one clear line and exit code 1', async (
   t.equal(r.code, 1)
   t.equal(r.stderr, 'storehook: RETRY_MIN_DELAY_MS: must be a whole number, got "soon"\n')
 })
+
+t.test('a root certificate file that cannot be used stops start-up with one line', async (t) => {
+  const dir = tempDir(t)
+  const bogus = join(dir, 'root.pem')
+  writeFileSync(bogus, 'not a certificate')
+  const r = await runCli(['serve'], { DATABASE_PATH: join(dir, 'x.db'), PORT: '0', HOST: '127.0.0.1', APPLE_ROOT_CERTS: bogus })
+  t.equal(r.code, 1)
+  t.match(r.stderr, /^storehook: APPLE_ROOT_CERTS: .*root\.pem/)
+  t.equal(r.stderr.trim().split('\n').length, 1, 'one line')
+})

@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { sql } from 'drizzle-orm'
+import t from 'tap'
+import { startApp, tempDir } from '../helpers/app.ts'
+import { decodePart, makeChain, makeRoot, notificationPayload, replacePart, signJws, signNotification, type Chain } from '../helpers/apple-chain.ts'
+import { v1Body } from '../helpers/notifications.ts'
+import { startTarget } from '../helpers/target.ts'
+
+const REAL = readFileSync(new URL('../fixtures/apple/real/production-TEST-2024-10-17.json', import.meta.url))
+const body = (signedPayload: string): string => JSON.stringify({ signedPayload })
+
+// A private root written where APPLE_ROOT_CERTS can point, and a signer under it.
+function trustedPki (t: Parameters<typeof tempDir>[0]): { rootPath: string; chain: Chain; root: ReturnType<typeof makeRoot>; sign: (p?: Record<string, unknown>) => string } {
+  const root = makeRoot()
+  const rootPath = join(tempDir(t), 'root.pem')
+  writeFileSync(rootPath, root.pem)
+  const chain = makeChain({ root })
+  return { rootPath, chain, root, sign: (p = notificationPayload({ notificationUUID: randomUUID() })) => signNotification(chain, p) }
+}
+
+t.test('under enforce (the default), only chains to a trusted root are accepted and forwarded', async (t) => {
+  const pki = trustedPki(t)
+  const target = await startTarget()
+  t.teardown(target.close)
+  const s = await startApp(t, { VERIFY_SIGNATURES: 'enforce', APPLE_ROOT_CERTS: pki.rootPath, FORWARD_TARGETS: target.url })
+
+  const good = await s.post(body(pki.sign()))
+  t.equal(good.status, 200, 'a well-signed notification is accepted')
+
+  const payload = notificationPayload({ notificationUUID: randomUUID() })
+  const { root, chain } = pki
+  const forged = (opts: Parameters<typeof makeChain>[0]): string => signNotification(makeChain({ root, ...opts }), payload)
+  const forgeries: Array<[string, string, string]> = [
+    ['unknown root', signNotification(makeChain(), payload), 'chain_untrusted'],
+    ['intermediate not a CA', forged({ intermediate: { ca: false } }), 'intermediate_not_ca'],
+    ['intermediate without its OID', forged({ intermediate: { oids: [] } }), 'intermediate_oid_missing'],
+    ['leaf without its OID', forged({ leaf: { oids: [] } }), 'leaf_oid_missing'],
+    ['leaf expired at signedDate', forged({ leaf: { notAfter: new Date(Number(payload.signedDate) - 30 * 86_400_000) } }), 'certificate_expired'],
+    ['leaf not yet valid at signedDate', forged({ leaf: { notBefore: new Date(Number(payload.signedDate) + 30 * 86_400_000) } }), 'certificate_not_yet_valid'],
+    ['chain of one', signNotification(chain, payload, chain.x5c.slice(0, 1)), 'chain_length'],
+    ['chain of two', signNotification(chain, payload, chain.x5c.slice(0, 2)), 'chain_length'],
+    ['chain of four', signNotification(chain, payload, [...chain.x5c, chain.x5c[2]]), 'chain_length'],
+    ['missing x5c', signJws({ header: { alg: 'ES256' }, payload, key: chain.leaf.privateKey }), 'x5c_missing'],
+    ['alg HS256 keyed with the certificate', signJws({ header: { alg: 'HS256', x5c: chain.x5c }, payload, key: chain.leaf.pem }), 'alg_unsupported'],
+    ['alg none', signJws({ header: { alg: 'none', x5c: chain.x5c }, payload }), 'alg_unsupported'],
+    ['signed by another leaf key', signJws({ header: { alg: 'ES256', x5c: chain.x5c }, payload, key: makeChain({ root }).leaf.privateKey }), 'signature_invalid'],
+    ['tampered payload', replacePart(pki.sign(payload), 1, Buffer.from(JSON.stringify({ ...payload, notificationType: 'REFUND' })).toString('base64url')), 'signature_invalid']
+  ]
+  for (const [name, jws, reason] of forgeries) {
+    const r = await s.post(body(jws))
+    t.equal(r.status, 403, `${name}: 403`)
+    t.match(r.json.error, reason, `${name}: says ${reason}`)
+  }
+  const xcode = await s.post(body(signNotification(chain, notificationPayload({ environment: 'Xcode', notificationUUID: randomUUID() }))))
+  t.equal(xcode.status, 403, 'Xcode environment: 403')
+  t.equal(xcode.json.code, 'ENVIRONMENT_NOT_TRUSTED')
+  t.equal(decodePart(pki.sign(), 0).alg, 'ES256')
+
+  await target.waitFor(1)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.equal(target.received.length, 1, 'only the genuine notification was forwarded')
+  const rows = s.app.database.db.all<{ verification: string }>(sql`SELECT verification FROM notifications`)
+  t.same(rows, [{ verification: 'verified' }], 'nothing refused was stored')
+})
+
+t.test('the real Apple notification verifies against the bundled root at its signedDate', async (t) => {
+  const s = await startApp(t, { VERIFY_SIGNATURES: 'enforce' })
+  const r = await s.post(REAL)
+  t.equal(r.status, 200)
+  const row = s.app.database.db.get<{ verification: string; bundle_id: string; environment: string; notification_type: string }>(sql`SELECT verification, bundle_id, environment, notification_type FROM notifications`)
+  t.same(row, { verification: 'verified', bundle_id: 'com.nineton.taller', environment: 'Production', notification_type: 'TEST' })
+})
+
+t.test('under log, a bad signature is accepted, forwarded and marked with its reason; under off, not checked', async (t) => {
+  const pki = trustedPki(t)
+  const stranger = makeChain()
+  const logged = await startApp(t, { VERIFY_SIGNATURES: 'log', APPLE_ROOT_CERTS: pki.rootPath })
+  t.equal((await logged.post(body(signNotification(stranger, notificationPayload({ notificationUUID: randomUUID() }))))).status, 200)
+  const row = logged.app.database.db.get<{ verification: string; verification_error: string }>(sql`SELECT verification, verification_error FROM notifications`)
+  t.equal(row!.verification, 'unverified')
+  t.match(row!.verification_error, /chain_untrusted/)
+
+  const off = await startApp(t, { VERIFY_SIGNATURES: 'off' })
+  t.equal((await off.post(body(signNotification(stranger, notificationPayload({ notificationUUID: randomUUID() }))))).status, 200)
+  t.equal(off.app.database.db.get<{ verification: string }>(sql`SELECT verification FROM notifications`)!.verification, 'unchecked')
+})
+
+t.test('APPLE_BUNDLE_IDS refuses other bundles; APPLE_SHARED_SECRET guards V1', async (t) => {
+  const pki = trustedPki(t)
+  const s = await startApp(t, { VERIFY_SIGNATURES: 'enforce', APPLE_ROOT_CERTS: pki.rootPath, APPLE_BUNDLE_IDS: 'com.example,com.other', APPLE_SHARED_SECRET: 'right-secret' })
+  const wrongBundle = await s.post(body(pki.sign(notificationPayload({ bundleId: 'com.evil', notificationUUID: randomUUID() }))))
+  t.equal(wrongBundle.status, 403)
+  t.equal(wrongBundle.json.code, 'BUNDLE_NOT_ALLOWED')
+  t.equal((await s.post(body(pki.sign(notificationPayload({ bundleId: 'com.other', notificationUUID: randomUUID() }))))).status, 200)
+
+  const wrongSecret = await s.post(v1Body({ bid: 'com.example', password: 'wrong-secret' }))
+  t.equal(wrongSecret.status, 403)
+  t.equal(wrongSecret.json.code, 'SHARED_SECRET_MISMATCH')
+  t.equal((await s.post(v1Body({ bid: 'com.example', password: 'right-secret' }))).status, 200)
+  const rows = s.app.database.db.all<{ version: number; verification: string }>(sql`SELECT version, verification FROM notifications ORDER BY id`)
+  t.same(rows, [{ version: 2, verification: 'verified' }, { version: 1, verification: 'verified' }])
+})
