@@ -2,6 +2,7 @@
 // floors, measured on this machine in this run.
 import { runIngestBench } from './ingest.ts'
 import { machine } from './lib.ts'
+import { printVerifyTable, runVerifyBench } from './verify.ts'
 
 const durationS = Number(process.env.BENCH_SECONDS ?? 5)
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
@@ -14,3 +15,6 @@ console.log('|---|---|---|---|---|---|---|---|')
 for (const r of rows) {
   console.log(`| ${r.connections} | ${Math.round(r.bare.rps)} | ${Math.round(r.storehook.rps)} | ${r.ratio.toFixed(2)}x | ${r.storehook.p50} / ${r.storehook.p99} | ${r.bare.p99} | ${r.forwardedDuringRun} of ${r.storehook.requests} | ${r.storehook.non2xx + r.storehook.errors} |`)
 }
+
+console.log('\nSignature verification, same payloads, one process (storehook caches verified chains; every payload still gets its own ES256 check):\n')
+printVerifyTable(await runVerifyBench({ durationS: 2, rounds }))

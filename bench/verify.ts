@@ -108,7 +108,7 @@ export async function runVerifyBench (opts: VerifyBenchOptions = {}): Promise<Ve
   return { apple, storehook, ratio: storehook / apple, rows }
 }
 
-function printTable (r: VerifyBenchResult): void {
+export function printVerifyTable (r: VerifyBenchResult): void {
   console.log('| payload | Apple SignedDataVerifier /s | storehook /s | ratio (goal >= 20x) |')
   console.log('|---|---|---|---|')
   for (const row of r.rows) {
@@ -121,5 +121,5 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   const durationS = Number(process.env.BENCH_SECONDS ?? 2)
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
   console.log(`Signature verification on ${machine()}: ${rounds} alternating rounds of ${durationS} s per side, medians\n`)
-  printTable(await runVerifyBench({ durationS, rounds }))
+  printVerifyTable(await runVerifyBench({ durationS, rounds }))
 }

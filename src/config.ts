@@ -40,6 +40,7 @@ export interface Config {
   pollIntervalMs: number
   shutdownTimeoutMs: number
   databaseBusyTimeoutMs: number
+  quarantine: { maxItems: number; maxBytes: number }
 }
 
 export class ConfigError extends Error {
@@ -280,6 +281,10 @@ export function loadConfig (env: Env = process.env): Config {
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
     pollIntervalMs: int(env, 'POLL_INTERVAL_MS', 1000, 10, 60_000),
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
-    databaseBusyTimeoutMs: int(env, 'DATABASE_BUSY_TIMEOUT_MS', 2000, 0, 60_000)
+    databaseBusyTimeoutMs: int(env, 'DATABASE_BUSY_TIMEOUT_MS', 2000, 0, 60_000),
+    quarantine: {
+      maxItems: int(env, 'QUARANTINE_MAX_ITEMS', 10_000, 0),
+      maxBytes: int(env, 'QUARANTINE_MAX_BYTES', 64 * 1_048_576, 0)
+    }
   })
 }

@@ -81,3 +81,21 @@ export const heartbeat = sqliteTable('heartbeat', {
   id: integer('id').primaryKey(),
   at: integer('at').notNull()
 })
+
+// Refused V2 payloads that were well-formed JWS, kept so that an operator who
+// finds their own misconfiguration (a missing bundle ID, a wrong root) can
+// release them into the outbox. Capped in count and bytes, oldest dropped first.
+export const quarantine = sqliteTable('quarantine', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  receivedAt: integer('received_at').notNull(),
+  code: text('code').notNull(),
+  reason: text('reason').notNull(),
+  notificationUuid: text('notification_uuid'),
+  notificationType: text('notification_type'),
+  environment: text('environment'),
+  bundleId: text('bundle_id'),
+  bytes: integer('bytes').notNull(),
+  body: blob('body', { mode: 'buffer' }).notNull(),
+  releasedAt: integer('released_at'),
+  releasedAs: text('released_as')
+})

@@ -3,11 +3,12 @@
 import { createHash } from 'node:crypto'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import { v7 as uuidv7 } from 'uuid'
-import { decodeNotificationBody } from '../apple/payload.ts'
+import { decodeNotificationBody, type DecodedNotification } from '../apple/payload.ts'
 import type { TargetConfig } from '../config.ts'
 import { targetsFor } from '../delivery/routing.ts'
 import { AppError } from '../errors.ts'
 import type { Outbox } from '../outbox/outbox.ts'
+import type { QuarantineCaps } from '../outbox/store.ts'
 import { judge, type PolicyOptions } from './policy.ts'
 
 export type Source = 'webhook' | 'backfill' | 'quarantine'
@@ -22,59 +23,106 @@ export interface IngestOptions {
   outbox: Outbox
   targets: readonly TargetConfig[]
   policy: PolicyOptions
+  quarantine: QuarantineCaps
   log: Logger
 }
 
-export function createIngest (opts: IngestOptions): { accept: (raw: Buffer, source: Source) => Promise<Accepted> } {
+export interface Ingest {
+  accept: (raw: Buffer, source: Source) => Promise<Accepted>
+  // Puts a quarantined payload through the pipeline again (after the operator
+  // fixed the configuration); `force` accepts it as unverified, with the reason.
+  release: (quarantineId: number, options?: { force?: boolean }) => Promise<Accepted>
+}
+
+export function createIngest (opts: IngestOptions): Ingest {
   const { outbox, log } = opts
-  return {
-    async accept (raw, source) {
-      const n = decodeNotificationBody(raw)
-      const verdict = judge(n, opts.policy)
-      const id = uuidv7()
-      const now = Date.now()
-      const targets = targetsFor(opts.targets, n)
-      let stored
-      try {
-        stored = await outbox.enqueue({
-          id,
-          dedupeKey: n.notificationUuid ?? `v1:${createHash('sha256').update(raw).digest('hex')}`,
-          receivedAt: now,
-          source,
-          version: n.version,
-          notificationUuid: n.notificationUuid,
-          notificationType: n.notificationType,
-          subtype: n.subtype,
-          environment: n.environment,
-          bundleId: n.bundleId,
-          appAppleId: n.appAppleId,
-          signedDate: n.signedDate,
-          originalTransactionId: n.originalTransactionId,
-          transactionId: n.transactionId,
-          productId: n.productId,
-          appAccountToken: n.appAccountToken,
-          verification: verdict.verification,
-          verificationError: verdict.reason,
-          body: raw
-        }, targets)
-      } catch (err) {
-        log.error({ notificationUuid: n.notificationUuid, type: n.notificationType, err }, 'Storing a notification failed.')
-        throw new AppError('STORAGE_UNAVAILABLE', undefined, { cause: err })
-      }
-      log.info({
-        notificationId: stored.id,
+
+  async function keep (raw: Buffer, n: DecodedNotification, err: AppError): Promise<void> {
+    try {
+      const { id, dropped } = await outbox.quarantine({
+        receivedAt: Date.now(),
+        code: err.code,
+        reason: err.message,
         notificationUuid: n.notificationUuid,
+        notificationType: n.notificationType,
+        environment: n.environment,
+        bundleId: n.bundleId,
+        bytes: raw.length,
+        body: raw
+      }, opts.quarantine)
+      log.warn({ quarantineId: id, code: err.code, reason: err.message, notificationUuid: n.notificationUuid, dropped }, 'Notification refused and quarantined.')
+    } catch (qerr) {
+      // The refusal stands either way; losing the copy only costs the release option.
+      log.error({ err: qerr, code: err.code }, 'Quarantining a refused notification failed.')
+    }
+  }
+
+  async function accept (raw: Buffer, source: Source, policy: PolicyOptions = opts.policy): Promise<Accepted> {
+    const n = decodeNotificationBody(raw)
+    let verdict
+    try {
+      verdict = judge(n, policy)
+    } catch (err) {
+      // Only well-formed JWS are worth keeping: anything else is not Apple's.
+      if (err instanceof AppError && n.jws !== null && source !== 'quarantine' && opts.quarantine.maxItems > 0) await keep(raw, n, err)
+      throw err
+    }
+    const id = uuidv7()
+    const now = Date.now()
+    const targets = targetsFor(opts.targets, n)
+    let stored
+    try {
+      stored = await outbox.enqueue({
+        id,
+        dedupeKey: n.notificationUuid ?? `v1:${createHash('sha256').update(raw).digest('hex')}`,
+        receivedAt: now,
+        source,
         version: n.version,
-        type: n.notificationType,
+        notificationUuid: n.notificationUuid,
+        notificationType: n.notificationType,
         subtype: n.subtype,
         environment: n.environment,
         bundleId: n.bundleId,
+        appAppleId: n.appAppleId,
+        signedDate: n.signedDate,
+        originalTransactionId: n.originalTransactionId,
+        transactionId: n.transactionId,
+        productId: n.productId,
+        appAccountToken: n.appAccountToken,
         verification: verdict.verification,
-        duplicate: stored.duplicate,
-        targets: stored.targets,
-        source
-      }, stored.duplicate ? 'Notification received again; already stored.' : 'Notification received.')
-      return stored
+        verificationError: verdict.reason,
+        body: raw
+      }, targets)
+    } catch (err) {
+      log.error({ notificationUuid: n.notificationUuid, type: n.notificationType, err }, 'Storing a notification failed.')
+      throw new AppError('STORAGE_UNAVAILABLE', undefined, { cause: err })
+    }
+    log.info({
+      notificationId: stored.id,
+      notificationUuid: n.notificationUuid,
+      version: n.version,
+      type: n.notificationType,
+      subtype: n.subtype,
+      environment: n.environment,
+      bundleId: n.bundleId,
+      verification: verdict.verification,
+      duplicate: stored.duplicate,
+      targets: stored.targets,
+      source
+    }, stored.duplicate ? 'Notification received again; already stored.' : 'Notification received.')
+    return stored
+  }
+
+  return {
+    accept: (raw, source) => accept(raw, source),
+    async release (quarantineId, options = {}) {
+      const found = await outbox.findQuarantined(quarantineId)
+      if (found === null) throw new AppError('NOT_FOUND', `No quarantined notification ${quarantineId}.`)
+      const policy = options.force === true && opts.policy.mode === 'enforce' ? { ...opts.policy, mode: 'log' as const } : opts.policy
+      const accepted = await accept(found.body, 'quarantine', policy)
+      await outbox.markReleased(quarantineId, accepted.id)
+      log.info({ quarantineId, notificationId: accepted.id, forced: options.force === true }, 'Quarantined notification released.')
+      return accepted
     }
   }
 }

@@ -1,11 +1,11 @@
 import fp from 'fastify-plugin'
 import { ConfigError, type Config } from '../config.ts'
 import { createVerifier, defaultRootCertificates, loadRootCertificates } from '../apple/verify.ts'
-import { createIngest, type Accepted, type Source } from './ingest.ts'
+import { createIngest, type Ingest } from './ingest.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    ingest: { accept: (raw: Buffer, source: Source) => Promise<Accepted> }
+    ingest: Ingest
   }
 }
 
@@ -22,6 +22,7 @@ export default fp<{ config: Config }>(async (app, { config }) => {
     outbox: app.outbox,
     targets: config.targets,
     policy: { mode: config.verify, bundleIds: config.bundleIds, sharedSecret: config.sharedSecret, signatures },
+    quarantine: config.quarantine,
     log: app.log.child({ component: 'ingest' })
   }))
 }, { name: 'storehook-ingest', dependencies: ['storehook-outbox'], fastify: '5.x' })

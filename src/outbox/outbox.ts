@@ -99,6 +99,14 @@ export class Outbox {
   probe (): Promise<void> { return this.#call('probe') }
   nextDueAt (target: string): Promise<number | null> { return this.#call('nextDueAt', target) }
   stats (): Promise<GroupCommitStats> { return this.#call('stats') }
+  quarantine (row: store.NewQuarantined, caps: store.QuarantineCaps): Promise<{ id: number; dropped: number }> { return this.#call('quarantine', row, caps) }
+  async findQuarantined (id: number): Promise<store.QuarantineRow | null> {
+    const row = await this.#call<store.QuarantineRow | null>('findQuarantined', id)
+    if (row !== null) row.body = Buffer.from(row.body.buffer, row.body.byteOffset, row.body.byteLength)
+    return row
+  }
+
+  markReleased (id: number, notificationId: string): Promise<boolean> { return this.#call('markReleased', id, notificationId) }
   setMaxPageCount (pages: number | null): Promise<number> { return this.#call('setMaxPageCount', pages) }
 
   // Replays to `targets`, or to every target the notification already has.

@@ -3,12 +3,14 @@
 // on its own, and none of them knows about HTTP.
 import { and, asc, eq, isNotNull, lte, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
-import { attempts, deliveries, heartbeat, notifications } from '../db/schema.ts'
+import { attempts, deliveries, heartbeat, notifications, quarantine } from '../db/schema.ts'
 
 export type NotificationRow = typeof notifications.$inferSelect
 export type NewNotification = typeof notifications.$inferInsert
 export type DeliveryRow = typeof deliveries.$inferSelect
 export type AttemptRow = typeof attempts.$inferSelect
+export type QuarantineRow = typeof quarantine.$inferSelect
+export type NewQuarantined = typeof quarantine.$inferInsert
 
 export interface EnqueueResult {
   id: string
@@ -228,4 +230,44 @@ export function countDue (db: Db, target: string, now: number): number {
   const row = db.select({ n: sql<number>`count(*)` }).from(deliveries)
     .where(and(eq(deliveries.target, target), eq(deliveries.status, 'pending'), lte(deliveries.nextAttemptAt, now))).get()
   return row?.n ?? 0
+}
+
+export interface QuarantineCaps {
+  maxItems: number
+  maxBytes: number
+}
+
+// Keeps a refused payload, then drops the oldest entries until both caps
+// hold again: a flood of forgeries can cycle the quarantine, never fill the disk.
+export function quarantineRefused (db: Db, row: NewQuarantined, caps: QuarantineCaps): { id: number; dropped: number } {
+  const { id } = db.insert(quarantine).values(row).returning({ id: quarantine.id }).get()
+  const cut = db.get<{ id: number } | undefined>(sql`
+    SELECT id FROM (SELECT id, row_number() OVER w AS n, sum(bytes) OVER w AS total FROM quarantine
+                     WINDOW w AS (ORDER BY id DESC ROWS UNBOUNDED PRECEDING))
+     WHERE n > ${caps.maxItems} OR total > ${caps.maxBytes} ORDER BY id DESC LIMIT 1`)
+  const dropped = cut === undefined ? 0 : db.delete(quarantine).where(lte(quarantine.id, cut.id)).run().changes
+  return { id, dropped }
+}
+
+export function listQuarantine (db: Db, limit: number, beforeId: number | null): Array<Omit<QuarantineRow, 'body'>> {
+  return db.select({
+    id: quarantine.id, receivedAt: quarantine.receivedAt, code: quarantine.code, reason: quarantine.reason,
+    notificationUuid: quarantine.notificationUuid, notificationType: quarantine.notificationType, environment: quarantine.environment,
+    bundleId: quarantine.bundleId, bytes: quarantine.bytes, releasedAt: quarantine.releasedAt, releasedAs: quarantine.releasedAs
+  }).from(quarantine)
+    .where(beforeId === null ? undefined : sql`${quarantine.id} < ${beforeId}`)
+    .orderBy(sql`${quarantine.id} DESC`).limit(limit).all()
+}
+
+export function findQuarantined (db: Db, id: number): QuarantineRow | undefined {
+  return db.select().from(quarantine).where(eq(quarantine.id, id)).get()
+}
+
+export function markReleased (db: Db, id: number, notificationId: string, now: number): boolean {
+  return db.update(quarantine).set({ releasedAt: now, releasedAs: notificationId })
+    .where(eq(quarantine.id, id)).run().changes === 1
+}
+
+export function quarantineSize (db: Db): { items: number; bytes: number } {
+  return db.get<{ items: number; bytes: number }>(sql`SELECT count(*) AS items, coalesce(sum(bytes), 0) AS bytes FROM quarantine`)!
 }

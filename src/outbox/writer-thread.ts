@@ -42,6 +42,10 @@ const ops: Record<string, (...args: any[]) => unknown> = {
   replay: (notificationId: string, targets: string[] | null) => commits.run(() =>
     store.replay(db, notificationId, targets ?? store.targetsOf(db, notificationId), Date.now())),
   probe: () => commits.run(() => store.touchHeartbeat(db, Date.now())),
+  quarantine: (row: store.NewQuarantined, caps: store.QuarantineCaps) =>
+    commits.run(() => store.quarantineRefused(db, { ...row, body: buf(row.body as Uint8Array) }, caps)),
+  findQuarantined: (id: number) => store.findQuarantined(db, id) ?? null,
+  markReleased: (id: number, notificationId: string) => commits.run(() => store.markReleased(db, id, notificationId, Date.now())),
   nextDueAt: (target: string) => store.nextDueAt(db, target),
   stats: () => commits.stats(),
   // Fault drills and tests: cap the file as a full disk would.

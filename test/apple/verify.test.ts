@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url'
 import { createHash, X509Certificate } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -28,14 +29,14 @@ const fixture = (path: string): Buffer => readFileSync(new URL(`../fixtures/appl
 const libraryVector = (name: string): string => fixture(`library-vectors/mock_signed_data/${name}`).toString('utf8').trim()
 const TEST_CA = fixture('library-vectors/certs/testCA.der')
 const REAL = (JSON.parse(fixture('real/production-TEST-2024-10-17.json').toString('utf8')) as { signedPayload: string }).signedPayload
-const APPLE_CERTS = '/work/shared/apple/certs/'
+const APPLE_CERTS = fileURLToPath(new URL('../fixtures/apple/certs/', import.meta.url))
 
 function refusal (r: VerifyResult): string {
   return r.ok ? 'accepted' : r.reason
 }
 
 t.test('the bundled root is Apple Root CA - G3, checked by its published fingerprint', async (t) => {
-  const der = readFileSync(new URL('../../src/apple/roots/AppleRootCA-G3.cer', import.meta.url))
+  const der = readFileSync(new URL('../fixtures/apple/certs/AppleRootCA-G3.cer', import.meta.url))
   t.equal(createHash('sha256').update(der).digest('hex'), '63343abfb89a6a03ebb57e9b3f5fa7be7c4f5c756f3017b3a8c488c3653e9179')
   t.equal(APPLE_ROOT_CA_G3_SHA256, '63343abfb89a6a03ebb57e9b3f5fa7be7c4f5c756f3017b3a8c488c3653e9179')
   const roots = defaultRootCertificates()

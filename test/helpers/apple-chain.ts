@@ -1,11 +1,10 @@
 // Fake App Store certificate chains, and every forgery storehook must refuse,
 // for tests. node:crypto makes keys and signatures but cannot write a
-// certificate; the ASN.1 comes from jsrsasign, already installed because
-// Apple's @apple/app-store-server-library (which the differential test runs)
-// depends on it. jsrsasign only lays out the TBSCertificate; node:crypto signs.
+// certificate, so the ASN.1 comes from jsrsasign (the DER library Apple's
+// @apple/app-store-server-library itself depends on, so the differential test
+// brings it anyway). jsrsasign only lays out the TBSCertificate; node:crypto
+// signs it.
 import { createHmac, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import jsrsasign from 'jsrsasign'
 import type { VerifyReason } from '../../src/apple/verify.ts'
 
@@ -272,6 +271,7 @@ export function buildVectors (): VectorSet {
     v('intermediate expired at signedDate', signNotification(makeChain({ root, intermediate: { notAfter: jan1(2024) } }), np()), no('certificate_expired')),
     v('no signedDate, leaf expired now', signNotification(makeChain({ root, leaf: { notAfter: jan1(2025) } }), np({ signedDate: null })), no('certificate_expired')),
     v('leaf not signed by the intermediate', signNotification(makeChain({ root, leaf: { signingKey: otherKey } }), np()), no('chain_broken')),
+    v('leaf naming another issuer', signNotification(makeChain({ root, leaf: { issuerName: '/C=US/O=storehook tests/CN=Another CA' } }), np()), no('chain_broken')),
     v('leaf with a P-384 key', (() => {
       const c = makeChain({ root, leaf: { curve: 'P-384' } })
       return signJws({ header: { alg: 'ES256', x5c: c.x5c }, payload: np(), key: c.leaf.privateKey })
@@ -289,69 +289,4 @@ export function buildVectors (): VectorSet {
     v('signature with characters outside base64url', `${genuine}!`, no('jws_malformed'))
   ]
   return { root, chain, vectors }
-}
-
-// One knob per forgery, for tests that drive the whole relay over HTTP.
-export interface Forgery {
-  // Chain under a root that is not the trusted one.
-  untrusted?: boolean
-  intermediateCa?: boolean
-  intermediateOid?: boolean
-  leafOid?: boolean
-  // Epoch milliseconds.
-  leafNotBefore?: number
-  leafNotAfter?: number
-  chain?: 'leaf-only' | 'no-root' | 'extra'
-  omitX5c?: boolean
-  alg?: 'HS256' | 'none'
-  // Signed by a key other than the leaf's.
-  wrongKey?: boolean
-}
-
-export interface Pki {
-  root: Cert
-  // The root as a PEM file, for APPLE_ROOT_CERTS.
-  rootPath: string
-  chain: Chain
-  sign: (payload: Record<string, unknown>, forgery?: Forgery) => string
-}
-
-// A trusted test root written to `dir`, and a signer that can produce every
-// forgery on request.
-export function createPki (dir: string): Pki {
-  const root = makeRoot()
-  const rootPath = join(dir, 'test-root.pem')
-  writeFileSync(rootPath, root.pem)
-  const chain = makeChain({ root })
-  let stranger: Chain | undefined
-  return {
-    root,
-    rootPath,
-    chain,
-    sign (payload, f = {}) {
-      let c = chain
-      if (f.untrusted === true) c = stranger ??= makeChain()
-      if (f.intermediateCa !== undefined || f.intermediateOid !== undefined || f.leafOid !== undefined ||
-          f.leafNotBefore !== undefined || f.leafNotAfter !== undefined) {
-        c = makeChain({
-          root: c.root,
-          intermediate: { ca: f.intermediateCa ?? true, oids: f.intermediateOid === false ? [] : [OID_INTERMEDIATE] },
-          leaf: {
-            oids: f.leafOid === false ? [] : [OID_LEAF],
-            ...(f.leafNotBefore !== undefined ? { notBefore: new Date(f.leafNotBefore) } : {}),
-            ...(f.leafNotAfter !== undefined ? { notAfter: new Date(f.leafNotAfter) } : {})
-          }
-        })
-      }
-      const x5c = f.chain === 'leaf-only'
-        ? [c.leaf.b64]
-        : f.chain === 'no-root' ? [c.leaf.b64, c.intermediate.b64] : f.chain === 'extra' ? [...c.x5c, c.root.b64] : c.x5c
-      const alg = f.alg ?? 'ES256'
-      const header: Record<string, unknown> = f.omitX5c === true ? { alg } : { alg, x5c }
-      const key = alg === 'ES256'
-        ? (f.wrongKey === true ? generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey : c.leaf.privateKey)
-        : c.leaf.pem
-      return signJws({ header, payload, key })
-    }
-  }
 }
