@@ -32,3 +32,23 @@ export function bodyFactory (sizes: number[] = [4096, 6144, 8192, 10240, 12288])
     return Buffer.concat([t.head, Buffer.from(b64(randomUUID())), t.tail])
   }
 }
+
+// Signed bodies for the enforce benchmark: a private Apple-shaped chain, so
+// storehook verifies every one for real (APPLE_ROOT_CERTS points at its root).
+// Signatures cover the payload, so these cannot be spliced: they are made up
+// front, `count` of them, each with its own notificationUUID.
+export async function signedBodies (count: number): Promise<{ next: () => Buffer; floorNext: () => Buffer; rootPem: string }> {
+  const { makeChain, makeRoot, notificationPayload, signNotification } = await import('../test/helpers/apple-chain.ts')
+  const root = makeRoot()
+  const chain = makeChain({ root })
+  const sizes = [4096, 6144, 8192, 10240, 12288]
+  const bodies = Array.from({ length: count }, (_, i) => {
+    const payload = notificationPayload({ notificationUUID: randomUUID(), signedDate: Date.now() })
+    const pad = 'x'.repeat(Math.max(0, Math.floor((sizes[i % sizes.length]! - 3000) * 3 / 4)))
+    return Buffer.from(JSON.stringify({ signedPayload: signNotification(chain, { ...payload, data: { ...(payload.data as object), pad } }) }))
+  })
+  let i = 0
+  let j = 0
+  // The floor has no dedupe, so it may cycle over a few; storehook gets each body once.
+  return { next: () => bodies[i++ % bodies.length]!, floorNext: () => bodies[j++ % 5000]!, rootPem: root.pem }
+}

@@ -1,10 +1,10 @@
 // Durable ingest vs bare Fastify, in one run: both receive the same stream of
 // distinct 4-12 KB notifications; storehook also forwards everything to a
 // live target while it ingests.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { bodyFactory } from './bodies.ts'
+import { bodyFactory, signedBodies } from './bodies.ts'
 import { load, startChild, startStorehook, type LoadResult } from './lib.ts'
 
 export interface IngestRow {
@@ -29,24 +29,42 @@ function median (xs: number[]): number {
 
 // Bare and storehook are measured in alternating rounds and the medians
 // compared: on a shared 2-core machine a single pair of runs swings by 2x.
-export async function runIngestBench (opts: { connections?: number[]; durationS?: number; rounds?: number } = {}): Promise<IngestRow[]> {
+export interface IngestBenchOptions {
+  connections?: number[]
+  durationS?: number
+  rounds?: number
+  // 'off': unsigned-looking bodies against bare Fastify. 'enforce': really
+  // signed bodies against the verifying floor (Fastify + one cached-key ES256 check).
+  verify?: 'off' | 'enforce'
+}
+
+export async function runIngestBench (opts: IngestBenchOptions = {}): Promise<IngestRow[]> {
   const durationS = opts.durationS ?? 5
   const rounds = opts.rounds ?? 3
-  const next = bodyFactory()
   const rows: IngestRow[] = []
   const dir = mkdtempSync(join(tmpdir(), 'storehook-bench-'))
-  const bare = await startChild(['--import', 'tsx', 'bench/servers/bare.ts'])
+  const env: Record<string, string> = { VERIFY_SIGNATURES: 'off' }
+  let next = bodyFactory()
+  let floorNext = next
+  if (opts.verify === 'enforce') {
+    const signed = await signedBodies(60_000)
+    next = signed.next
+    floorNext = signed.floorNext
+    writeFileSync(join(dir, 'root.pem'), signed.rootPem)
+    Object.assign(env, { VERIFY_SIGNATURES: 'enforce', APPLE_ROOT_CERTS: join(dir, 'root.pem') })
+  }
+  const bare = await startChild(['--import', 'tsx', opts.verify === 'enforce' ? 'bench/servers/verifying.ts' : 'bench/servers/bare.ts'])
   const target = await startChild(['--import', 'tsx', 'bench/servers/target.ts'], {}, true)
   const storehook = await startStorehook({
     DATABASE_PATH: join(dir, 'bench.db'),
     FORWARD_TARGETS: `http://127.0.0.1:${target.port}/hook`,
-    VERIFY_SIGNATURES: 'off',
-    LOG_LEVEL: 'info'
+    LOG_LEVEL: 'info',
+    ...env
   })
   const bareUrl = `http://127.0.0.1:${bare.port}/apple/notifications`
   const url = `http://127.0.0.1:${storehook.port}/apple/notifications`
   storehook.process.kill('SIGSTOP')
-  await load(bareUrl, next, { connections: 50, durationS: 2 })
+  await load(bareUrl, floorNext, { connections: 50, durationS: 2 })
   storehook.process.kill('SIGCONT')
   await load(url, next, { connections: 50, durationS: 2 })
   try {
@@ -58,7 +76,7 @@ export async function runIngestBench (opts: { connections?: number[]; durationS?
         // storehook keeps forwarding its backlog between rounds: freeze it
         // while the floor is measured, so the two never share the CPU.
         storehook.process.kill('SIGSTOP')
-        bares.push(await load(bareUrl, next, { connections, durationS }))
+        bares.push(await load(bareUrl, floorNext, { connections, durationS }))
         storehook.process.kill('SIGCONT')
         const before = await countAtTarget(target)
         ours.push(await load(url, next, { connections, durationS }))

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs'
 
-// Read at run time rather than imported: package.json sits outside src/, and
-// the built files and the sources are both two levels below it... or one.
+// Read at run time rather than imported: package.json sits outside src/
+// (tsc's rootDir). Sources live in src/, built files in dist/: both one level
+// below it; the second candidate covers a nested layout.
 function readVersion (): string {
   for (const rel of ['../package.json', '../../package.json']) {
     try {

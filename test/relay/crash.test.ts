@@ -69,3 +69,27 @@ t.test('SIGTERM finishes in-flight deliveries before exiting', async (t) => {
   t.equal(code, 0, 'exits cleanly')
   t.ok(server.lines.some((l) => l.includes('"msg":"Delivered."')), 'the in-flight delivery completed before exit')
 })
+
+t.test('SIGINT with a target that never answers: in-flight work is released at the deadline and delivered after restart', async (t) => {
+  const dir = tempDir(t)
+  const hanging = await startTarget(() => { /* never answers */ })
+  const port = Number(new URL(hanging.url).port)
+  const env = { DATABASE_PATH: join(dir, 'd.db'), FORWARD_TARGETS: `http://127.0.0.1:${port}/hook`, DELIVERY_TIMEOUT_MS: '30000', SHUTDOWN_TIMEOUT_MS: '300', POLL_INTERVAL_MS: '50' }
+  const server = await spawnServer(env)
+  const { id } = await post(server.url, v2Body())
+  await hanging.waitFor(1)
+  const started = Date.now()
+  t.equal(await server.kill('SIGINT'), 0, 'exits cleanly on SIGINT, as Fly sends it')
+  t.ok(Date.now() - started < 5000, `within the deadline, not the 30 s request timeout (${Date.now() - started} ms)`)
+  t.ok(server.lines.some((l) => l.includes('Shutdown deadline reached')), 'says it aborted in-flight work')
+  await hanging.close()
+
+  const target = await startTarget(undefined, '/hook', port)
+  t.teardown(target.close)
+  const again = await spawnServer(env)
+  t.teardown(() => again.kill('SIGTERM'))
+  const [got] = await target.waitFor(1, 5000)
+  t.equal(got!.headers['x-storehook-notification-id'], id)
+  t.equal(got!.headers['x-storehook-attempt'], '2', 'the aborted attempt is in the history, and this is the next one')
+  t.notOk(again.lines.some((l) => l.includes('Reclaimed leases')), 'nothing to reclaim: the lease was released, not left behind')
+})
