@@ -10,7 +10,9 @@ import deliveryPlugin from './delivery/plugin.ts'
 import { AppError, errorTable, isAppError, type ErrorCode } from './errors.ts'
 import ingestPlugin from './ingest/plugin.ts'
 import outboxPlugin from './outbox/plugin.ts'
+import metricsPlugin from './metrics/plugin.ts'
 import healthRoutes from './routes/health.ts'
+import metricsRoutes from './routes/metrics.ts'
 import notificationRoutes from './routes/notifications.ts'
 
 export interface AppOptions {
@@ -71,9 +73,11 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
 
   await fastify.register(databasePlugin, { config: opts.config })
   await fastify.register(outboxPlugin, { config: opts.config })
+  await fastify.register(metricsPlugin)
   await fastify.register(deliveryPlugin, { config: opts.config })
   await fastify.register(ingestPlugin, { config: opts.config })
   await fastify.register(healthRoutes)
+  await fastify.register(metricsRoutes)
   await fastify.register(notificationRoutes, { config: opts.config })
 }
 

@@ -20,7 +20,11 @@ export default fp<{ config: Config }>(async (app, { config }) => {
       outbox: app.outbox,
       log,
       retry: config.retry,
-      pollIntervalMs: config.pollIntervalMs
+      pollIntervalMs: config.pollIntervalMs,
+      onOutcome: (name, outcome, verdict) => {
+        app.metrics.deliveries.inc({ target: name, outcome: verdict })
+        app.metrics.deliveryDuration.observe({ target: name }, outcome.durationMs / 1000)
+      }
     }))
   }
   const unsubscribe = app.outbox.onEnqueued((targets) => {
@@ -35,4 +39,4 @@ export default fp<{ config: Config }>(async (app, { config }) => {
     unsubscribe()
     await Promise.all([...workers.values()].map((w) => w.stop(config.shutdownTimeoutMs)))
   })
-}, { name: 'storehook-delivery', dependencies: ['storehook-outbox'], fastify: '5.x' })
+}, { name: 'storehook-delivery', dependencies: ['storehook-outbox', 'storehook-metrics'], fastify: '5.x' })

@@ -25,6 +25,8 @@ export interface IngestOptions {
   policy: PolicyOptions
   quarantine: QuarantineCaps
   log: Logger
+  // Told of every notification decoded: stored, duplicate, or refused.
+  observe?: (n: DecodedNotification, verification: string, outcome: 'stored' | 'duplicate' | 'refused') => void
 }
 
 export interface Ingest {
@@ -110,6 +112,7 @@ export function createIngest (opts: IngestOptions): Ingest {
       targets: stored.targets,
       source
     }, stored.duplicate ? 'Notification received again; already stored.' : 'Notification received.')
+    opts.observe?.(n, verdict.verification, stored.duplicate ? 'duplicate' : 'stored')
     return stored
   }
 

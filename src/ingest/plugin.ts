@@ -9,6 +9,8 @@ declare module 'fastify' {
   }
 }
 
+const ENVIRONMENTS = new Set(['Production', 'Sandbox', 'Xcode', 'LocalTesting'])
+
 export default fp<{ config: Config }>(async (app, { config }) => {
   // APPLE_ROOT_CERTS replaces the bundled Apple root (tests, private CAs).
   let roots: Buffer[]
@@ -23,6 +25,18 @@ export default fp<{ config: Config }>(async (app, { config }) => {
     targets: config.targets,
     policy: { mode: config.verify, bundleIds: config.bundleIds, sharedSecret: config.sharedSecret, signatures },
     quarantine: config.quarantine,
+    observe: (n, verification, outcome) => {
+      // Label values come from the payload: refused ones (anyone can send
+      // those) and odd shapes are folded, so no sender can grow /metrics.
+      const trusted = outcome !== 'refused'
+      app.metrics.received.inc({
+        version: n.version,
+        environment: trusted && ENVIRONMENTS.has(n.environment ?? '') ? n.environment! : 'other',
+        type: trusted && /^[A-Z_]{1,64}$/.test(n.notificationType) ? n.notificationType : 'OTHER',
+        verification,
+        outcome
+      })
+    },
     log: app.log.child({ component: 'ingest' })
   }))
-}, { name: 'storehook-ingest', dependencies: ['storehook-outbox'], fastify: '5.x' })
+}, { name: 'storehook-ingest', dependencies: ['storehook-outbox', 'storehook-metrics'], fastify: '5.x' })

@@ -1,0 +1,72 @@
+// Prometheus metrics (prom-client). Counters are fed by the ingest and the
+// delivery workers; the outbox gauges are read from the database at scrape time,
+// so they are true even after a restart or with the CLI writing beside us.
+import { sql } from 'drizzle-orm'
+import fp from 'fastify-plugin'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+export interface Metrics {
+  registry: Registry
+  received: Counter<'version' | 'environment' | 'type' | 'verification' | 'outcome'>
+  deliveries: Counter<'target' | 'outcome'>
+  deliveryDuration: Histogram<'target'>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: Metrics
+  }
+}
+
+export default fp(async (app) => {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'storehook_process_' })
+  const db = app.database.db
+  const pendingRows = (): Array<{ target: string; n: number; oldest: number }> =>
+    db.all(sql`SELECT target, count(*) AS n, min(created_at) AS oldest FROM deliveries WHERE status = 'pending' GROUP BY target`)
+
+  const metrics: Metrics = {
+    registry,
+    received: new Counter({
+      name: 'storehook_notifications_received_total',
+      help: 'Notifications received, by version, environment, type, verification status and outcome (stored, duplicate, refused).',
+      labelNames: ['version', 'environment', 'type', 'verification', 'outcome'],
+      registers: [registry]
+    }),
+    deliveries: new Counter({
+      name: 'storehook_deliveries_total',
+      help: 'Delivery attempts by target and outcome (delivered, retry, dead, released).',
+      labelNames: ['target', 'outcome'],
+      registers: [registry]
+    }),
+    deliveryDuration: new Histogram({
+      name: 'storehook_delivery_duration_seconds',
+      help: 'Time of one delivery attempt, by target.',
+      labelNames: ['target'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry]
+    })
+  }
+  new Gauge({ // eslint-disable-line no-new
+    name: 'storehook_outbox_pending',
+    help: 'Deliveries not yet delivered nor dead, by target.',
+    labelNames: ['target'],
+    registers: [registry],
+    collect () {
+      this.reset()
+      for (const r of pendingRows()) this.set({ target: r.target }, r.n)
+    }
+  })
+  new Gauge({ // eslint-disable-line no-new
+    name: 'storehook_outbox_oldest_pending_seconds',
+    help: 'Age of the oldest pending delivery, by target (0 when none).',
+    labelNames: ['target'],
+    registers: [registry],
+    collect () {
+      this.reset()
+      const now = Date.now()
+      for (const r of pendingRows()) this.set({ target: r.target }, Math.max(0, (now - r.oldest) / 1000))
+    }
+  })
+  app.decorate('metrics', metrics)
+}, { name: 'storehook-metrics', dependencies: ['storehook-database'], fastify: '5.x' })
