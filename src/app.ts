@@ -11,6 +11,7 @@ import { AppError, errorTable, isAppError, type ErrorCode } from './errors.ts'
 import ingestPlugin from './ingest/plugin.ts'
 import outboxPlugin from './outbox/plugin.ts'
 import metricsPlugin from './metrics/plugin.ts'
+import adminRoutes from './routes/admin.ts'
 import healthRoutes from './routes/health.ts'
 import metricsRoutes from './routes/metrics.ts'
 import notificationRoutes from './routes/notifications.ts'
@@ -79,6 +80,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(healthRoutes)
   await fastify.register(metricsRoutes)
   await fastify.register(notificationRoutes, { config: opts.config })
+  await fastify.register(adminRoutes, { config: opts.config, prefix: '/admin' })
 }
 
 // Not encapsulated: the decorators (database, outbox, delivery, ingest) are

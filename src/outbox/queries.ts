@@ -1,0 +1,120 @@
+// Read-only questions an operator asks of the outbox (the admin API). They run
+// on the main thread's connection: WAL lets them read while the writer writes.
+import { and, desc, eq, gte, inArray, lt, lte, sql, type SQL } from 'drizzle-orm'
+import type { Db } from '../db/client.ts'
+import { deliveries, notifications } from '../db/schema.ts'
+import { listAttempts, type AttemptRow, type DeliveryRow, type NotificationRow } from './store.ts'
+
+export interface NotificationFilter {
+  type?: string
+  subtype?: string
+  environment?: string
+  bundleId?: string
+  originalTransactionId?: string
+  verification?: string
+  deliveryStatus?: string
+  target?: string
+  since?: number
+  until?: number
+}
+
+export type NotificationSummary = Omit<NotificationRow, 'body' | 'dedupeKey'>
+
+const summaryColumns = {
+  id: notifications.id,
+  receivedAt: notifications.receivedAt,
+  source: notifications.source,
+  version: notifications.version,
+  notificationUuid: notifications.notificationUuid,
+  notificationType: notifications.notificationType,
+  subtype: notifications.subtype,
+  environment: notifications.environment,
+  bundleId: notifications.bundleId,
+  appAppleId: notifications.appAppleId,
+  signedDate: notifications.signedDate,
+  originalTransactionId: notifications.originalTransactionId,
+  transactionId: notifications.transactionId,
+  productId: notifications.productId,
+  appAccountToken: notifications.appAccountToken,
+  verification: notifications.verification,
+  verificationError: notifications.verificationError
+}
+
+function where (f: NotificationFilter, cursor: string | null): SQL | undefined {
+  const conditions: Array<SQL | undefined> = [
+    f.type !== undefined ? eq(notifications.notificationType, f.type) : undefined,
+    f.subtype !== undefined ? eq(notifications.subtype, f.subtype) : undefined,
+    f.environment !== undefined ? eq(notifications.environment, f.environment) : undefined,
+    f.bundleId !== undefined ? eq(notifications.bundleId, f.bundleId) : undefined,
+    f.originalTransactionId !== undefined ? eq(notifications.originalTransactionId, f.originalTransactionId) : undefined,
+    f.verification !== undefined ? eq(notifications.verification, f.verification) : undefined,
+    f.since !== undefined ? gte(notifications.receivedAt, f.since) : undefined,
+    f.until !== undefined ? lte(notifications.receivedAt, f.until) : undefined,
+    // Ids are UUIDv7: ordered by arrival, so "older than the cursor" is "<".
+    cursor !== null ? lt(notifications.id, cursor) : undefined
+  ]
+  if (f.deliveryStatus !== undefined || f.target !== undefined) {
+    conditions.push(sql`EXISTS (SELECT 1 FROM ${deliveries} d WHERE d.notification_id = ${notifications.id}
+      ${f.deliveryStatus !== undefined ? sql`AND d.status = ${f.deliveryStatus}` : sql``}
+      ${f.target !== undefined ? sql`AND d.target = ${f.target}` : sql``})`)
+  }
+  return and(...conditions)
+}
+
+// Newest first, `limit` a page; the cursor is the last id of the previous page.
+export function listNotifications (db: Db, filter: NotificationFilter, limit: number, cursor: string | null): { items: Array<NotificationSummary & { deliveries: DeliveryRow[] }>; nextCursor: string | null } {
+  const rows = db.select(summaryColumns).from(notifications).where(where(filter, cursor))
+    .orderBy(desc(notifications.id)).limit(limit + 1).all()
+  const page = rows.slice(0, limit)
+  const byNotification = new Map<string, DeliveryRow[]>()
+  if (page.length > 0) {
+    for (const d of db.select().from(deliveries).where(inArray(deliveries.notificationId, page.map((r) => r.id))).orderBy(deliveries.target).all()) {
+      const list = byNotification.get(d.notificationId) ?? []
+      list.push(d)
+      byNotification.set(d.notificationId, list)
+    }
+  }
+  return {
+    items: page.map((r) => ({ ...r, deliveries: byNotification.get(r.id) ?? [] })),
+    nextCursor: rows.length > limit ? page[page.length - 1]!.id : null
+  }
+}
+
+export function getNotification (db: Db, id: string): { notification: NotificationRow; deliveries: Array<DeliveryRow & { history: AttemptRow[] }> } | null {
+  const notification = db.select().from(notifications).where(eq(notifications.id, id)).get()
+  if (notification === undefined) return null
+  const ds = db.select().from(deliveries).where(eq(deliveries.notificationId, id)).orderBy(deliveries.target).all()
+  return { notification, deliveries: ds.map((d) => ({ ...d, history: listAttempts(db, d.id) })) }
+}
+
+export interface TargetHealth {
+  pending: number
+  dead: number
+  delivered: number
+  oldestPendingAt: number | null
+  lastSuccessAt: number | null
+  lastErrorAt: number | null
+  lastError: string | null
+}
+
+export function targetHealth (db: Db, target: string): TargetHealth {
+  const counts = db.get<{ pending: number; dead: number; delivered: number; oldest: number | null }>(sql`
+    SELECT sum(status = 'pending') AS pending, sum(status = 'dead') AS dead, sum(status = 'delivered') AS delivered,
+           min(CASE WHEN status = 'pending' THEN created_at END) AS oldest
+      FROM ${deliveries} WHERE target = ${target}`)
+  const success = db.get<{ at: number | null }>(sql`SELECT max(delivered_at) AS at FROM ${deliveries} WHERE target = ${target} AND status = 'delivered'`)
+  // A success clears a delivery's last_error, so this is the latest failure
+  // still standing (retrying or dead), without scanning the attempt history.
+  const failure = db.get<{ at: number; error: string | null }>(sql`
+    SELECT updated_at AS at, last_error AS error FROM ${deliveries}
+     WHERE target = ${target} AND last_error IS NOT NULL ORDER BY updated_at DESC LIMIT 1`)
+  return {
+    pending: counts?.pending ?? 0,
+    dead: counts?.dead ?? 0,
+    delivered: counts?.delivered ?? 0,
+    oldestPendingAt: counts?.oldest ?? null,
+    lastSuccessAt: success?.at ?? null,
+    lastErrorAt: failure?.at ?? null,
+    lastError: failure?.error ?? null
+  }
+}

@@ -1,0 +1,103 @@
+// The admin JSON API (SPEC.md): what happened to any notification, and the
+// one action that puts it right (replay). Behind ADMIN_TOKEN; without a
+// token configured, /admin does not exist (404).
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import { decodeNotificationBody } from '../apple/payload.ts'
+import type { Config } from '../config.ts'
+import { AppError } from '../errors.ts'
+import { getNotification, listNotifications, targetHealth, type NotificationFilter } from '../outbox/queries.ts'
+
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
+
+interface ListQuery extends NotificationFilter {
+  limit?: number
+  cursor?: string
+}
+
+const filterProperties = {
+  type: { type: 'string', maxLength: 100 },
+  subtype: { type: 'string', maxLength: 100 },
+  environment: { type: 'string', maxLength: 40 },
+  bundleId: { type: 'string', maxLength: 200 },
+  originalTransactionId: { type: 'string', maxLength: 100 },
+  verification: { type: 'string', enum: ['verified', 'unverified', 'unchecked'] },
+  deliveryStatus: { type: 'string', enum: ['pending', 'delivered', 'dead'] },
+  target: { type: 'string', maxLength: 100 },
+  since: { type: 'integer', minimum: 0 },
+  until: { type: 'integer', minimum: 0 }
+} as const
+
+export default async function adminRoutes (app: FastifyInstance, { config }: { config: Config }): Promise<void> {
+  const token = config.adminToken
+  if (token === null) return
+  const expected = digest(token)
+  const targetNames = new Set(config.targets.map((t) => t.name))
+
+  app.addHook('onRequest', async (request) => {
+    const header = request.headers.authorization ?? ''
+    const presented = header.startsWith('Bearer ') ? header.slice(7) : ''
+    // Hash both sides: a constant-time compare whatever the lengths.
+    if (!timingSafeEqual(digest(presented), expected)) throw new AppError('UNAUTHORIZED')
+  })
+
+  app.get<{ Querystring: ListQuery }>('/api/notifications', {
+    schema: {
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        properties: { ...filterProperties, limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 }, cursor: { type: 'string', maxLength: 64 } }
+      }
+    }
+  }, async (request) => {
+    const { limit = 50, cursor, ...filter } = request.query
+    return listNotifications(app.database.db, filter, limit, cursor ?? null)
+  })
+
+  app.get<{ Params: { id: string } }>('/api/notifications/:id', async (request) => {
+    const found = getNotification(app.database.db, request.params.id)
+    if (found === null) throw new AppError('NOT_FOUND', `No notification ${request.params.id}.`)
+    const { body, dedupeKey, ...notification } = found.notification
+    void dedupeKey
+    let payload: unknown = null
+    try {
+      payload = decodeNotificationBody(body).payload
+    } catch {
+      // Stored under VERIFY_SIGNATURES=off or before a decoder change: show the raw text.
+    }
+    return { ...notification, payload, body: body.toString('utf8'), deliveries: found.deliveries }
+  })
+
+  app.post<{ Params: { id: string }; Body: { targets?: string[] } | undefined }>('/api/notifications/:id/replay', {
+    schema: {
+      body: {
+        type: ['object', 'null'],
+        additionalProperties: false,
+        properties: { targets: { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 100 } }
+      }
+    }
+  }, async (request) => {
+    const wanted = request.body?.targets
+    const unknown = (wanted ?? []).filter((t) => !targetNames.has(t))
+    if (unknown.length > 0) throw new AppError('BAD_REQUEST', `Unknown target(s): ${unknown.join(', ')}. Configured: ${[...targetNames].join(', ') || 'none'}.`)
+    if (getNotification(app.database.db, request.params.id) === null) throw new AppError('NOT_FOUND', `No notification ${request.params.id}.`)
+    const replayed = await app.outbox.replay(request.params.id, wanted)
+    request.log.info({ notificationId: request.params.id, targets: replayed }, 'Replay requested.')
+    return { id: request.params.id, replayed }
+  })
+
+  app.get('/api/targets', async () => {
+    const now = Date.now()
+    return {
+      targets: config.targets.map((t) => {
+        const h = targetHealth(app.database.db, t.name)
+        return {
+          name: t.name,
+          host: new URL(t.url).host,
+          ...h,
+          oldestPendingSeconds: h.oldestPendingAt === null ? 0 : Math.round((now - h.oldestPendingAt) / 1000)
+        }
+      })
+    }
+  })
+}

@@ -1,0 +1,92 @@
+import t from 'tap'
+import { startApp, until } from '../helpers/app.ts'
+import { v1Body, v2Body } from '../helpers/notifications.ts'
+import { startTarget } from '../helpers/target.ts'
+
+const TOKEN = 'an-admin-token-of-enough-length'
+
+async function api (url: string, path: string, init: RequestInit = {}, token: string | null = TOKEN): Promise<{ status: number; json: any }> {
+  const headers = new Headers(init.headers)
+  if (token !== null) headers.set('authorization', `Bearer ${token}`)
+  const res = await fetch(`${url}/admin/api${path}`, { ...init, headers })
+  return { status: res.status, json: await res.json() }
+}
+
+t.test('without ADMIN_TOKEN, /admin does not exist', async (t) => {
+  const s = await startApp(t)
+  const r = await api(s.url, '/notifications')
+  t.equal(r.status, 404)
+})
+
+t.test('the token is required, and a wrong one is refused', async (t) => {
+  const s = await startApp(t, { ADMIN_TOKEN: TOKEN })
+  t.equal((await api(s.url, '/notifications', {}, null)).status, 401)
+  const wrong = await api(s.url, '/notifications', {}, TOKEN + 'x')
+  t.equal(wrong.status, 401)
+  t.equal(wrong.json.code, 'UNAUTHORIZED')
+  t.equal((await api(s.url, '/notifications')).status, 200)
+})
+
+t.test('list, filter, page, inspect, replay, and target health', async (t) => {
+  const good = await startTarget()
+  const bad = await startTarget((_r, _n, res) => { res.writeHead(500).end('nope') })
+  t.teardown(good.close)
+  t.teardown(bad.close)
+  const s = await startApp(t, { ADMIN_TOKEN: TOKEN, FORWARD_TARGETS: `${good.url},${bad.url}`, RETRY_GIVE_UP_AFTER_MS: '200' })
+  const goodName = new URL(good.url).host
+  const badName = new URL(bad.url).host
+  const ids: string[] = []
+  for (const body of [v2Body({ notificationType: 'SUBSCRIBED', environment: 'Sandbox' }), v2Body({ notificationType: 'REFUND', environment: 'Production' }), v1Body()]) {
+    ids.push((await s.post(body)).json.id)
+  }
+  await good.waitFor(3)
+  await until(async () => (await api(s.url, `/notifications?deliveryStatus=dead&target=${badName}`)).json.items.length === 3, 5000, 'dead deliveries')
+
+  const all = await api(s.url, '/notifications')
+  t.same(all.json.items.map((i: any) => i.id), [...ids].reverse(), 'newest first')
+  t.same(all.json.items[0].deliveries.map((d: any) => [d.target, d.status]).sort(), [[badName, 'dead'], [goodName, 'delivered']].sort())
+
+  t.same((await api(s.url, '/notifications?type=REFUND')).json.items.map((i: any) => i.id), [ids[1]])
+  t.same((await api(s.url, '/notifications?environment=Sandbox')).json.items.map((i: any) => i.id), [ids[0]])
+  t.same((await api(s.url, '/notifications?originalTransactionId=1000000111111111')).json.items.map((i: any) => i.id), [ids[2]], 'by original transaction ID (V1 receipt)')
+  t.same((await api(s.url, `/notifications?since=${Date.now() + 60_000}`)).json.items, [])
+  t.equal((await api(s.url, '/notifications?verification=maybe')).status, 400, 'bad filters are 400')
+
+  const page1 = await api(s.url, '/notifications?limit=2')
+  t.equal(page1.json.items.length, 2)
+  const page2 = await api(s.url, `/notifications?limit=2&cursor=${page1.json.nextCursor}`)
+  t.same(page2.json.items.map((i: any) => i.id), [ids[0]])
+  t.equal(page2.json.nextCursor, null)
+
+  const one = await api(s.url, `/notifications/${ids[1]}`)
+  t.equal(one.status, 200)
+  t.equal(one.json.payload.notificationType, 'REFUND', 'the decoded payload')
+  const badDelivery = one.json.deliveries.find((d: any) => d.target === badName)
+  t.ok(badDelivery.history.length >= 1, 'every attempt')
+  t.equal(badDelivery.history[0].statusCode, 500)
+  t.equal(badDelivery.history[0].responseExcerpt, 'nope')
+  t.equal((await api(s.url, '/notifications/nope')).status, 404)
+
+  // The target is fixed; replay the dead delivery to it alone.
+  bad.respond((_r, _n, res) => { res.writeHead(200).end() })
+  const before = bad.received.length
+  const replay = await api(s.url, `/notifications/${ids[1]}/replay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ targets: [badName] }) })
+  t.same(replay.json, { id: ids[1], replayed: [badName] })
+  await bad.waitFor(before + 1)
+  await until(async () => (await api(s.url, `/notifications/${ids[1]}`)).json.deliveries.every((d: any) => d.status === 'delivered'))
+  t.equal(good.received.length, 3, 'the other target did not get it again')
+  t.equal((await api(s.url, `/notifications/${ids[1]}/replay`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"targets":["nobody"]}' })).status, 400)
+
+  const targets = await api(s.url, '/targets')
+  const health = Object.fromEntries(targets.json.targets.map((x: any) => [x.name, x]))
+  t.equal(health[goodName].delivered >= 3, true)
+  t.equal(health[goodName].dead, 0)
+  t.ok(health[goodName].lastSuccessAt > 0)
+  t.equal(health[badName].dead, 2, 'the two not replayed are still dead')
+  t.equal(health[badName].lastError, 'HTTP 500')
+  t.notMatch(JSON.stringify(targets.json), /\/hook/, 'target URLs (which may carry tokens) are not shown')
+
+  t.equal((await api(s.url, `/notifications/${ids[0]}/replay`, { method: 'POST' })).status, 200, 'no body: every target it had')
+  await until(async () => (await api(s.url, `/notifications/${ids[0]}`)).json.deliveries.every((d: any) => d.status === 'delivered'))
+  t.equal(good.received.filter((r) => r.headers['x-storehook-notification-id'] === ids[0]).length, 2, 'replayed to the target that had it')
+})
