@@ -8,6 +8,8 @@ import { migrate, openDatabase } from './db/client.ts'
 import { createIngest } from './ingest/ingest.ts'
 import { Outbox } from './outbox/outbox.ts'
 import { listQuarantine } from './outbox/store.ts'
+import { overview, targetHealth, type NotificationFilter } from './outbox/queries.ts'
+import { MAX_BULK_REPLAY, replayMatching } from './ops/replay.ts'
 import { startServer } from './server.ts'
 import { VERSION } from './version.ts'
 
@@ -18,6 +20,8 @@ Usage: storehook <command> [options]
 Commands:
   serve      receive notifications and forward them to every target (default)
   migrate    apply pending database migrations and exit
+  status     the overview: last notification per environment, each target's health
+  replay     deliver matching notifications again (filters as the admin API)
   quarantine list refused payloads, or release them into the outbox
 
 Options:
@@ -26,7 +30,26 @@ Options:
 
 Configuration comes from environment variables (see README.md).`
 
+const FILTER_HELP = `Filters (all optional, combined with AND):
+  --type TYPE  --subtype SUBTYPE  --environment Production|Sandbox
+  --bundle-id ID  --original-transaction-id ID  --verification verified|unverified|unchecked
+  --delivery-status pending|delivered|dead  --target NAME
+  --since WHEN  --until WHEN     (an ISO date, or a duration back from now: 90m, 48h, 7d)`
+
 const COMMAND_HELP: Record<string, string> = {
+  status: `Usage: storehook status
+
+Prints the last notification received per environment (as App Store Connect
+users check), the counts of the last 24 hours, and each target's health:
+pending, dead, delivered, oldest pending, last success, last error. Reads the
+database file directly; safe while the server runs.`,
+  replay: `Usage: storehook replay [filters] [--to TARGET,...] [--id ID]...
+
+Delivers matching notifications again, to the targets each already has, or to
+the targets named by --to (for example a newly added target). The running
+server forwards them. At most ${MAX_BULK_REPLAY} per run.
+
+${FILTER_HELP}`,
   quarantine: `Usage: storehook quarantine [list] [--limit N]
        storehook quarantine release <id>... [--force]
 
@@ -44,6 +67,90 @@ and the targets of STOREHOOK_CONFIG. Stops gracefully on SIGTERM or SIGINT.`,
 
 Creates DATABASE_PATH if needed and applies the migrations it lacks. Safe to
 run while the server runs, and safe to run twice.`
+}
+
+function parseWhen (flag: string, value: string | undefined, now: number): number | undefined {
+  if (value === undefined) return undefined
+  const m = /^(\d+)(s|m|h|d)$/.exec(value)
+  if (m !== null) return now - Number(m[1]) * { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd']
+  const at = Date.parse(value)
+  if (Number.isNaN(at)) fail(`${flag}: "${value}" is neither an ISO date nor a duration such as 48h`)
+  return at
+}
+
+function filterFrom (values: Record<string, string | boolean | undefined | Array<string | boolean>>): NotificationFilter {
+  const str = (k: string): string | undefined => (typeof values[k] === 'string' ? values[k] as string : undefined)
+  const now = Date.now()
+  const f: NotificationFilter = {
+    type: str('type'),
+    subtype: str('subtype'),
+    environment: str('environment'),
+    bundleId: str('bundle-id'),
+    originalTransactionId: str('original-transaction-id'),
+    verification: str('verification'),
+    deliveryStatus: str('delivery-status'),
+    target: str('target'),
+    since: parseWhen('--since', str('since'), now),
+    until: parseWhen('--until', str('until'), now)
+  }
+  return Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined)) as NotificationFilter
+}
+
+const ago = (at: number | null, now: number): string => at === null ? '-' : `${new Date(at).toISOString()} (${Math.round((now - at) / 60_000)} min ago)`
+
+function statusCommand (config: Config): void {
+  const database = openDatabase(config.databasePath, { busyTimeoutMs: 30_000 })
+  try {
+    migrate(database)
+    const now = Date.now()
+    const o = overview(database.db, now)
+    const out: string[] = [`storehook ${VERSION}, ${config.databasePath}`, '', 'Last notification received:']
+    if (o.lastReceived.length === 0) out.push('  none yet')
+    for (const r of o.lastReceived) out.push(`  ${(r.environment ?? 'unknown').padEnd(12)} ${ago(r.at, now)}  ${r.type}`)
+    out.push('', 'Last 24 hours:')
+    if (o.last24h.length === 0) out.push('  none')
+    for (const r of o.last24h) out.push(`  ${(r.environment ?? 'unknown').padEnd(12)} ${r.verification.padEnd(11)} ${r.n}`)
+    out.push('', 'Targets:')
+    if (config.targets.length === 0) out.push('  none configured')
+    for (const t of config.targets) {
+      const h = targetHealth(database.db, t.name)
+      out.push(`  ${t.name}: ${h.pending} pending, ${h.dead} dead, ${h.delivered} delivered; oldest pending ${ago(h.oldestPendingAt, now)}`)
+      out.push(`    last success ${ago(h.lastSuccessAt, now)}; last error ${h.lastError === null ? '-' : `${h.lastError} at ${ago(h.lastErrorAt, now)}`}`)
+    }
+    process.stdout.write(out.join('\n') + '\n')
+  } finally {
+    database.close()
+  }
+}
+
+async function replayCommand (config: Config, values: Record<string, string | boolean | undefined | Array<string | boolean>>): Promise<void> {
+  const filter = filterFrom(values)
+  const to = typeof values.to === 'string' ? values.to.split(',').map((x) => x.trim()).filter(Boolean) : undefined
+  const names = new Set(config.targets.map((t) => t.name))
+  const unknown = (to ?? []).filter((x) => !names.has(x))
+  if (unknown.length > 0) fail(`--to: unknown target(s) ${unknown.join(', ')}; configured: ${[...names].join(', ') || 'none'}`)
+  const ids = (Array.isArray(values.id) ? values.id : values.id === undefined ? [] : [values.id]).map(String)
+  if (ids.length === 0 && Object.keys(filter).length === 0) fail('replay needs --id or at least one filter (see storehook replay --help)')
+  const database = openDatabase(config.databasePath, { busyTimeoutMs: 30_000 })
+  migrate(database)
+  const outbox = new Outbox({ path: config.databasePath, busyTimeoutMs: 30_000 })
+  try {
+    if (ids.length > 0) {
+      let deliveries = 0
+      for (const id of ids) {
+        const replayed = await outbox.replay(id, to)
+        if (replayed.length === 0) process.stdout.write(`${id}: no such notification, or no target to replay to\n`)
+        deliveries += replayed.length
+      }
+      process.stdout.write(`Replayed ${ids.length} notification(s): ${deliveries} deliveries queued.\n`)
+    } else {
+      const r = await replayMatching(database.db, outbox, filter, to)
+      process.stdout.write(`Replayed ${r.notifications} notification(s): ${r.deliveries} deliveries queued.${r.truncated ? ` Stopped at ${MAX_BULK_REPLAY}: narrow the filter and run again.` : ''}\n`)
+    }
+  } finally {
+    await outbox.close()
+    database.close()
+  }
 }
 
 async function quarantineCommand (config: Config, args: string[], flags: { force: boolean; limit: number }): Promise<void> {
@@ -112,7 +219,19 @@ export async function main (argv: string[]): Promise<void> {
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
       force: { type: 'boolean' },
-      limit: { type: 'string' }
+      limit: { type: 'string' },
+      type: { type: 'string' },
+      subtype: { type: 'string' },
+      environment: { type: 'string' },
+      'bundle-id': { type: 'string' },
+      'original-transaction-id': { type: 'string' },
+      verification: { type: 'string' },
+      'delivery-status': { type: 'string' },
+      target: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      to: { type: 'string' },
+      id: { type: 'string', multiple: true }
     },
     allowPositionals: true,
     strict: false
@@ -150,6 +269,12 @@ export async function main (argv: string[]): Promise<void> {
       }
       return
     }
+    case 'status':
+      statusCommand(configOrExit())
+      return
+    case 'replay':
+      await replayCommand(configOrExit(), values)
+      return
     case 'quarantine': {
       const config = configOrExit()
       const limit = values.limit === undefined ? 50 : Number(values.limit)

@@ -118,3 +118,25 @@ export function targetHealth (db: Db, target: string): TargetHealth {
     lastError: failure?.error ?? null
   }
 }
+
+// Every notification id matching the filter, newest first, at most `max`:
+// what a bulk replay works through.
+export function matchingIds (db: Db, filter: NotificationFilter, max: number): string[] {
+  return db.select({ id: notifications.id }).from(notifications).where(where(filter, null))
+    .orderBy(desc(notifications.id)).limit(max).all().map((r) => r.id)
+}
+
+export interface Overview {
+  lastReceived: Array<{ environment: string | null; at: number; type: string }>
+  last24h: Array<{ environment: string | null; verification: string; n: number }>
+}
+
+export function overview (db: Db, now: number): Overview {
+  return {
+    lastReceived: db.all(sql`
+      SELECT environment, max(received_at) AS at, notification_type AS type FROM ${notifications} GROUP BY environment ORDER BY environment`),
+    last24h: db.all(sql`
+      SELECT environment, verification, count(*) AS n FROM ${notifications}
+       WHERE received_at >= ${now - 86_400_000} GROUP BY environment, verification ORDER BY environment, verification`)
+  }
+}

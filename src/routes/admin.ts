@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { decodeNotificationBody } from '../apple/payload.ts'
 import type { Config } from '../config.ts'
 import { AppError } from '../errors.ts'
+import { replayMatching } from '../ops/replay.ts'
 import { getNotification, listNotifications, targetHealth, type NotificationFilter } from '../outbox/queries.ts'
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
@@ -33,6 +34,11 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
   if (token === null) return
   const expected = digest(token)
   const targetNames = new Set(config.targets.map((t) => t.name))
+
+  function checkTargets (wanted: readonly string[] | undefined): void {
+    const unknown = (wanted ?? []).filter((t) => !targetNames.has(t))
+    if (unknown.length > 0) throw new AppError('BAD_REQUEST', `Unknown target(s): ${unknown.join(', ')}. Configured: ${[...targetNames].join(', ') || 'none'}.`)
+  }
 
   app.addHook('onRequest', async (request) => {
     const header = request.headers.authorization ?? ''
@@ -78,12 +84,31 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
     }
   }, async (request) => {
     const wanted = request.body?.targets
-    const unknown = (wanted ?? []).filter((t) => !targetNames.has(t))
-    if (unknown.length > 0) throw new AppError('BAD_REQUEST', `Unknown target(s): ${unknown.join(', ')}. Configured: ${[...targetNames].join(', ') || 'none'}.`)
+    checkTargets(wanted)
     if (getNotification(app.database.db, request.params.id) === null) throw new AppError('NOT_FOUND', `No notification ${request.params.id}.`)
     const replayed = await app.outbox.replay(request.params.id, wanted)
     request.log.info({ notificationId: request.params.id, targets: replayed }, 'Replay requested.')
     return { id: request.params.id, replayed }
+  })
+
+  app.post<{ Body: { filter?: NotificationFilter; targets?: string[] } }>('/api/replay', {
+    schema: {
+      body: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['filter'],
+        properties: {
+          filter: { type: 'object', additionalProperties: false, properties: filterProperties, minProperties: 1 },
+          targets: { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 100 }
+        }
+      }
+    }
+  }, async (request) => {
+    const { filter = {}, targets } = request.body
+    checkTargets(targets)
+    const result = await replayMatching(app.database.db, app.outbox, filter, targets)
+    request.log.info({ filter, targets, ...result }, 'Bulk replay requested.')
+    return result
   })
 
   app.get('/api/targets', async () => {
