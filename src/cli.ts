@@ -7,6 +7,7 @@ import { createVerifier, defaultRootCertificates, loadRootCertificates } from '.
 import { migrate, openDatabase } from './db/client.ts'
 import { createIngest } from './ingest/ingest.ts'
 import { Outbox } from './outbox/outbox.ts'
+import { pruneAll } from './outbox/retention.ts'
 import { listQuarantine } from './outbox/store.ts'
 import { overview, targetHealth, type NotificationFilter } from './outbox/queries.ts'
 import { MAX_BULK_REPLAY, replayMatching } from './ops/replay.ts'
@@ -22,6 +23,7 @@ Commands:
   migrate    apply pending database migrations and exit
   status     the overview: last notification per environment, each target's health
   replay     deliver matching notifications again (filters as the admin API)
+  prune      delete delivered notifications older than RETENTION_DAYS now
   quarantine list refused payloads, or release them into the outbox
 
 Options:
@@ -43,6 +45,12 @@ Prints the last notification received per environment (as App Store Connect
 users check), the counts of the last 24 hours, and each target's health:
 pending, dead, delivered, oldest pending, last success, last error. Reads the
 database file directly; safe while the server runs.`,
+  prune: `Usage: storehook prune
+
+Deletes notifications received more than RETENTION_DAYS (default 30) ago whose
+every delivery is delivered; pending and dead ones are never deleted. The
+server does the same every ten minutes; this runs it now. Safe while the
+server runs.`,
   replay: `Usage: storehook replay [filters] [--to TARGET,...] [--id ID]...
 
 Delivers matching notifications again, to the targets each already has, or to
@@ -266,6 +274,20 @@ export async function main (argv: string[]): Promise<void> {
         process.stdout.write(`${config.databasePath}: ${before} migration(s) applied, schema up to date.\n`)
       } finally {
         database.close()
+      }
+      return
+    }
+    case 'prune': {
+      const config = configOrExit()
+      const database = openDatabase(config.databasePath, { busyTimeoutMs: 30_000 })
+      migrate(database)
+      database.close()
+      const outbox = new Outbox({ path: config.databasePath, busyTimeoutMs: 30_000 })
+      try {
+        const pruned = await pruneAll(outbox, config.retentionMs)
+        process.stdout.write(config.retentionMs === 0 ? 'RETENTION_DAYS=0: nothing is ever pruned.\n' : `Pruned ${pruned} delivered notification(s) older than ${config.retentionMs / 86_400_000} day(s).\n`)
+      } finally {
+        await outbox.close()
       }
       return
     }

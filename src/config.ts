@@ -41,6 +41,8 @@ export interface Config {
   shutdownTimeoutMs: number
   databaseBusyTimeoutMs: number
   quarantine: { maxItems: number; maxBytes: number }
+  // 0: keep everything.
+  retentionMs: number
 }
 
 export class ConfigError extends Error {
@@ -282,6 +284,7 @@ export function loadConfig (env: Env = process.env): Config {
     pollIntervalMs: int(env, 'POLL_INTERVAL_MS', 1000, 10, 60_000),
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     databaseBusyTimeoutMs: int(env, 'DATABASE_BUSY_TIMEOUT_MS', 2000, 0, 60_000),
+    retentionMs: int(env, 'RETENTION_DAYS', 30, 0, 36_500) * 86_400_000,
     quarantine: {
       maxItems: int(env, 'QUARANTINE_MAX_ITEMS', 10_000, 0),
       maxBytes: int(env, 'QUARANTINE_MAX_BYTES', 64 * 1_048_576, 0)

@@ -97,6 +97,7 @@ export class Outbox {
   release (deliveryId: number, fence: number): Promise<boolean> { return this.#call('release', deliveryId, fence) }
   reclaimLeases (): Promise<number> { return this.#call('reclaimLeases') }
   probe (): Promise<void> { return this.#call('probe') }
+  prune (cutoff: number, limit: number): Promise<number> { return this.#call('prune', cutoff, limit) }
   nextDueAt (target: string): Promise<number | null> { return this.#call('nextDueAt', target) }
   stats (): Promise<GroupCommitStats> { return this.#call('stats') }
   quarantine (row: store.NewQuarantined, caps: store.QuarantineCaps): Promise<{ id: number; dropped: number }> { return this.#call('quarantine', row, caps) }

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../config.ts'
 import { Outbox } from './outbox.ts'
+import { Retention } from './retention.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -17,7 +18,12 @@ export default fp<{ config: Config }>(async (app, { config }) => {
     busyTimeoutMs: config.databaseBusyTimeoutMs,
     onCrash: (err) => { log.error({ err }, 'The outbox writer stopped; it restarts with the next write.') }
   })
-  app.addHook('onClose', async () => { await outbox.close() })
+  const retention = new Retention({ outbox, retentionMs: config.retentionMs, intervalMs: 600_000, log })
+  app.addHook('onReady', async () => { retention.start() })
+  app.addHook('onClose', async () => {
+    await retention.stop()
+    await outbox.close()
+  })
   const reclaimed = await outbox.reclaimLeases()
   if (reclaimed > 0) log.warn({ reclaimed }, 'Reclaimed leases left by a process that stopped mid-delivery.')
   app.decorate('outbox', outbox)

@@ -271,3 +271,16 @@ export function markReleased (db: Db, id: number, notificationId: string, now: n
 export function quarantineSize (db: Db): { items: number; bytes: number } {
   return db.get<{ items: number; bytes: number }>(sql`SELECT count(*) AS items, coalesce(sum(bytes), 0) AS bytes FROM quarantine`)!
 }
+
+// Retention: deletes up to `limit` notifications received before `cutoff`
+// whose every delivery is delivered (pending and dead ones are never pruned).
+// Deliveries and attempts go with them (ON DELETE CASCADE). Freed pages are
+// reused by later inserts, so at a steady rate the file stops growing.
+export function pruneDelivered (db: Db, cutoff: number, limit: number): number {
+  return db.run(sql`
+    DELETE FROM notifications WHERE id IN (
+      SELECT n.id FROM notifications n
+       WHERE n.received_at < ${cutoff}
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id AND d.status <> 'delivered')
+       ORDER BY n.id LIMIT ${limit})`).changes
+}

@@ -46,6 +46,7 @@ const ops: Record<string, (...args: any[]) => unknown> = {
     commits.run(() => store.quarantineRefused(db, { ...row, body: buf(row.body as Uint8Array) }, caps)),
   findQuarantined: (id: number) => store.findQuarantined(db, id) ?? null,
   markReleased: (id: number, notificationId: string) => commits.run(() => store.markReleased(db, id, notificationId, Date.now())),
+  prune: (cutoff: number, limit: number) => commits.run(() => store.pruneDelivered(db, cutoff, limit)),
   nextDueAt: (target: string) => store.nextDueAt(db, target),
   stats: () => commits.stats(),
   // Fault drills and tests: cap the file as a full disk would.

@@ -1,0 +1,55 @@
+// Prunes delivered notifications older than RETENTION_DAYS, in small batches
+// so each commit is short and ingest interleaves with it.
+import type { FastifyBaseLogger as Logger } from 'fastify'
+import type { Outbox } from './outbox.ts'
+
+export const PRUNE_BATCH = 500
+
+export async function pruneAll (outbox: Outbox, retentionMs: number, now = Date.now()): Promise<number> {
+  if (retentionMs === 0) return 0
+  let total = 0
+  for (;;) {
+    const n = await outbox.prune(now - retentionMs, PRUNE_BATCH)
+    total += n
+    if (n < PRUNE_BATCH) return total
+    // Let queued ingest commit between batches.
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}
+
+export class Retention {
+  #timer: NodeJS.Timeout | null = null
+  #running: Promise<void> | null = null
+  #outbox: Outbox
+  #retentionMs: number
+  #intervalMs: number
+  #log: Logger
+
+  constructor (opts: { outbox: Outbox; retentionMs: number; intervalMs: number; log: Logger }) {
+    this.#outbox = opts.outbox
+    this.#retentionMs = opts.retentionMs
+    this.#intervalMs = opts.intervalMs
+    this.#log = opts.log
+  }
+
+  start (): void {
+    if (this.#retentionMs === 0 || this.#timer !== null) return
+    this.#timer = setTimeout(() => { this.#run() }, 10_000)
+  }
+
+  #run (): void {
+    this.#running = pruneAll(this.#outbox, this.#retentionMs)
+      .then((pruned) => { if (pruned > 0) this.#log.info({ pruned }, 'Pruned delivered notifications past retention.') })
+      .catch((err: unknown) => { this.#log.warn({ err }, 'Pruning failed; will try again.') })
+      .finally(() => {
+        this.#running = null
+        if (this.#timer !== null) this.#timer = setTimeout(() => { this.#run() }, this.#intervalMs)
+      })
+  }
+
+  async stop (): Promise<void> {
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
+    await this.#running
+  }
+}
