@@ -2,6 +2,7 @@
 // validated here, once, at start; the rest of the code receives a frozen,
 // typed Config and never looks at the environment again.
 import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
 
 export type VerifyMode = 'enforce' | 'log' | 'off'
 
@@ -43,6 +44,10 @@ export interface Config {
   quarantine: { maxItems: number; maxBytes: number }
   // 0: keep everything.
   retentionMs: number
+  // null: any sender. Entries are CIDR blocks, already expanded from presets.
+  allowedSourceIps: Array<{ address: string; prefix: number; family: 'ipv4' | 'ipv6' }> | null
+  // Where the sender's address comes from: the socket, Fly's Fly-Client-IP, or X-Forwarded-For.
+  trustProxy: 'none' | 'fly' | 'forwarded'
 }
 
 export class ConfigError extends Error {
@@ -174,6 +179,28 @@ function targetFromFile (variable: string, raw: unknown, index: number, defaults
   }
 }
 
+// Apple sends App Store Server Notifications from 17.0.0.0/8 (the 17.58.0.0/18
+// and 17.58.192.0/18 ranges today): the preset allows the whole block Apple owns.
+const SOURCE_PRESETS: Record<string, string[]> = { apple: ['17.0.0.0/8'] }
+
+function cidrs (env: Env): Config['allowedSourceIps'] {
+  const items = list(env, 'ALLOWED_SOURCE_IPS')
+  if (items === null) return null
+  const out: NonNullable<Config['allowedSourceIps']> = []
+  for (const item of items.flatMap((i) => SOURCE_PRESETS[i.toLowerCase()] ?? [i])) {
+    const [address = '', bits] = item.split('/')
+    const family = isIP(address)
+    if (family === 0) throw new ConfigError('ALLOWED_SOURCE_IPS', `"${item}" is not an IP address, a CIDR block or the preset "apple"`)
+    const max = family === 4 ? 32 : 128
+    const prefix = bits === undefined ? max : Number(bits)
+    if (!Number.isInteger(prefix) || prefix < 0 || prefix > max || (bits !== undefined && !/^\d+$/.test(bits))) {
+      throw new ConfigError('ALLOWED_SOURCE_IPS', `"${item}" has a prefix length outside 0-${max}`)
+    }
+    out.push({ address, prefix, family: family === 4 ? 'ipv4' : 'ipv6' })
+  }
+  return out
+}
+
 function readConfigFile (path: string): Record<string, unknown> {
   let text: string
   try {
@@ -214,6 +241,12 @@ function uniqueNames (targets: Array<TargetConfig & { explicit: boolean }>): Tar
     taken.add(name)
     return { ...t, name }
   })
+}
+
+function trustProxy (env: Env): Config['trustProxy'] {
+  const v = str(env, 'TRUST_PROXY') ?? 'none'
+  if (v !== 'none' && v !== 'fly' && v !== 'forwarded') throw new ConfigError('TRUST_PROXY', `must be none, fly or forwarded, got "${v}"`)
+  return v
 }
 
 export function loadConfig (env: Env = process.env): Config {
@@ -285,6 +318,8 @@ export function loadConfig (env: Env = process.env): Config {
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     databaseBusyTimeoutMs: int(env, 'DATABASE_BUSY_TIMEOUT_MS', 2000, 0, 60_000),
     retentionMs: int(env, 'RETENTION_DAYS', 30, 0, 36_500) * 86_400_000,
+    allowedSourceIps: cidrs(env),
+    trustProxy: trustProxy(env),
     quarantine: {
       maxItems: int(env, 'QUARANTINE_MAX_ITEMS', 10_000, 0),
       maxBytes: int(env, 'QUARANTINE_MAX_BYTES', 64 * 1_048_576, 0)

@@ -1,5 +1,6 @@
 // POST /apple/notifications: the URL pasted into App Store Connect.
-import type { FastifyInstance } from 'fastify'
+import { BlockList, isIP } from 'node:net'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Config } from '../config.ts'
 import { AppError } from '../errors.ts'
 
@@ -11,6 +12,17 @@ export default async function notificationRoutes (app: FastifyInstance, { config
   app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: config.bodyLimitBytes }, (_req, body, done) => {
     done(null, body)
   })
+
+  const allowed = sourceFilter(config)
+  if (allowed !== null) {
+    app.addHook('onRequest', async (request) => {
+      const address = clientAddress(request, config.trustProxy)
+      if (address === null || !allowed(address)) {
+        request.log.warn({ address, component: 'ingest' }, 'Refused a sender outside ALLOWED_SOURCE_IPS.')
+        throw new AppError('SOURCE_NOT_ALLOWED', `Sender ${address ?? 'unknown'} is not in ALLOWED_SOURCE_IPS.`)
+      }
+    })
+  }
 
   app.post('/apple/notifications', {
     schema: {
@@ -34,4 +46,29 @@ export default async function notificationRoutes (app: FastifyInstance, { config
     const accepted = await app.ingest.accept(raw, 'webhook')
     return { id: accepted.id, duplicate: accepted.duplicate }
   })
+}
+
+function sourceFilter (config: Config): ((address: string) => boolean) | null {
+  if (config.allowedSourceIps === null) return null
+  const list = new BlockList()
+  for (const c of config.allowedSourceIps) list.addSubnet(c.address, c.prefix, c.family)
+  return (address) => list.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4')
+}
+
+// Behind Fly's proxy the socket is the proxy; Fly-Client-IP (or the last
+// X-Forwarded-For entry, the one the trusted proxy appended) is the sender.
+// Headers are believed only when TRUST_PROXY says a proxy is there.
+function clientAddress (request: FastifyRequest, trust: Config['trustProxy']): string | null {
+  let address: string | undefined = request.socket.remoteAddress
+  if (trust === 'fly') {
+    const h = request.headers['fly-client-ip']
+    if (typeof h === 'string') address = h.trim()
+  } else if (trust === 'forwarded') {
+    const h = request.headers['x-forwarded-for']
+    const last = (Array.isArray(h) ? h.join(',') : h ?? '').split(',').map((x) => x.trim()).filter(Boolean).pop()
+    if (last !== undefined) address = last
+  }
+  if (address === undefined) return null
+  if (address.startsWith('::ffff:') && isIP(address.slice(7)) === 4) address = address.slice(7)
+  return isIP(address) === 0 ? null : address
 }
