@@ -68,5 +68,43 @@ export default fp(async (app) => {
       for (const r of pendingRows()) this.set({ target: r.target }, Math.max(0, (now - r.oldest) / 1000))
     }
   })
+  new Gauge({ // eslint-disable-line no-new
+    name: 'storehook_outbox_dead',
+    help: 'Deliveries marked dead (given up, replayable), by target.',
+    labelNames: ['target'],
+    registers: [registry],
+    collect () {
+      this.reset()
+      for (const r of db.all<{ target: string; n: number }>(sql`SELECT target, count(*) AS n FROM deliveries WHERE status = 'dead' GROUP BY target`)) this.set({ target: r.target }, r.n)
+    }
+  })
+  new Gauge({ // eslint-disable-line no-new
+    name: 'storehook_last_received_timestamp_seconds',
+    help: 'When the last notification was received, by environment (what App Store Connect users check).',
+    labelNames: ['environment'],
+    registers: [registry],
+    collect () {
+      this.reset()
+      for (const r of db.all<{ environment: string | null; at: number }>(sql`SELECT environment, max(received_at) AS at FROM notifications GROUP BY environment`)) {
+        this.set({ environment: r.environment ?? 'unknown' }, r.at / 1000)
+      }
+    }
+  })
+  new Gauge({ // eslint-disable-line no-new
+    name: 'storehook_quarantine_items',
+    help: 'Refused payloads kept in the quarantine.',
+    registers: [registry],
+    collect () {
+      this.set(db.get<{ n: number }>(sql`SELECT count(*) AS n FROM quarantine WHERE released_at IS NULL`)!.n)
+    }
+  })
+  new Gauge({ // eslint-disable-line no-new
+    name: 'storehook_database_bytes',
+    help: 'Size of the database file (pages in use and free).',
+    registers: [registry],
+    collect () {
+      this.set(app.database.fileSizeBytes())
+    }
+  })
   app.decorate('metrics', metrics)
 }, { name: 'storehook-metrics', dependencies: ['storehook-database'], fastify: '5.x' })
