@@ -54,7 +54,7 @@ export function openDatabase (path: string, options: OpenOptions = {}): Database
     db,
     path,
     transaction (fn) {
-      if (sqlite.inTransaction) throw new Error('transaction() does not nest; use savepoint()')
+      if (sqlite.inTransaction) throw new Error('transaction() does not nest')
       try {
         // IMMEDIATE takes the write lock up front: a deferred transaction that
         // upgrades later can fail with SQLITE_BUSY without waiting.

@@ -9,7 +9,9 @@ declare module 'fastify' {
 }
 
 // Opens the database file and applies pending migrations before anything
-// else starts; closes it last.
+// else starts; closes it last. This main-thread connection only reads (the
+// admin API, /metrics, /readyz's migration check): the outbox's writer
+// thread owns every write, and WAL lets both work at once.
 export default fp<{ config: Config }>(async (app, { config }) => {
   const database = openDatabase(config.databasePath, { busyTimeoutMs: config.databaseBusyTimeoutMs })
   try {
