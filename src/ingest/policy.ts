@@ -14,7 +14,7 @@ export interface Verdict {
 }
 
 export interface SignatureCheck {
-  verify: (signedPayload: string) => { ok: true } | { ok: false; reason: string; message: string }
+  verify: (signedPayload: string, decodedPayload?: Record<string, unknown>) => { ok: true } | { ok: false; reason: string; message: string }
 }
 
 export interface PolicyOptions {
@@ -50,7 +50,7 @@ export function judge (n: DecodedNotification, opts: PolicyOptions): Verdict {
     return { verification: 'verified', reason: null }
   }
   if (n.jws === null) return refuseOrMark(opts.mode, 'SIGNATURE_INVALID', 'The notification is not signed.')
-  const result = opts.signatures.verify(`${n.jws.signingInput}.${n.jws.signatureB64}`)
+  const result = opts.signatures.verify(`${n.jws.signingInput}.${n.jws.signatureB64}`, n.payload)
   if (!result.ok) {
     const code: ErrorCode = result.reason === 'environment_untrusted' ? 'ENVIRONMENT_NOT_TRUSTED' : 'SIGNATURE_INVALID'
     return refuseOrMark(opts.mode, code, `${result.message} (${result.reason})`)
