@@ -32,7 +32,18 @@ export const notifications = sqliteTable('notifications', {
   index('notifications_type').on(t.notificationType, t.receivedAt),
   index('notifications_original_transaction_id').on(t.originalTransactionId),
   index('notifications_bundle_id').on(t.bundleId, t.receivedAt),
-  index('notifications_environment').on(t.environment, t.receivedAt)
+  index('notifications_environment').on(t.environment, t.receivedAt),
+  // Low-cardinality keys lead with the key and end with the arrival time, so
+  // each insert lands at the right edge of its key's run: a few hot pages per
+  // commit, not one random page per row. transaction_id grows over time at
+  // Apple, and app_account_token is absent for apps that do not set one.
+  index('notifications_subtype').on(t.subtype, t.receivedAt),
+  index('notifications_verification').on(t.verification, t.receivedAt),
+  index('notifications_product_id').on(t.productId, t.receivedAt),
+  index('notifications_app_apple_id').on(t.appAppleId, t.receivedAt),
+  index('notifications_signed_date').on(t.signedDate),
+  index('notifications_transaction_id').on(t.transactionId),
+  index('notifications_app_account_token').on(t.appAccountToken).where(sql`app_account_token IS NOT NULL`)
 ])
 
 export const deliveries = sqliteTable('deliveries', {

@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { migrate, openDatabase } from '../../src/db/client.ts'
 import * as store from '../../src/outbox/store.ts'
@@ -72,4 +73,14 @@ t.test('release gives a claimed delivery back, due at once', async (t) => {
   t.equal(store.release(db, c!.deliveryId, c!.fence, 1200), true)
   t.equal(store.release(db, c!.deliveryId, c!.fence, 1200), false, 'only once')
   t.equal(store.countDue(db, 'a', 1200), 1)
+})
+
+t.test('every decoded field an operator looks up by has an index', async (t) => {
+  const { db } = setup(t)
+  const columns = ['notification_type', 'subtype', 'environment', 'bundle_id', 'app_apple_id', 'signed_date', 'original_transaction_id',
+    'transaction_id', 'product_id', 'app_account_token', 'verification']
+  for (const column of columns) {
+    const plan = db.all<{ detail: string }>(sql.raw(`EXPLAIN QUERY PLAN SELECT id FROM notifications WHERE ${column} = 'x'`))
+    t.match(plan.map((p) => p.detail).join('; '), /USING (COVERING )?INDEX notifications_/, `${column} is searched through an index`)
+  }
 })
