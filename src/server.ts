@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
 import app, { serverOptions } from './app.ts'
 import type { Config } from './config.ts'
+import { readTlsPair, secureContextOptions, watchCertificate } from './tls.ts'
 import { VERSION } from './version.ts'
 
 export function createLogger (config: Pick<Config, 'logLevel'>): Logger {
@@ -12,7 +13,18 @@ export function createLogger (config: Pick<Config, 'logLevel'>): Logger {
 }
 
 export async function buildApp (config: Config, logger: Logger): Promise<FastifyInstance> {
-  const fastify = Fastify(serverOptions(config, logger as FastifyBaseLogger))
+  const options = serverOptions(config, logger as FastifyBaseLogger)
+  if (config.tls === null) {
+    const fastify = Fastify(options)
+    await fastify.register(app, { config })
+    return fastify
+  }
+  const tls = config.tls
+  const pair = readTlsPair(tls)
+  // The routes never look at the transport, so the HTTPS instance is typed as the HTTP one.
+  const fastify = Fastify({ ...options, https: secureContextOptions(pair) } as unknown as typeof options) as unknown as FastifyInstance
+  const stopWatching = watchCertificate(fastify.server as unknown as Parameters<typeof watchCertificate>[0], tls, pair, logger.child({ component: 'tls' }))
+  fastify.addHook('onClose', async () => { stopWatching() })
   await fastify.register(app, { config })
   return fastify
 }
