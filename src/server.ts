@@ -29,6 +29,13 @@ export async function buildApp (config: Config, logger: Logger): Promise<Fastify
   return fastify
 }
 
+// Fly sends SIGINT, systemd and Docker SIGTERM.
+// How long close-with-grace waits past SHUTDOWN_TIMEOUT_MS before it gives up and exits.
+export const GRACE_MARGIN_MS = 5_000
+export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const
+// Every signal close-with-grace would bind by default.
+const LIBRARY_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGUSR2', 'SIGTERM'] as const
+
 export interface RunningServer {
   app: FastifyInstance
   close: () => Promise<void>
@@ -50,11 +57,27 @@ export async function startServer (config: Config): Promise<RunningServer> {
     return closing
   }
   // The grace delay outlasts the delivery deadline, so in-flight work is
-  // finished or released before close-with-grace gives up and exits.
-  closeWithGrace({ delay: config.shutdownTimeoutMs + 5_000, logger }, async ({ signal, err }) => {
+  // finished or released before close-with-grace gives up and exits. It
+  // handles uncaught errors; the stop signals are handled below instead,
+  // because Deno also hands a signal to listeners added while that signal is
+  // being dispatched, so the library's "a second signal exits" listener would
+  // fire on the first and turn every clean SIGTERM into exit code 1.
+  // SIGILL, SIGFPE and SIGSEGV are faults, not requests to stop: no JavaScript
+  // can run a graceful close after one (and Deno refuses to bind them).
+  const grace = closeWithGrace({ delay: config.shutdownTimeoutMs + GRACE_MARGIN_MS, logger, skip: [...LIBRARY_SIGNALS] }, async ({ err }) => {
     if (err !== undefined) logger.fatal({ err }, 'Uncaught error; shutting down.')
-    else logger.info({ signal }, 'Shutting down.')
     await close()
   })
+  let stopping = false
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.error({ signal }, 'Second signal; exiting now.')
+      process.exit(1)
+    }
+    stopping = true
+    logger.info({ signal }, 'Shutting down.')
+    void grace.close()
+  }
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal)
   return { app: fastify, close }
 }

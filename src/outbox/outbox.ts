@@ -128,6 +128,8 @@ export class Outbox {
       if (worker === null) return
       const exited = new Promise((resolve) => worker.once('exit', resolve))
       await this.#call('close').catch(() => {})
+      // The database is closed by now; under Node the thread has already ended by itself.
+      await worker.terminate()
       await exited
     })()
     return this.#closed

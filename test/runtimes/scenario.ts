@@ -79,11 +79,11 @@ export async function runScenarios (label: string, runner: Runner, commands: Arr
 
     for (const c of commands) {
       // Their own file, so the server below starts on a new one.
-      const r = await runCli(c.args, { ...env, DATABASE_PATH: join(dir, 'cli', 'storehook.db') }, { ...runner, cwd: dir })
+      const r = await runCli(c.args, { ...env, DATABASE_PATH: join(dir, 'cli', 'storehook.db') }, { cwd: dir, ...runner })
       check(`\`storehook ${c.args.join(' ')}\` runs`, r.code === 0 && c.expect.test(r.stdout), `exit ${r.code}\n${r.stdout}${r.stderr}`)
     }
 
-    const first = await timeToReady({ ...runner, cwd: dir }, env)
+    const first = await timeToReady({ cwd: dir, ...runner }, env)
     servers.push(first.server)
     if (first.ms !== null) results.measured.readyMs = first.ms
     check('starts on a new database file and answers /readyz 200', first.ms !== null)
@@ -104,16 +104,16 @@ export async function runScenarios (label: string, runner: Runner, commands: Arr
     check('SIGKILL ends the process', first.server.child.signalCode === 'SIGKILL')
     steady = await startTarget(undefined, '/hook', steadyPort)
     targets.push(steady)
-    const second = await spawnServer(env, ['serve'], { ...runner, cwd: dir })
+    const second = await spawnServer(env, ['serve'], { cwd: dir, ...runner })
     servers.push(second)
     check('after kill -9 and restart, the stored notification is delivered', await waitFor(steady, 1) && steady.received[0]!.body.equals(during),
       `target got ${steady.received.length} request(s)`)
     check('nothing was lost: the first notification is not sent again to the target that had it', (await sleep(500), steady.received.every((r) => !r.body.equals(body))))
     check('the restarted server still ingests', await post(second.url, v2Body()) === 200 && await waitFor(steady, 2))
     await second.kill('SIGTERM')
-    check('SIGTERM shuts down cleanly (exit 0)', second.child.exitCode === 0, `exit ${second.child.exitCode} ${second.child.signalCode}`)
+    check('SIGTERM shuts down cleanly (exit 0)', second.child.exitCode === 0, `exit ${second.child.exitCode} ${second.child.signalCode}\n${second.lines.slice(-4).join('\n')}`)
 
-    const status = await runCli(['status'], env, { ...runner, cwd: dir })
+    const status = await runCli(['status'], env, { cwd: dir, ...runner })
     check('`status` reads the same file afterwards', status.code === 0 && /0 pending, 0 dead, 3 delivered/.test(status.stdout), status.stdout + status.stderr)
   } catch (err) {
     check('scenario ran to the end', false, (err as Error).stack ?? String(err))
