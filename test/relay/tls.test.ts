@@ -113,7 +113,7 @@ t.test('serves HTTPS with TLS 1.2+, forwards, and picks up a renewed certificate
 
   replace(keyPath, keyPem(second))
   let presented = ''
-  for (let i = 0; i < 100 && presented !== 'storehook-renewed'; i++) {
+  for (let i = 0; i < 200 && presented !== 'storehook-renewed'; i++) {
     await sleep(50)
     presented = String((await peer(port, [first.pem, second.pem])).subject.CN)
   }
