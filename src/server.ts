@@ -29,9 +29,9 @@ export async function buildApp (config: Config, logger: Logger): Promise<Fastify
   return fastify
 }
 
-// Fly sends SIGINT, systemd and Docker SIGTERM.
 // How long close-with-grace waits past SHUTDOWN_TIMEOUT_MS before it gives up and exits.
 export const GRACE_MARGIN_MS = 5_000
+// Fly sends SIGINT, systemd and Docker SIGTERM.
 export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const
 // Every signal close-with-grace would bind by default.
 const LIBRARY_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGUSR2', 'SIGTERM'] as const
