@@ -1,7 +1,7 @@
 // The only reader of process.env and of the config file. Everything is
 // validated here, once, at start; the rest of the code receives a frozen,
 // typed Config and never looks at the environment again.
-import { readFileSync } from 'node:fs'
+import { accessSync, constants as fsConstants, readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 
 export type VerifyMode = 'enforce' | 'log' | 'off'
@@ -267,6 +267,15 @@ export function loadConfig (env: Env = process.env): Config {
   const keyPath = str(env, 'TLS_KEY_PATH')
   if ((certPath === undefined) !== (keyPath === undefined)) {
     throw new ConfigError(certPath === undefined ? 'TLS_CERT_PATH' : 'TLS_KEY_PATH', 'TLS_CERT_PATH and TLS_KEY_PATH must be set together')
+  }
+  // Checked now so a typo is one clear line at start, not a TLS error on Apple's first post.
+  for (const [name, path] of [['TLS_CERT_PATH', certPath], ['TLS_KEY_PATH', keyPath]] as const) {
+    if (path === undefined) continue
+    try {
+      accessSync(path, fsConstants.R_OK)
+    } catch (err) {
+      throw new ConfigError(name, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
+    }
   }
 
   const targets: Array<TargetConfig & { explicit: boolean }> = []

@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
 import app, { serverOptions } from './app.ts'
 import type { Config } from './config.ts'
+import { readTlsPair, secureContextOptions, watchCertificate } from './tls.ts'
 import { VERSION } from './version.ts'
 
 export function createLogger (config: Pick<Config, 'logLevel'>): Logger {
@@ -12,10 +13,28 @@ export function createLogger (config: Pick<Config, 'logLevel'>): Logger {
 }
 
 export async function buildApp (config: Config, logger: Logger): Promise<FastifyInstance> {
-  const fastify = Fastify(serverOptions(config, logger as FastifyBaseLogger))
+  const options = serverOptions(config, logger as FastifyBaseLogger)
+  if (config.tls === null) {
+    const fastify = Fastify(options)
+    await fastify.register(app, { config })
+    return fastify
+  }
+  const tls = config.tls
+  const pair = readTlsPair(tls)
+  // The routes never look at the transport, so the HTTPS instance is typed as the HTTP one.
+  const fastify = Fastify({ ...options, https: secureContextOptions(pair) } as unknown as typeof options) as unknown as FastifyInstance
+  const stopWatching = watchCertificate(fastify.server as unknown as Parameters<typeof watchCertificate>[0], tls, pair, logger.child({ component: 'tls' }))
+  fastify.addHook('onClose', async () => { stopWatching() })
   await fastify.register(app, { config })
   return fastify
 }
+
+// How long close-with-grace waits past SHUTDOWN_TIMEOUT_MS before it gives up and exits.
+export const GRACE_MARGIN_MS = 5_000
+// Fly sends SIGINT, systemd and Docker SIGTERM.
+export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const
+// Every signal close-with-grace would bind by default.
+const LIBRARY_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGUSR2', 'SIGTERM'] as const
 
 export interface RunningServer {
   app: FastifyInstance
@@ -38,11 +57,27 @@ export async function startServer (config: Config): Promise<RunningServer> {
     return closing
   }
   // The grace delay outlasts the delivery deadline, so in-flight work is
-  // finished or released before close-with-grace gives up and exits.
-  closeWithGrace({ delay: config.shutdownTimeoutMs + 5_000, logger }, async ({ signal, err }) => {
+  // finished or released before close-with-grace gives up and exits. It
+  // handles uncaught errors; the stop signals are handled below instead,
+  // because Deno also hands a signal to listeners added while that signal is
+  // being dispatched, so the library's "a second signal exits" listener would
+  // fire on the first and turn every clean SIGTERM into exit code 1.
+  // SIGILL, SIGFPE and SIGSEGV are faults, not requests to stop: no JavaScript
+  // can run a graceful close after one (and Deno refuses to bind them).
+  const grace = closeWithGrace({ delay: config.shutdownTimeoutMs + GRACE_MARGIN_MS, logger, skip: [...LIBRARY_SIGNALS] }, async ({ err }) => {
     if (err !== undefined) logger.fatal({ err }, 'Uncaught error; shutting down.')
-    else logger.info({ signal }, 'Shutting down.')
     await close()
   })
+  let stopping = false
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.error({ signal }, 'Second signal; exiting now.')
+      process.exit(1)
+    }
+    stopping = true
+    logger.info({ signal }, 'Shutting down.')
+    void grace.close()
+  }
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal)
   return { app: fastify, close }
 }

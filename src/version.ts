@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { BINARY } from './binary.ts'
 
 // Read at run time rather than imported: package.json sits outside src/
 // (tsc's rootDir). Sources live in src/, built files in dist/: both one level
@@ -13,5 +14,6 @@ function readVersion (): string {
   return '0.0.0'
 }
 
-export const VERSION = readVersion()
+// The binary has no package.json beside it: the build writes the version in.
+export const VERSION = BINARY?.version ?? readVersion()
 export const USER_AGENT = `storehook/${VERSION}`

@@ -1,9 +1,13 @@
 // The one module that touches the SQLite driver: it opens the file, sets the
 // pragmas that make a commit durable, and applies the migrations in drizzle/.
-import { mkdirSync, readFileSync } from 'node:fs'
-import { dirname, resolve } from 'node:path'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { getEnvironmentData, setEnvironmentData } from 'node:worker_threads'
 import Database from 'better-sqlite3'
+import { ASSET_MIGRATIONS, ASSET_SQLITE_ADDON, BINARY, binaryAsset } from '../binary.ts'
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
 import { migrate as drizzleMigrate } from 'drizzle-orm/better-sqlite3/migrator'
 import * as schema from './schema.ts'
@@ -30,11 +34,59 @@ export interface OpenOptions {
   readonly?: boolean
 }
 
-export const MIGRATIONS_FOLDER = resolve(dirname(fileURLToPath(import.meta.url)), '../../drizzle')
+const SOURCE_MIGRATIONS = resolve(dirname(fileURLToPath(import.meta.url)), '../../drizzle')
+
+// The single binary carries the addon and the migrations as assets. They are
+// written once per process into a private directory (mkdtemp: mode 0700, so
+// no other user can swap the library before it is loaded), shared with the
+// writer thread through the worker environment data, and removed at exit. A
+// kill -9 leaves that directory behind in the temp folder (about 2 MB).
+const BINARY_FILES = 'storehook:binary-files'
+let binaryFiles: string | null = null
+function binaryDir (): string {
+  if (binaryFiles !== null) return binaryFiles
+  const inherited = getEnvironmentData(BINARY_FILES)
+  if (typeof inherited === 'string') return (binaryFiles = inherited)
+  const dir = mkdtempSync(join(tmpdir(), 'storehook-'))
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(join(dir, ASSET_SQLITE_ADDON), binaryAsset(ASSET_SQLITE_ADDON), { mode: 0o500 })
+  const migrations = JSON.parse(binaryAsset(ASSET_MIGRATIONS).toString('utf8')) as Record<string, string>
+  for (const [name, text] of Object.entries(migrations)) {
+    mkdirSync(dirname(join(dir, 'drizzle', name)), { recursive: true })
+    writeFileSync(join(dir, 'drizzle', name), text)
+  }
+  setEnvironmentData(BINARY_FILES, dir)
+  return (binaryFiles = dir)
+}
+
+export function migrationsFolder (): string {
+  return BINARY === null ? SOURCE_MIGRATIONS : join(binaryDir(), 'drizzle')
+}
+
+let binaryAddon: object | null = null
+function nativeBinding (): object {
+  if (binaryAddon !== null) return binaryAddon
+  // Loaded by hand: inside a single executable, require() reaches only Node's built-in modules.
+  const addon = { exports: {} }
+  process.dlopen(addon, join(binaryDir(), ASSET_SQLITE_ADDON))
+  return (binaryAddon = addon.exports)
+}
+
+// better-sqlite3 is a NAN addon, which Deno cannot load; libsql has the same
+// synchronous API, loads in both runtimes, and drizzle's better-sqlite3 driver
+// runs on it unchanged. It is required lazily so that Node and the binary
+// never load it.
+const IN_DENO = typeof (globalThis as { Deno?: unknown }).Deno !== 'undefined'
+function driver (): typeof Database {
+  return IN_DENO ? createRequire(import.meta.url)('libsql') as typeof Database : Database
+}
 
 export function openDatabase (path: string, options: OpenOptions = {}): Database_ {
   if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true })
-  const sqlite = new Database(path, { readonly: options.readonly ?? false })
+  const Driver = driver()
+  // The addon object is accepted at run time (better-sqlite3 >= 8); its types name only a path.
+  const binding = BINARY === null ? {} : { nativeBinding: nativeBinding() as unknown as string }
+  const sqlite = new Driver(path, { readonly: options.readonly ?? false, ...binding })
   sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 2000}`)
   if (options.readonly !== true) {
     sqlite.pragma('journal_mode = WAL')
@@ -91,13 +143,13 @@ export function openDatabase (path: string, options: OpenOptions = {}): Database
 }
 
 export function migrate (database: Database_): void {
-  drizzleMigrate(database.db, { migrationsFolder: MIGRATIONS_FOLDER })
+  drizzleMigrate(database.db, { migrationsFolder: migrationsFolder() })
 }
 
 let journalCount: number | null = null
 function migrationCount (): number {
   if (journalCount === null) {
-    const journal = JSON.parse(readFileSync(resolve(MIGRATIONS_FOLDER, 'meta/_journal.json'), 'utf8')) as { entries: unknown[] }
+    const journal = JSON.parse(readFileSync(resolve(migrationsFolder(), 'meta/_journal.json'), 'utf8')) as { entries: unknown[] }
     journalCount = journal.entries.length
   }
   return journalCount

@@ -3,6 +3,7 @@
 // only after it is durable. Listeners learn which targets have new work
 // right after the commit, so workers need not poll.
 import { Worker } from 'node:worker_threads'
+import { ASSET_WRITER, BINARY, binaryAsset } from '../binary.ts'
 import type { GroupCommitStats } from './group-commit.ts'
 import type * as store from './store.ts'
 import type { Request, Response, WriterData } from './writer-thread.ts'
@@ -38,7 +39,10 @@ export class Outbox {
   // Started lazily, and again after a crash: the outbox recovers by itself.
   #writer (): Worker {
     if (this.#worker !== null) return this.#worker
-    const worker = new Worker(WRITER_URL, { workerData: this.#data })
+    // The binary has no writer file on disk: it runs the writer's own bundle, carried as an asset.
+    const worker = BINARY === null
+      ? new Worker(WRITER_URL, { workerData: this.#data })
+      : new Worker(binaryAsset(ASSET_WRITER).toString('utf8'), { eval: true, workerData: this.#data })
     worker.on('message', ([id, ok, value]: Response) => {
       const p = this.#pending.get(id)
       if (p === undefined) return
@@ -124,6 +128,8 @@ export class Outbox {
       if (worker === null) return
       const exited = new Promise((resolve) => worker.once('exit', resolve))
       await this.#call('close').catch(() => {})
+      // The database is closed by now; under Node the thread has already ended by itself.
+      await worker.terminate()
       await exited
     })()
     return this.#closed

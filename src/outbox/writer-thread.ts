@@ -79,8 +79,9 @@ parentPort!.on('message', ([id, op, args]: Request) => {
     } catch (err) {
       fail(err)
     }
-    // Nothing keeps this thread alive after its port closes: it exits.
-    parentPort!.close()
+    // Nothing keeps this thread alive after its port closes: it exits. Deno's
+    // port has no close(); there the main thread's terminate() ends it.
+    if (typeof parentPort!.close === 'function') parentPort!.close()
     return
   }
   try {

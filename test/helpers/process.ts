@@ -13,15 +13,28 @@ export interface ServerProcess {
   kill: (signal?: NodeJS.Signals) => Promise<number | null>
 }
 
-export async function spawnServer (env: Record<string, string>, args: string[] = ['serve']): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', VERIFY_SIGNATURES: 'off', ...env },
+// How to run the program: Node on bin/storehook.js by default; the binary
+// and Deno checks (test/runtimes/) run the same scenarios through another
+// command, from another folder, with a longer start-up allowance.
+export interface Runner {
+  command: string[]
+  cwd?: string
+  startTimeoutMs?: number
+}
+
+const NODE: Runner = { command: [process.execPath, BIN] }
+
+export async function spawnServer (env: Record<string, string>, args: string[] = ['serve'], runner: Runner = NODE): Promise<ServerProcess> {
+  const [cmd = process.execPath, ...pre] = runner.command
+  const child = spawn(cmd, [...pre, ...args], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', HOST: '127.0.0.1', PORT: '0', VERIFY_SIGNATURES: 'off', ...env },
+    cwd: runner.cwd,
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const lines: string[] = []
   let buffered = ''
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${lines.join('\n')}`)), 15_000)
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${lines.join('\n')}`)), runner.startTimeoutMs ?? 15_000)
     child.stdout!.on('data', (chunk: Buffer) => {
       buffered += chunk.toString()
       const parts = buffered.split('\n')
@@ -48,8 +61,9 @@ export async function spawnServer (env: Record<string, string>, args: string[] =
   }
 }
 
-export async function runCli (args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+export async function runCli (args: string[], env: Record<string, string>, runner: Runner = NODE): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const [cmd = process.execPath, ...pre] = runner.command
+  const child = spawn(cmd, [...pre, ...args], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, cwd: runner.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (c: Buffer) => { stdout += c.toString() })

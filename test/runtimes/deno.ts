@@ -1,0 +1,19 @@
+// npm run test:deno: the same source under Deno (the npm package `deno`, so
+// CI needs nothing else), driven over HTTP through the scenarios the single
+// binary passes: ingest, forward, retry, kill -9 and restart, and the CLI.
+import { fileURLToPath } from 'node:url'
+import { runScenarios } from './scenario.ts'
+
+const root = fileURLToPath(new URL('../../', import.meta.url))
+const deno = [`${root}node_modules/.bin/deno`, 'run', '-A', '--node-modules-dir=manual', `${root}src/main.ts`]
+
+// Deno resolves node_modules from its working folder, so it runs in the checkout.
+const results = await runScenarios('deno', { command: deno, cwd: root, startTimeoutMs: 60_000 }, [
+  { args: ['--version'], expect: /^\d+\.\d+\.\d+\n$/ },
+  { args: ['migrate'], expect: /2 migration\(s\) applied, schema up to date/ },
+  { args: ['status'], expect: /Last notification received/ },
+  { args: ['replay', '--type', 'DID_RENEW'], expect: /Replayed 0 notification\(s\)/ }
+])
+process.stdout.write(`deno: start-up to /readyz 200: ${results.measured.readyMs ?? '-'} ms\n`)
+process.stdout.write(`deno: ${results.passed} passed, ${results.failed} failed\n`)
+process.exitCode = results.failed === 0 ? 0 : 1
