@@ -8,6 +8,7 @@ import type { Config } from '../config.ts'
 import { AppError } from '../errors.ts'
 import { replayMatching } from '../ops/replay.ts'
 import { getNotification, listNotifications, targetHealth, type NotificationFilter } from '../outbox/queries.ts'
+import { listQuarantine, quarantineSize } from '../outbox/store.ts'
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
 
@@ -109,6 +110,36 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
     const result = await replayMatching(app.database.db, app.outbox, filter, targets)
     request.log.info({ filter, targets, ...result }, 'Bulk replay requested.')
     return result
+  })
+
+  app.get<{ Querystring: { limit?: number; cursor?: number } }>('/api/quarantine', {
+    schema: {
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        properties: { limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 }, cursor: { type: 'integer', minimum: 1 } }
+      }
+    }
+  }, async (request) => {
+    const { limit = 50, cursor } = request.query
+    // Newest first; the cursor is the last id of the previous page.
+    const rows = listQuarantine(app.database.db, limit + 1, cursor ?? null)
+    const items = rows.slice(0, limit)
+    return { ...quarantineSize(app.database.db), items, nextCursor: rows.length > limit ? items[items.length - 1]!.id : null }
+  })
+
+  app.post<{ Params: { id: number }; Body: { force?: boolean } | undefined }>('/api/quarantine/:id/release', {
+    schema: {
+      params: { type: 'object', properties: { id: { type: 'integer', minimum: 1 } } },
+      body: { type: ['object', 'null'], additionalProperties: false, properties: { force: { type: 'boolean' } } }
+    }
+  }, async (request) => {
+    // The same path as `storehook quarantine release`: the payload goes
+    // through today's checks (a 403 if it still fails them, unless forced).
+    const force = request.body?.force === true
+    const accepted = await app.ingest.release(request.params.id, { force })
+    request.log.info({ quarantineId: request.params.id, notificationId: accepted.id, force }, 'Quarantine release requested.')
+    return { quarantineId: request.params.id, ...accepted }
   })
 
   app.get('/api/targets', async () => {
