@@ -1,23 +1,20 @@
 // The admin JSON API (SPEC.md): what happened to any notification, and the
 // one action that puts it right (replay). Behind ADMIN_TOKEN; without a
 // token configured, /admin does not exist (404).
-import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
-import { decodeNotificationBody } from '../apple/payload.ts'
 import type { Config } from '../config.ts'
 import { AppError } from '../errors.ts'
+import { sameSecret } from '../dashboard/session.ts'
 import { replayMatching } from '../ops/replay.ts'
-import { getNotification, listNotifications, targetHealth, type NotificationFilter } from '../outbox/queries.ts'
+import { getNotification, listNotifications, notificationDetail, targetHealth, type NotificationFilter } from '../outbox/queries.ts'
 import { listQuarantine, quarantineSize } from '../outbox/store.ts'
-
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
 
 interface ListQuery extends NotificationFilter {
   limit?: number
   cursor?: string
 }
 
-const filterProperties = {
+export const filterProperties = {
   type: { type: 'string', maxLength: 100 },
   subtype: { type: 'string', maxLength: 100 },
   environment: { type: 'string', maxLength: 40 },
@@ -33,7 +30,6 @@ const filterProperties = {
 export default async function adminRoutes (app: FastifyInstance, { config }: { config: Config }): Promise<void> {
   const token = config.adminToken
   if (token === null) return
-  const expected = digest(token)
   const targetNames = new Set(config.targets.map((t) => t.name))
 
   function checkTargets (wanted: readonly string[] | undefined): void {
@@ -44,8 +40,7 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
   app.addHook('onRequest', async (request) => {
     const header = request.headers.authorization ?? ''
     const presented = header.startsWith('Bearer ') ? header.slice(7) : ''
-    // Hash both sides: a constant-time compare whatever the lengths.
-    if (!timingSafeEqual(digest(presented), expected)) throw new AppError('UNAUTHORIZED')
+    if (!sameSecret(presented, token)) throw new AppError('UNAUTHORIZED')
   })
 
   app.get<{ Querystring: ListQuery }>('/api/notifications', {
@@ -62,17 +57,9 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
   })
 
   app.get<{ Params: { id: string } }>('/api/notifications/:id', async (request) => {
-    const found = getNotification(app.database.db, request.params.id)
+    const found = notificationDetail(app.database.db, request.params.id)
     if (found === null) throw new AppError('NOT_FOUND', `No notification ${request.params.id}.`)
-    const { body, dedupeKey, ...notification } = found.notification
-    void dedupeKey
-    let payload: unknown = null
-    try {
-      payload = decodeNotificationBody(body).payload
-    } catch {
-      // Stored under VERIFY_SIGNATURES=off or before a decoder change: show the raw text.
-    }
-    return { ...notification, payload, body: body.toString('utf8'), deliveries: found.deliveries }
+    return { ...found.notification, payload: found.payload, body: found.body, deliveries: found.deliveries }
   })
 
   app.post<{ Params: { id: string }; Body: { targets?: string[] } | undefined }>('/api/notifications/:id/replay', {

@@ -1,28 +1,19 @@
-import { randomUUID } from 'node:crypto'
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import t from 'tap'
-import { ADMIN_TOKEN as TOKEN, api } from '../helpers/admin.ts'
-import { startApp, tempDir } from '../helpers/app.ts'
-import { makeChain, makeRoot, notificationPayload, signNotification } from '../helpers/apple-chain.ts'
+import { ADMIN_TOKEN as TOKEN, api, enforceUntrustedRoot, untrustedNotification } from '../helpers/admin.ts'
+import { startApp } from '../helpers/app.ts'
 import { startTarget } from '../helpers/target.ts'
-
 
 const post = (body: unknown): RequestInit => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
 
 t.test('the quarantine is listed page by page and released through the API', async (t) => {
-  const dir = tempDir(t)
-  const root = makeRoot()
-  const rootPath = join(dir, 'root.pem')
-  writeFileSync(rootPath, root.pem)
   const target = await startTarget()
   t.teardown(target.close)
-  const s = await startApp(t, { ADMIN_TOKEN: TOKEN, VERIFY_SIGNATURES: 'enforce', APPLE_ROOT_CERTS: rootPath, FORWARD_TARGETS: target.url })
+  const s = await startApp(t, { ADMIN_TOKEN: TOKEN, ...enforceUntrustedRoot(t), FORWARD_TARGETS: target.url })
 
   // Signed by a chain that does not lead to the configured root: refused, kept.
   const bodies: string[] = []
   for (const type of ['SUBSCRIBED', 'DID_RENEW', 'REFUND']) {
-    const body = JSON.stringify({ signedPayload: signNotification(makeChain(), { ...notificationPayload({ notificationUUID: randomUUID() }), notificationType: type }) })
+    const body = untrustedNotification({ notificationType: type })
     bodies.push(body)
     t.equal((await s.post(body)).status, 403)
   }
