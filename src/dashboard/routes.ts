@@ -69,12 +69,15 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
   })
   app.decorateRequest('dashboardSession', null)
 
-  // A POST must come from a page of this origin: browsers send Sec-Fetch-Site
-  // and Origin on form posts, and a cross-site form carries a foreign one.
-  // The CSRF token (checked after the body is parsed) covers older browsers.
+  // A POST must come from a page of this origin. Browsers send Sec-Fetch-Site
+  // (which page scripts cannot forge) on every form post: when present it
+  // decides. It must, because under Referrer-Policy: no-referrer Chromium
+  // sends `Origin: null` even for same-origin posts. Without it (older
+  // browsers), Origin, when sent, must name this host. The CSRF token,
+  // checked after the body is parsed, is required either way.
   function sameOrigin (request: FastifyRequest): boolean {
     const site = request.headers['sec-fetch-site']
-    if (site !== undefined && site !== 'same-origin' && site !== 'none') return false
+    if (site !== undefined) return site === 'same-origin' || site === 'none'
     const origin = request.headers.origin
     if (origin === undefined) return true
     try {
