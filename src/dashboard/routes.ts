@@ -46,7 +46,8 @@ const filterQuerySchema = {
     ...Object.fromEntries(FILTER_FIELDS.map((k) => [k, { type: 'string', maxLength: 200 }])),
     verification: { type: 'string', enum: ['', 'verified', 'unverified', 'unchecked'] },
     deliveryStatus: { type: 'string', enum: ['', 'pending', 'delivered', 'dead'] },
-    cursor: { type: 'string', maxLength: 64 }
+    cursor: { type: 'string', maxLength: 64 },
+    limit: { type: 'integer', minimum: 1, maximum: 500 }
   }
 } as const
 
@@ -160,8 +161,8 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
     }))
   })
 
-  app.get<{ Querystring: FilterForm & { cursor?: string } }>('/notifications', { schema: { querystring: filterQuerySchema } }, async (request, reply) => {
-    const { cursor, ...form } = request.query
+  app.get<{ Querystring: FilterForm & { cursor?: string; limit?: number } }>('/notifications', { schema: { querystring: filterQuerySchema } }, async (request, reply) => {
+    const { cursor, limit = PAGE_SIZE, ...form } = request.query
     const now = Date.now()
     const filter: NotificationFilter = {}
     for (const key of FILTER_FIELDS) {
@@ -173,8 +174,10 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
         filter[key] = value
       }
     }
-    const found = listNotifications(db(), filter, PAGE_SIZE, cursor ?? null)
-    const next = found.nextCursor === null ? null : `/admin/notifications?${new URLSearchParams({ ...Object.fromEntries(Object.entries(form).filter(([, v]) => v !== '')), cursor: found.nextCursor }).toString()}`
+    const found = listNotifications(db(), filter, limit, cursor ?? null)
+    const kept = Object.entries(form).filter(([, v]) => v !== '') as Array<[string, string]>
+    if (limit !== PAGE_SIZE) kept.push(['limit', String(limit)])
+    const next = found.nextCursor === null ? null : `/admin/notifications?${new URLSearchParams([...kept, ['cursor', found.nextCursor]]).toString()}`
     return page(reply, listPage(context(request), { form, items: found.items, nextHref: next, targets: targetNames }))
   })
 
