@@ -157,7 +157,8 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
     return page(reply, overviewPage(context(request), {
       overview: overview(db(), now),
       hourly: hourlyCounts(db(), now),
-      targets: config.targets.map((t) => ({ name: t.name, host: new URL(t.url).host, ...targetHealth(db(), t.name) }))
+      targets: config.targets.map((t) => ({ name: t.name, host: new URL(t.url).host, ...targetHealth(db(), t.name) })),
+      latest: listNotifications(db(), {}, 10, null).items
     }))
   })
 

@@ -11,6 +11,8 @@ export interface PageContext {
   quarantineCount: number
 }
 
+type Listed = NotificationSummary & { deliveries: DeliveryRow[] }
+
 type Section = 'overview' | 'notifications' | 'dead' | 'quarantine' | 'login'
 
 function layout (ctx: PageContext, section: Section, title: string, body: Html, options: { refreshSeconds?: number } = {}): Html {
@@ -63,7 +65,7 @@ export interface TargetView extends TargetHealth {
   host: string
 }
 
-export function overviewPage (ctx: PageContext, data: { overview: Overview; hourly: Array<{ hour: number; n: number }>; targets: TargetView[] }): Html {
+export function overviewPage (ctx: PageContext, data: { overview: Overview; hourly: Array<{ hour: number; n: number }>; targets: TargetView[]; latest: Listed[] }): Html {
   const max = Math.max(1, ...data.hourly.map((h) => h.n))
   const total = data.hourly.reduce((n, h) => n + h.n, 0)
   return layout(ctx, 'overview', 'Overview', html`<h1>Overview</h1>
@@ -93,7 +95,10 @@ ${data.targets.map((t) => {
 <td><span class="mono small">${utc(t.lastSuccessAt)}</span></td>
 <td>${t.lastError !== null ? html`<span class="error">${t.lastError}</span><br><span class="muted small">${utc(t.lastErrorAt)}</span>` : '-'}</td></tr>`
   })}
-</table>`)
+</table>
+<h2>Latest notifications</h2>
+${data.latest.length === 0 ? html`<p class="muted">None yet.</p>` : notificationRows(data.latest)}
+<p class="pager"><a href="/admin/notifications">Search all notifications →</a></p>`)
 }
 
 export const FILTER_FIELDS = ['type', 'subtype', 'environment', 'bundleId', 'originalTransactionId', 'verification', 'deliveryStatus', 'target', 'since', 'until'] as const
@@ -106,8 +111,6 @@ function select (name: string, label: string, value: string | undefined, options
 function input (name: string, label: string, value: string | undefined, placeholder = ''): Html {
   return html`<label>${label}<input name="${name}" value="${value ?? ''}" placeholder="${placeholder}"></label>`
 }
-
-type Listed = NotificationSummary & { deliveries: DeliveryRow[] }
 
 function notificationRows (items: Listed[], showErrorFor?: string): Html {
   return html`<table><tr><th>Received (UTC)</th><th>Type</th><th>Environment</th><th>Bundle ID</th><th>Original transaction</th><th>Verification</th><th>Deliveries</th></tr>

@@ -168,7 +168,7 @@ async function endToEnd (browser: Browser): Promise<void> {
 // Realistic data for the README: several types, two targets, one of them
 // failing for the latest notifications (some dead, some still retrying).
 async function screenshot (browser: Browser): Promise<void> {
-  const w = await startWorld({ RETRY_GIVE_UP_AFTER_MS: '1500' })
+  const w = await startWorld({ RETRY_GIVE_UP_AFTER_MS: '6000' })
   try {
     const kinds: Array<[string, string | undefined]> = [
       ['SUBSCRIBED', 'INITIAL_BUY'], ['DID_RENEW', undefined], ['DID_RENEW', 'BILLING_RECOVERY'], ['DID_CHANGE_RENEWAL_STATUS', 'AUTO_RENEW_DISABLED'],
@@ -183,12 +183,15 @@ async function screenshot (browser: Browser): Promise<void> {
     w.revenuecat.respond(fail503)
     for (const [type, subtype] of kinds.slice(0, 4)) await w.post(v2Body({ notificationType: type, subtype, environment: 'Production' }))
     await until('dead deliveries', async () => (await api(w.server.url, '/targets')).json.targets.some((t: { dead: number }) => t.dead >= 4), 20_000)
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 })
+    await logIn(page, w.server.url)
+    // Two more while it is still down: retrying, not yet dead.
     await w.post(v2Body({ notificationType: 'DID_RENEW', environment: 'Production' }))
     await w.post(v2Body({ notificationType: 'TEST', environment: 'Sandbox' }))
     await w.backend.waitFor(42)
+    await until('a failed attempt of the newest', async () => (await api(w.server.url, '/targets')).json.targets.some((t: { lastErrorAt: number | null; pending: number }) => t.pending === 2))
 
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 })
-    await logIn(page, w.server.url)
+    await page.goto(`${w.server.url}/admin`)
     await page.screenshot({ path: SCREENSHOT_PATH.pathname, fullPage: true })
     process.stdout.write(`saved ${SCREENSHOT_PATH.pathname}\n`)
     check(true, 'screenshot saved')
