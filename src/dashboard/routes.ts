@@ -101,6 +101,12 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
     if (!sessions.checkCsrf(request.dashboardSession!, (request.body as Form | undefined)?._csrf)) throw new AppError('CROSS_SITE_REFUSED')
   })
 
+  // Whether the browser reached us over HTTPS: directly (TLS_CERT_PATH) or
+  // through a proxy that TRUST_PROXY says is there. Decides the Secure flag.
+  function overHttps (request: FastifyRequest): boolean {
+    return request.protocol === 'https' || (config.trustProxy !== 'none' && request.headers['x-forwarded-proto'] === 'https')
+  }
+
   function context (request: FastifyRequest): PageContext {
     const session = request.dashboardSession
     const counts = session !== null ? attentionCounts(db()) : { dead: 0, quarantined: 0 }
@@ -140,16 +146,13 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
       return page(reply, loginPage(context(request), 'Wrong admin token.'), 401)
     }
     const { cookie } = sessions.issue(Date.now())
-    // Secure whenever the browser reached us over HTTPS: directly (TLS_CERT_PATH)
-    // or through a proxy that TRUST_PROXY says is there.
-    const https = request.protocol === 'https' || (config.trustProxy !== 'none' && request.headers['x-forwarded-proto'] === 'https')
     request.log.info({ component: 'dashboard' }, 'Dashboard login.')
-    return reply.header('set-cookie', sessionCookie(cookie, SESSION_TTL_MS / 1000, https)).redirect('/admin', 303)
+    return reply.header('set-cookie', sessionCookie(cookie, SESSION_TTL_MS / 1000, overHttps(request))).redirect('/admin', 303)
   })
 
   app.post('/logout', { schema: { body: formSchema({}) } }, async (request, reply) => {
     sessions.revoke(request.dashboardSession!)
-    return reply.header('set-cookie', sessionCookie('', 0, request.protocol === 'https')).redirect('/admin/login', 303)
+    return reply.header('set-cookie', sessionCookie('', 0, overHttps(request))).redirect('/admin/login', 303)
   })
 
   app.get('/', async (request, reply) => {
