@@ -14,7 +14,7 @@ interface ListQuery extends NotificationFilter {
   cursor?: string
 }
 
-export const filterProperties = {
+const filterProperties = {
   type: { type: 'string', maxLength: 100 },
   subtype: { type: 'string', maxLength: 100 },
   environment: { type: 'string', maxLength: 40 },
