@@ -7,11 +7,12 @@ import { LogController, type FastifyBaseLogger, type FastifyError, type FastifyH
 import type { Config } from './config.ts'
 import databasePlugin from './db/plugin.ts'
 import deliveryPlugin from './delivery/plugin.ts'
-import { AppError, errorTable, isAppError, type ErrorCode } from './errors.ts'
+import { AppError, describeError, errorTable, logRefusal } from './errors.ts'
 import ingestPlugin from './ingest/plugin.ts'
 import outboxPlugin from './outbox/plugin.ts'
 import metricsPlugin from './metrics/plugin.ts'
 import adminRoutes from './routes/admin.ts'
+import dashboardRoutes from './dashboard/routes.ts'
 import healthRoutes from './routes/health.ts'
 import metricsRoutes from './routes/metrics.ts'
 import notificationRoutes from './routes/notifications.ts'
@@ -33,39 +34,10 @@ export function serverOptions (config: Config, logger: FastifyBaseLogger): Fasti
   }
 }
 
-// Fastify's own client errors, mapped onto the one table.
-const FASTIFY_CODES: Record<string, ErrorCode> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
-  FST_ERR_CTP_EMPTY_JSON_BODY: 'BODY_EMPTY',
-  FST_ERR_CTP_INVALID_JSON_BODY: 'BODY_NOT_JSON'
-}
-
 async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   fastify.setErrorHandler((err: FastifyError | AppError, request, reply) => {
-    let status: number
-    let code: string
-    let message: string
-    if (isAppError(err)) {
-      ({ statusCode: status, code, message } = err)
-    } else if (err.code !== undefined && FASTIFY_CODES[err.code] !== undefined) {
-      code = FASTIFY_CODES[err.code]!
-      ;({ status, message } = errorTable[code as ErrorCode])
-    } else if (err.validation !== undefined || (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500)) {
-      status = err.statusCode ?? 400
-      code = 'BAD_REQUEST'
-      message = err.message
-    } else {
-      status = 500
-      code = 'INTERNAL'
-      message = errorTable.INTERNAL.message
-    }
-    if (status >= 500) {
-      // The cause is logged, never sent: a 5xx body hides internals.
-      request.log.error({ err: isAppError(err) && err.cause !== undefined ? err.cause : err, code, url: request.routeOptions.url }, 'Request failed.')
-    } else {
-      request.log.info({ code, url: request.routeOptions.url, status }, 'Request refused.')
-    }
+    const { status, code, message } = describeError(err)
+    logRefusal(request, err, status, code)
     void reply.code(status).send({ error: message, code })
   })
   fastify.setNotFoundHandler((_request, reply) => {
@@ -81,6 +53,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(metricsRoutes)
   await fastify.register(notificationRoutes, { config: opts.config })
   await fastify.register(adminRoutes, { config: opts.config, prefix: '/admin' })
+  await fastify.register(dashboardRoutes, { config: opts.config, prefix: '/admin' })
 }
 
 // Not encapsulated: the decorators (database, outbox, delivery, ingest) are

@@ -11,6 +11,7 @@ import { pruneAll } from './outbox/retention.ts'
 import { listQuarantine } from './outbox/store.ts'
 import { overview, targetHealth, type NotificationFilter } from './outbox/queries.ts'
 import { MAX_BULK_REPLAY, replayMatching } from './ops/replay.ts'
+import { parseWhen } from './ops/when.ts'
 import { startServer } from './server.ts'
 import { VERSION } from './version.ts'
 
@@ -77,13 +78,9 @@ Creates DATABASE_PATH if needed and applies the migrations it lacks. Safe to
 run while the server runs, and safe to run twice.`
 }
 
-function parseWhen (flag: string, value: string | undefined, now: number): number | undefined {
+function whenFlag (flag: string, value: string | undefined, now: number): number | undefined {
   if (value === undefined) return undefined
-  const m = /^(\d+)(s|m|h|d)$/.exec(value)
-  if (m !== null) return now - Number(m[1]) * { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd']
-  const at = Date.parse(value)
-  if (Number.isNaN(at)) fail(`${flag}: "${value}" is neither an ISO date nor a duration such as 48h`)
-  return at
+  return parseWhen(value, now) ?? fail(`${flag}: "${value}" is neither an ISO date nor a duration such as 48h`)
 }
 
 function filterFrom (values: Record<string, string | boolean | undefined | Array<string | boolean>>): NotificationFilter {
@@ -98,8 +95,8 @@ function filterFrom (values: Record<string, string | boolean | undefined | Array
     verification: str('verification'),
     deliveryStatus: str('delivery-status'),
     target: str('target'),
-    since: parseWhen('--since', str('since'), now),
-    until: parseWhen('--until', str('until'), now)
+    since: whenFlag('--since', str('since'), now),
+    until: whenFlag('--until', str('until'), now)
   }
   return Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined)) as NotificationFilter
 }

@@ -2,6 +2,7 @@
 // single error handler in app.ts turns them into `{ "error": message, "code": code }`.
 // 4xx messages are written for the sender (they say what is wrong with the
 // request); 5xx messages never carry internals.
+import type { FastifyRequest } from 'fastify'
 
 export const errorTable = {
   BODY_NOT_JSON: { status: 400, message: 'Body is not valid JSON.' },
@@ -20,6 +21,8 @@ export const errorTable = {
   SHARED_SECRET_MISMATCH: { status: 403, message: 'V1 notification password does not match APPLE_SHARED_SECRET.' },
   SOURCE_NOT_ALLOWED: { status: 403, message: 'Sender address is not allowed.' },
   UNAUTHORIZED: { status: 401, message: 'Missing or wrong bearer token.' },
+  LOGIN_FAILED: { status: 401, message: 'Wrong admin token.' },
+  CROSS_SITE_REFUSED: { status: 403, message: 'Refused: the form did not come from this dashboard (missing or stale CSRF token, or another origin). Reload the page and try again.' },
   NOT_FOUND: { status: 404, message: 'Not found.' },
   BAD_REQUEST: { status: 400, message: 'Bad request.' },
   STORAGE_UNAVAILABLE: { status: 503, message: 'The notification could not be stored; retry later.' },
@@ -44,4 +47,33 @@ export class AppError extends Error {
 
 export function isAppError (err: unknown): err is AppError {
   return err instanceof AppError
+}
+
+// Fastify's own client errors, mapped onto the one table.
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'BODY_EMPTY',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'BODY_NOT_JSON'
+}
+
+// What any thrown error is answered with: the JSON API and the dashboard's
+// HTML pages say the same thing. A 5xx never carries the cause.
+export function describeError (err: Error & { code?: string; statusCode?: number; validation?: unknown }): { status: number; code: string; message: string } {
+  if (isAppError(err)) return { status: err.statusCode, code: err.code, message: err.message }
+  const mapped = err.code !== undefined ? FASTIFY_CODES[err.code] : undefined
+  if (mapped !== undefined) return { status: errorTable[mapped].status, code: mapped, message: errorTable[mapped].message }
+  if (err.validation !== undefined || (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500)) {
+    return { status: err.statusCode ?? 400, code: 'BAD_REQUEST', message: err.message }
+  }
+  return { status: 500, code: 'INTERNAL', message: errorTable.INTERNAL.message }
+}
+
+export function logRefusal (request: FastifyRequest, err: Error, status: number, code: string): void {
+  if (status >= 500) {
+    // The cause is logged, never sent: a 5xx body hides internals.
+    request.log.error({ err: isAppError(err) && err.cause !== undefined ? err.cause : err, code, url: request.routeOptions.url }, 'Request failed.')
+  } else {
+    request.log.info({ code, url: request.routeOptions.url, status }, 'Request refused.')
+  }
 }

@@ -1,6 +1,7 @@
 // Read-only questions an operator asks of the outbox (the admin API). They run
 // on the main thread's connection: WAL lets them read while the writer writes.
 import { and, desc, eq, gte, inArray, lt, lte, sql, type SQL } from 'drizzle-orm'
+import { decodeNotificationBody } from '../apple/payload.ts'
 import type { Db } from '../db/client.ts'
 import { deliveries, notifications } from '../db/schema.ts'
 import { listAttempts, type AttemptRow, type DeliveryRow, type NotificationRow } from './store.ts'
@@ -139,4 +140,46 @@ export function overview (db: Db, now: number): Overview {
       SELECT environment, verification, count(*) AS n FROM ${notifications}
        WHERE received_at >= ${now - 86_400_000} GROUP BY environment, verification ORDER BY environment, verification`)
   }
+}
+
+// Notifications received per hour over the last `hours` (oldest first, empty
+// hours included): the dashboard's "counts over time". Hours are UTC.
+export function hourlyCounts (db: Db, now: number, hours = 24): Array<{ hour: number; n: number }> {
+  const HOUR = 3_600_000
+  const first = Math.floor(now / HOUR) - hours + 1
+  const rows = db.all<{ hour: number; n: number }>(sql`
+    SELECT received_at / ${sql.raw(String(HOUR))} AS hour, count(*) AS n FROM ${notifications}
+     WHERE received_at >= ${first * HOUR} GROUP BY hour`)
+  const byHour = new Map(rows.map((r) => [r.hour, r.n]))
+  return Array.from({ length: hours }, (_, i) => ({ hour: (first + i) * HOUR, n: byHour.get(first + i) ?? 0 }))
+}
+
+// What the dashboard's navigation shows on every page: work waiting for a person.
+export function attentionCounts (db: Db): { dead: number; quarantined: number } {
+  return db.get<{ dead: number; quarantined: number }>(sql`
+    SELECT (SELECT count(*) FROM ${deliveries} WHERE status = 'dead') AS dead,
+           (SELECT count(*) FROM quarantine WHERE released_at IS NULL) AS quarantined`)!
+}
+
+export interface NotificationDetail {
+  notification: NotificationSummary
+  // The decoded payload, or null when the stored body no longer decodes.
+  payload: unknown
+  body: string
+  deliveries: Array<DeliveryRow & { history: AttemptRow[] }>
+}
+
+// One notification as the admin API and the dashboard show it.
+export function notificationDetail (db: Db, id: string): NotificationDetail | null {
+  const found = getNotification(db, id)
+  if (found === null) return null
+  const { body, dedupeKey, ...notification } = found.notification
+  void dedupeKey
+  let payload: unknown = null
+  try {
+    payload = decodeNotificationBody(body).payload
+  } catch {
+    // Stored under VERIFY_SIGNATURES=off or before a decoder change: show the raw text.
+  }
+  return { notification, payload, body: body.toString('utf8'), deliveries: found.deliveries }
 }

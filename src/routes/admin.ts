@@ -1,15 +1,13 @@
 // The admin JSON API (SPEC.md): what happened to any notification, and the
 // one action that puts it right (replay). Behind ADMIN_TOKEN; without a
 // token configured, /admin does not exist (404).
-import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
-import { decodeNotificationBody } from '../apple/payload.ts'
 import type { Config } from '../config.ts'
 import { AppError } from '../errors.ts'
+import { sameSecret } from '../dashboard/session.ts'
 import { replayMatching } from '../ops/replay.ts'
-import { getNotification, listNotifications, targetHealth, type NotificationFilter } from '../outbox/queries.ts'
-
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
+import { getNotification, listNotifications, notificationDetail, targetHealth, type NotificationFilter } from '../outbox/queries.ts'
+import { listQuarantine, quarantineSize } from '../outbox/store.ts'
 
 interface ListQuery extends NotificationFilter {
   limit?: number
@@ -32,7 +30,6 @@ const filterProperties = {
 export default async function adminRoutes (app: FastifyInstance, { config }: { config: Config }): Promise<void> {
   const token = config.adminToken
   if (token === null) return
-  const expected = digest(token)
   const targetNames = new Set(config.targets.map((t) => t.name))
 
   function checkTargets (wanted: readonly string[] | undefined): void {
@@ -43,8 +40,7 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
   app.addHook('onRequest', async (request) => {
     const header = request.headers.authorization ?? ''
     const presented = header.startsWith('Bearer ') ? header.slice(7) : ''
-    // Hash both sides: a constant-time compare whatever the lengths.
-    if (!timingSafeEqual(digest(presented), expected)) throw new AppError('UNAUTHORIZED')
+    if (!sameSecret(presented, token)) throw new AppError('UNAUTHORIZED')
   })
 
   app.get<{ Querystring: ListQuery }>('/api/notifications', {
@@ -61,17 +57,9 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
   })
 
   app.get<{ Params: { id: string } }>('/api/notifications/:id', async (request) => {
-    const found = getNotification(app.database.db, request.params.id)
+    const found = notificationDetail(app.database.db, request.params.id)
     if (found === null) throw new AppError('NOT_FOUND', `No notification ${request.params.id}.`)
-    const { body, dedupeKey, ...notification } = found.notification
-    void dedupeKey
-    let payload: unknown = null
-    try {
-      payload = decodeNotificationBody(body).payload
-    } catch {
-      // Stored under VERIFY_SIGNATURES=off or before a decoder change: show the raw text.
-    }
-    return { ...notification, payload, body: body.toString('utf8'), deliveries: found.deliveries }
+    return { ...found.notification, payload: found.payload, body: found.body, deliveries: found.deliveries }
   })
 
   app.post<{ Params: { id: string }; Body: { targets?: string[] } | undefined }>('/api/notifications/:id/replay', {
@@ -109,6 +97,36 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
     const result = await replayMatching(app.database.db, app.outbox, filter, targets)
     request.log.info({ filter, targets, ...result }, 'Bulk replay requested.')
     return result
+  })
+
+  app.get<{ Querystring: { limit?: number; cursor?: number } }>('/api/quarantine', {
+    schema: {
+      querystring: {
+        type: 'object',
+        additionalProperties: false,
+        properties: { limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 }, cursor: { type: 'integer', minimum: 1 } }
+      }
+    }
+  }, async (request) => {
+    const { limit = 50, cursor } = request.query
+    // Newest first; the cursor is the last id of the previous page.
+    const rows = listQuarantine(app.database.db, limit + 1, cursor ?? null)
+    const items = rows.slice(0, limit)
+    return { ...quarantineSize(app.database.db), items, nextCursor: rows.length > limit ? items[items.length - 1]!.id : null }
+  })
+
+  app.post<{ Params: { id: number }; Body: { force?: boolean } | undefined }>('/api/quarantine/:id/release', {
+    schema: {
+      params: { type: 'object', properties: { id: { type: 'integer', minimum: 1 } } },
+      body: { type: ['object', 'null'], additionalProperties: false, properties: { force: { type: 'boolean' } } }
+    }
+  }, async (request) => {
+    // The same path as `storehook quarantine release`: the payload goes
+    // through today's checks (a 403 if it still fails them, unless forced).
+    const force = request.body?.force === true
+    const accepted = await app.ingest.release(request.params.id, { force })
+    request.log.info({ quarantineId: request.params.id, notificationId: accepted.id, force }, 'Quarantine release requested.')
+    return { quarantineId: request.params.id, ...accepted }
   })
 
   app.get('/api/targets', async () => {

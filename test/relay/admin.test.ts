@@ -1,16 +1,8 @@
 import t from 'tap'
+import { ADMIN_TOKEN as TOKEN, api } from '../helpers/admin.ts'
 import { startApp, until } from '../helpers/app.ts'
 import { v1Body, v2Body } from '../helpers/notifications.ts'
 import { startTarget } from '../helpers/target.ts'
-
-const TOKEN = 'an-admin-token-of-enough-length'
-
-async function api (url: string, path: string, init: RequestInit = {}, token: string | null = TOKEN): Promise<{ status: number; json: any }> {
-  const headers = new Headers(init.headers)
-  if (token !== null) headers.set('authorization', `Bearer ${token}`)
-  const res = await fetch(`${url}/admin/api${path}`, { ...init, headers })
-  return { status: res.status, json: await res.json() }
-}
 
 t.test('without ADMIN_TOKEN, /admin does not exist', async (t) => {
   const s = await startApp(t)

@@ -1,0 +1,204 @@
+// The dashboard's pages: pure functions from data to HTML, so every page can
+// be read (and its escaping checked) without a server.
+import type { NotificationSummary, Overview, TargetHealth } from '../outbox/queries.ts'
+import type { AttemptRow, DeliveryRow, NotificationRow, QuarantineRow } from '../outbox/store.ts'
+import { ago, html, utc, type Html } from './html.ts'
+
+export interface PageContext {
+  csrf: string | null
+  now: number
+  deadCount: number
+  quarantineCount: number
+}
+
+type Listed = NotificationSummary & { deliveries: DeliveryRow[] }
+
+type Section = 'overview' | 'notifications' | 'dead' | 'quarantine' | 'login'
+
+function layout (ctx: PageContext, section: Section, title: string, body: Html, options: { refreshSeconds?: number } = {}): Html {
+  const link = (href: string, name: Section, label: string, count?: number): Html =>
+    html`<a href="${href}" class="${section === name ? 'on' : ''}">${label}${count !== undefined && count > 0 ? html` <span class="pill bad">${count}</span>` : ''}</a>`
+  return html`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${title} · storehook</title>
+<link rel="stylesheet" href="/admin/assets/dashboard.css"><script src="/admin/assets/dashboard.js" defer></script></head>
+<body${options.refreshSeconds !== undefined ? html` data-refresh="${options.refreshSeconds}"` : ''}>
+<header><a class="brand" href="/admin">storehook</a>${ctx.csrf !== null
+    ? html`<nav>${link('/admin', 'overview', 'Overview')}${link('/admin/notifications', 'notifications', 'Notifications')}${link('/admin/dead', 'dead', 'Dead letters', ctx.deadCount)}${link('/admin/quarantine', 'quarantine', 'Quarantine', ctx.quarantineCount)}</nav>
+<form method="post" action="/admin/logout">${csrfField(ctx)}<button type="submit">Log out</button></form>`
+    : ''}</header>
+<main>${body}</main>
+</body></html>`
+}
+
+function csrfField (ctx: PageContext): Html {
+  return html`<input type="hidden" name="_csrf" value="${ctx.csrf ?? ''}">`
+}
+
+const statusPill = (status: string): Html => html`<span class="pill ${status}">${status}</span>`
+
+function notificationHref (id: string): string {
+  return `/admin/notifications/${encodeURIComponent(id)}`
+}
+
+function flash (message: string | null): Html {
+  return message === null ? html`` : html`<p class="flash" role="status">${message}</p>`
+}
+
+export function loginPage (ctx: PageContext, error: string | null): Html {
+  return layout(ctx, 'login', 'Log in', html`<form class="login card" method="post" action="/admin/login">
+<h1>Log in</h1>
+<p class="muted">Enter the <code>ADMIN_TOKEN</code> this server was started with.</p>
+${error !== null ? html`<p class="error" role="alert">${error}</p>` : ''}
+<label for="token">Admin token</label>
+<input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
+<button class="primary" type="submit">Log in</button>
+</form>`)
+}
+
+export function errorPage (ctx: PageContext, status: number, code: string, message: string): Html {
+  return layout(ctx, 'overview', `Error ${status}`, html`<h1>${status} ${code}</h1><p class="error">${message}</p><p><a href="/admin">Back to the overview</a></p>`)
+}
+
+export interface TargetView extends TargetHealth {
+  name: string
+  host: string
+}
+
+export function overviewPage (ctx: PageContext, data: { overview: Overview; hourly: Array<{ hour: number; n: number }>; targets: TargetView[]; latest: Listed[] }): Html {
+  const max = Math.max(1, ...data.hourly.map((h) => h.n))
+  const total = data.hourly.reduce((n, h) => n + h.n, 0)
+  return layout(ctx, 'overview', 'Overview', html`<h1>Overview</h1>
+<div class="grid">
+<section class="card"><h2>Last notification received</h2>
+${data.overview.lastReceived.length === 0
+    ? html`<p class="muted">Nothing received yet.</p>`
+    : html`<table><tr><th>Environment</th><th>Received (UTC)</th><th>Type</th></tr>
+${data.overview.lastReceived.map((r) => html`<tr><td>${r.environment ?? '(none)'}</td><td><span class="mono">${utc(r.at)}</span> <span class="muted small">${ago(r.at, ctx.now)}</span></td><td>${r.type}</td></tr>`)}</table>`}
+</section>
+<section class="card"><h2>Last 24 hours: ${total} received</h2>
+<div class="chart" role="img" aria-label="Notifications per hour over the last 24 hours">${data.hourly.map((h) => html`<div class="col" title="${utc(h.hour)}: ${h.n}"><span class="n">${h.n > 0 ? h.n : ''}</span><div class="bar b${Math.round((h.n / max) * 20)}"></div></div>`)}</div>
+<div class="axis">${data.hourly.map((h, i) => html`<span>${i % 3 === 0 ? new Date(h.hour).toISOString().slice(11, 13) : ''}</span>`)}</div>
+<p class="small muted">Per hour, UTC. ${data.overview.last24h.map((r) => html`<span class="pill ${r.verification}">${r.environment ?? '(none)'} · ${r.verification}: ${r.n}</span>`)}</p>
+</section>
+</div>
+<h2>Targets</h2>
+<table><tr><th>Target</th><th>Pending</th><th>Oldest pending</th><th>Dead</th><th>Delivered</th><th>Success rate</th><th>Last success</th><th>Last error</th></tr>
+${data.targets.map((t) => {
+    const settled = t.delivered + t.dead
+    return html`<tr><td><strong>${t.name}</strong><br><span class="muted small">${t.host}</span></td>
+<td>${t.pending > 0 ? html`<a href="/admin/notifications?deliveryStatus=pending&amp;target=${encodeURIComponent(t.name)}">${t.pending}</a>` : '0'}</td>
+<td>${t.oldestPendingAt === null ? '-' : ago(t.oldestPendingAt, ctx.now)}</td>
+<td>${t.dead > 0 ? html`<a class="pill dead" href="/admin/dead#${t.name}">${t.dead}</a>` : '0'}</td>
+<td>${t.delivered}</td>
+<td>${settled === 0 ? '-' : `${((t.delivered / settled) * 100).toFixed(1)} %`}</td>
+<td><span class="mono small">${utc(t.lastSuccessAt)}</span></td>
+<td>${t.lastError !== null ? html`<span class="error">${t.lastError}</span><br><span class="muted small">${utc(t.lastErrorAt)}</span>` : '-'}</td></tr>`
+  })}
+</table>
+<h2>Latest notifications</h2>
+${data.latest.length === 0 ? html`<p class="muted">None yet.</p>` : notificationRows(data.latest)}
+<p class="pager"><a href="/admin/notifications">Search all notifications →</a></p>`)
+}
+
+export const FILTER_FIELDS = ['type', 'subtype', 'environment', 'bundleId', 'originalTransactionId', 'verification', 'deliveryStatus', 'target', 'since', 'until'] as const
+export type FilterForm = Partial<Record<(typeof FILTER_FIELDS)[number], string>>
+
+function select (name: string, label: string, value: string | undefined, options: readonly string[]): Html {
+  return html`<label>${label}<select name="${name}"><option value="">any</option>${options.map((o) => html`<option${o === value ? html` selected` : ''}>${o}</option>`)}</select></label>`
+}
+
+function input (name: string, label: string, value: string | undefined, placeholder = ''): Html {
+  return html`<label>${label}<input name="${name}" value="${value ?? ''}" placeholder="${placeholder}"></label>`
+}
+
+function notificationRows (items: Listed[], showErrorFor?: string): Html {
+  return html`<table><tr><th>Received (UTC)</th><th>Type</th><th>Environment</th><th>Bundle ID</th><th>Original transaction</th><th>Verification</th><th>Deliveries</th></tr>
+${items.map((n) => html`<tr class="row"><td><a class="mono" href="${notificationHref(n.id)}">${utc(n.receivedAt)}</a></td>
+<td><a href="${notificationHref(n.id)}">${n.notificationType}</a>${n.subtype !== null ? html`<br><span class="muted small">${n.subtype}</span>` : ''}</td>
+<td>${n.environment ?? '-'}</td><td>${n.bundleId ?? '-'}</td><td class="mono">${n.originalTransactionId ?? '-'}</td>
+<td>${statusPill(n.verification)}</td>
+<td>${n.deliveries.map((d) => html`<span class="pill ${d.status}" title="${d.lastError ?? ''}">${d.target}: ${d.status}</span>`)}${showErrorFor !== undefined
+    ? n.deliveries.filter((d) => d.target === showErrorFor && d.lastError !== null).map((d) => html`<br><span class="error small">${d.lastError}</span>`)
+    : ''}</td></tr>`)}
+</table>`
+}
+
+export function listPage (ctx: PageContext, data: { form: FilterForm; items: Listed[]; nextHref: string | null; targets: string[] }): Html {
+  const f = data.form
+  return layout(ctx, 'notifications', 'Notifications', html`<h1>Notifications</h1>
+<form class="filters" method="get" action="/admin/notifications">
+${input('type', 'Type', f.type, 'DID_RENEW')}${input('subtype', 'Subtype', f.subtype)}
+${select('environment', 'Environment', f.environment, ['Production', 'Sandbox', 'Xcode', 'LocalTesting'])}
+${input('bundleId', 'Bundle ID', f.bundleId)}${input('originalTransactionId', 'Original transaction ID', f.originalTransactionId)}
+${select('verification', 'Verification', f.verification, ['verified', 'unverified', 'unchecked'])}
+${select('deliveryStatus', 'Delivery', f.deliveryStatus, ['pending', 'delivered', 'dead'])}
+${select('target', 'Target', f.target, data.targets)}
+${input('since', 'Since (UTC)', f.since, '2026-01-31T00:00Z or 48h')}${input('until', 'Until (UTC)', f.until)}
+<button class="primary" type="submit">Search</button> <a href="/admin/notifications">Clear</a>
+</form>
+${data.items.length === 0 ? html`<p class="muted">No notification matches.</p>` : notificationRows(data.items)}
+${data.nextHref !== null ? html`<p class="pager"><a href="${data.nextHref}">Older →</a></p>` : ''}`)
+}
+
+function replayForm (ctx: PageContext, id: string, target: string | null, label: string, primary = false): Html {
+  return html`<form class="inline" method="post" action="${notificationHref(id)}/replay">${csrfField(ctx)}${target !== null ? html`<input type="hidden" name="target" value="${target}">` : ''}<button type="submit" class="${primary ? 'primary' : ''}">${label}</button></form>`
+}
+
+export function notificationPage (ctx: PageContext, data: { notification: Omit<NotificationRow, 'body' | 'dedupeKey'>; payload: unknown; body: string; deliveries: Array<DeliveryRow & { history: AttemptRow[] }>; targets: string[]; flash: string | null }): Html {
+  const n = data.notification
+  const fields: Array<[string, unknown]> = [
+    ['Storehook ID', n.id], ['Received', utc(n.receivedAt)], ['Source', n.source], ['Version', n.version],
+    ['Notification UUID', n.notificationUuid], ['Type', n.notificationType], ['Subtype', n.subtype], ['Environment', n.environment],
+    ['Bundle ID', n.bundleId], ['App Apple ID', n.appAppleId], ['Signed', n.signedDate === null ? null : utc(n.signedDate)],
+    ['Original transaction ID', n.originalTransactionId], ['Transaction ID', n.transactionId], ['Product ID', n.productId],
+    ['App account token', n.appAccountToken], ['Verification', n.verification], ['Verification error', n.verificationError]
+  ]
+  const missing = data.targets.filter((t) => !data.deliveries.some((d) => d.target === t))
+  const pending = data.deliveries.some((d) => d.status === 'pending')
+  return layout(ctx, 'notifications', `${n.notificationType} ${n.id}`, html`<h1>${n.notificationType}${n.subtype !== null ? html` <span class="muted">${n.subtype}</span>` : ''} ${statusPill(n.verification)}</h1>
+${flash(data.flash)}
+<div class="grid">
+<section class="card"><h2>Decoded fields</h2><dl class="fields">${fields.filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => html`<dt>${k}</dt><dd class="mono">${v}</dd>`)}</dl></section>
+<section class="card"><h2>Replay</h2>
+<p>${data.deliveries.length > 0 ? replayForm(ctx, n.id, null, 'Replay to all its targets', true) : html`<span class="muted">No target has it.</span>`}</p>
+${missing.length > 0 ? html`<p class="small muted">Send it to a target it never had:</p><p>${missing.map((t) => replayForm(ctx, n.id, t, `Send to ${t}`))}</p>` : ''}
+${pending ? html`<p class="small muted">A delivery is pending; this page refreshes every 2 seconds.</p>` : ''}
+</section>
+</div>
+<h2>Deliveries</h2>
+${data.deliveries.length === 0 ? html`<p class="muted">No delivery (no target matched).</p>` : data.deliveries.map((d) => html`<section class="card delivery" data-target="${d.target}">
+<h2>${d.target} ${statusPill(d.status)} <span class="muted small">${d.attempts} attempt${d.attempts === 1 ? '' : 's'}</span> ${replayForm(ctx, n.id, d.target, 'Replay to this target')}</h2>
+<p class="small muted">${d.status === 'delivered' ? html`Delivered ${utc(d.deliveredAt)}` : d.status === 'pending' ? html`Next attempt ${utc(d.nextAttemptAt)}` : html`Gave up; last error: <span class="error">${d.lastError ?? '-'}</span>`}</p>
+${d.history.length === 0 ? html`<p class="muted small">No attempt yet.</p>` : html`<table class="attempts"><tr><th>#</th><th>Started (UTC)</th><th>Duration</th><th>Status</th><th>Error</th><th>Response</th></tr>
+${d.history.map((a) => html`<tr class="attempt"><td>${a.attempt}</td><td class="mono">${utc(a.startedAt)}</td><td>${a.durationMs} ms</td><td>${a.statusCode !== null ? html`<span class="pill ${a.statusCode >= 200 && a.statusCode < 300 ? 'ok' : 'bad'}">${a.statusCode}</span>` : '-'}</td><td class="error">${a.error ?? ''}</td><td class="mono small">${a.responseExcerpt ?? ''}</td></tr>`)}</table>`}
+</section>`)}
+<h2>Payload</h2>
+<pre>${data.payload !== null ? JSON.stringify(data.payload, null, 2) : data.body}</pre>`, pending ? { refreshSeconds: 2 } : {})
+}
+
+export function deadPage (ctx: PageContext, data: { targets: Array<{ name: string; dead: number; items: Listed[] }>; flash: string | null }): Html {
+  return layout(ctx, 'dead', 'Dead letters', html`<h1>Dead letters</h1>
+${flash(data.flash)}
+<p class="muted">Deliveries that kept failing until the give-up time. Fix the target, then replay them.</p>
+${data.targets.map((t) => html`<section class="card" id="${t.name}"><h2>${t.name} <span class="pill ${t.dead > 0 ? 'dead' : 'ok'}">${t.dead} dead</span>
+${t.dead > 0 ? html`<form class="inline" method="post" action="/admin/dead/replay" data-confirm="Replay all ${t.dead} dead deliveries of ${t.name}?">${csrfField(ctx)}<input type="hidden" name="target" value="${t.name}"><button class="primary" type="submit">Replay all dead of ${t.name}</button></form>` : ''}</h2>
+${t.items.length > 0 ? notificationRows(t.items, t.name) : html`<p class="muted small">None.</p>`}
+${t.dead > t.items.length ? html`<p class="pager"><a href="/admin/notifications?deliveryStatus=dead&amp;target=${encodeURIComponent(t.name)}">All ${t.dead} →</a></p>` : ''}
+</section>`)}`)
+}
+
+export function quarantinePage (ctx: PageContext, data: { items: Array<Omit<QuarantineRow, 'body'>>; size: { items: number; bytes: number }; nextHref: string | null; flash: string | null }): Html {
+  return layout(ctx, 'quarantine', 'Quarantine', html`<h1>Quarantine</h1>
+${flash(data.flash)}
+<p class="muted">Refused V2 payloads that were well-formed JWS: ${data.size.items} kept, ${data.size.bytes} bytes. Fix the configuration (bundle IDs, roots), then release: the payload goes through today's checks. Force release stores it as unverified.</p>
+${data.items.length === 0 ? html`<p class="muted">The quarantine is empty.</p>` : html`<table><tr><th>#</th><th>Received (UTC)</th><th>Refused because</th><th>Type</th><th>Environment</th><th>Bundle ID</th><th>Size</th><th></th></tr>
+${data.items.map((q) => html`<tr><td>${q.id}</td><td class="mono">${utc(q.receivedAt)}</td><td><span class="pill bad">${q.code}</span><br><span class="small">${q.reason}</span></td>
+<td>${q.notificationType ?? '-'}</td><td>${q.environment ?? '-'}</td><td>${q.bundleId ?? '-'}</td><td>${q.bytes} B</td>
+<td>${q.releasedAs !== null
+    ? html`released ${utc(q.releasedAt)} as <a class="mono" href="${notificationHref(q.releasedAs)}">${q.releasedAs.slice(0, 13)}…</a>`
+    : html`<form class="inline" method="post" action="/admin/quarantine/${q.id}/release">${csrfField(ctx)}<button type="submit">Release</button></form>
+<form class="inline" method="post" action="/admin/quarantine/${q.id}/release" data-confirm="Accept this payload even though it does not pass the checks?">${csrfField(ctx)}<input type="hidden" name="force" value="1"><button class="danger" type="submit">Force release</button></form>`}</td></tr>`)}
+</table>`}
+${data.nextHref !== null ? html`<p class="pager"><a href="${data.nextHref}">Older →</a></p>` : ''}`)
+}

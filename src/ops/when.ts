@@ -1,0 +1,8 @@
+// "When" as operators type it, for the CLI and the dashboard's search: an ISO
+// date, or a duration back from now (90m, 48h, 7d). null when it is neither.
+export function parseWhen (value: string, now: number): number | null {
+  const m = /^(\d+)(s|m|h|d)$/.exec(value)
+  if (m !== null) return now - Number(m[1]) * { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd']
+  const at = Date.parse(value)
+  return Number.isNaN(at) ? null : at
+}

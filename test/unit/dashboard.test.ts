@@ -1,0 +1,56 @@
+import t from 'tap'
+import { ago, escapeHtml, html, utc } from '../../src/dashboard/html.ts'
+import { createSessions, readCookie, SESSION_TTL_MS } from '../../src/dashboard/session.ts'
+
+t.test('html escapes every interpolated value unless it is a fragment of its own', async (t) => {
+  t.equal(escapeHtml(`<a href="x" onclick='y'>&\`</a>`), '&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&#96;&lt;/a&gt;')
+  const evil = '"><script>alert(1)</script>'
+  t.equal(html`<input value="${evil}">`.value, '<input value="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;">')
+  t.equal(html`<ul>${['<a>', html`<li>${'<b>'}</li>`]}</ul>`.value, '<ul>&lt;a&gt;<li>&lt;b&gt;</li></ul>', 'arrays: strings escaped, fragments kept')
+  t.equal(html`[${null}${undefined}${false}${0}]`.value, '[0]', 'nothing for null, undefined, false; 0 is shown')
+  t.equal(String(html`<p>${1}</p>`), '<p>1</p>')
+})
+
+t.test('times are UTC ISO text; ages are rounded to a readable unit', async (t) => {
+  t.equal(utc(Date.UTC(2026, 0, 31, 23, 59, 58, 123)), '2026-01-31T23:59:58Z')
+  t.equal(utc(null), '-')
+  t.equal(utc(undefined), '-')
+  const now = Date.UTC(2026, 0, 31)
+  t.equal(ago(null, now), '-')
+  t.equal(ago(now - 5_000, now), '5 s ago')
+  t.equal(ago(now + 5_000, now), '0 s ago', 'a clock a little ahead is not negative')
+  t.equal(ago(now - 10 * 60_000, now), '10 min ago')
+  t.equal(ago(now - 5 * 3_600_000, now), '5 h ago')
+  t.equal(ago(now - 3 * 86_400_000, now), '3 d ago')
+})
+
+t.test('sessions: signed, expiring, revocable; CSRF tokens belong to one session', async (t) => {
+  const sessions = createSessions()
+  const now = Date.now()
+  const { session, cookie } = sessions.issue(now)
+  t.same(sessions.verify(cookie, now), session)
+  t.equal(sessions.verify(cookie, now + SESSION_TTL_MS), null, 'expired')
+  t.equal(sessions.verify(undefined, now), null)
+  t.equal(sessions.verify(cookie.replace(/\.\d+\./, `.${session.expiresAt + 1}.`), now), null, 'a longer expiry is not signed')
+  t.equal(createSessions().verify(cookie, now), null, 'another process (another key) does not know it')
+
+  const other = sessions.issue(now).session
+  t.ok(sessions.checkCsrf(session, sessions.csrfToken(session)))
+  t.notOk(sessions.checkCsrf(session, sessions.csrfToken(other)))
+  t.notOk(sessions.checkCsrf(session, undefined))
+  t.notOk(sessions.checkCsrf(session, 'short'))
+
+  sessions.revoke(session)
+  t.equal(sessions.verify(cookie, now), null, 'revoked')
+  const spent = sessions.issue(now - 2 * SESSION_TTL_MS).session
+  sessions.revoke(spent)
+  sessions.revoke(other)
+  t.equal(sessions.verify(cookie, now), null, 'still revoked after expired entries are dropped')
+})
+
+t.test('readCookie finds one cookie among several', async (t) => {
+  t.equal(readCookie('a=1; storehook_session=v.1.x; b=2', 'storehook_session'), 'v.1.x')
+  t.equal(readCookie('a=1', 'storehook_session'), undefined)
+  t.equal(readCookie(undefined, 'storehook_session'), undefined)
+  t.equal(readCookie('=x; junk', 'storehook_session'), undefined)
+})
