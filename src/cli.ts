@@ -3,16 +3,17 @@
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.ts'
-import { createVerifier, defaultRootCertificates, loadRootCertificates } from './apple/verify.ts'
 import { migrate, openDatabase } from './db/client.ts'
-import { createIngest } from './ingest/ingest.ts'
+import { ingestFromConfig } from './ingest/ingest.ts'
 import { Outbox } from './outbox/outbox.ts'
 import { pruneAll } from './outbox/retention.ts'
 import { listQuarantine } from './outbox/store.ts'
 import { overview, targetHealth, type NotificationFilter } from './outbox/queries.ts'
 import { MAX_BULK_REPLAY, replayMatching } from './ops/replay.ts'
+import { parseWhen as parseWhenOrThrow } from './ops/when.ts'
 import { startServer } from './server.ts'
 import { VERSION } from './version.ts'
+import { BACKFILL_HELP, backfillCommand, TEST_NOTIFICATION_HELP, testNotificationCommand } from './appstore/commands.ts'
 
 const HELP = `storehook ${VERSION}: one durable URL for Apple's App Store Server Notifications.
 
@@ -25,6 +26,8 @@ Commands:
   replay     deliver matching notifications again (filters as the admin API)
   prune      delete delivered notifications older than RETENTION_DAYS now
   quarantine list refused payloads, or release them into the outbox
+  backfill   fetch missed notifications from Apple's notification history
+  request-test-notification  ask Apple for a TEST notification and follow it to every target
 
 Options:
   --help     show help for a command
@@ -71,6 +74,8 @@ same checks as the server and into the outbox; the running server forwards it.
 Listens on HOST:PORT (default 0.0.0.0:8080), stores every notification in
 DATABASE_PATH (default ./data/storehook.db) and forwards it to FORWARD_TARGETS
 and the targets of STOREHOOK_CONFIG. Stops gracefully on SIGTERM or SIGINT.`,
+  backfill: BACKFILL_HELP,
+  'request-test-notification': TEST_NOTIFICATION_HELP,
   migrate: `Usage: storehook migrate
 
 Creates DATABASE_PATH if needed and applies the migrations it lacks. Safe to
@@ -78,12 +83,11 @@ run while the server runs, and safe to run twice.`
 }
 
 function parseWhen (flag: string, value: string | undefined, now: number): number | undefined {
-  if (value === undefined) return undefined
-  const m = /^(\d+)(s|m|h|d)$/.exec(value)
-  if (m !== null) return now - Number(m[1]) * { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd']
-  const at = Date.parse(value)
-  if (Number.isNaN(at)) fail(`${flag}: "${value}" is neither an ISO date nor a duration such as 48h`)
-  return at
+  try {
+    return parseWhenOrThrow(flag, value, now)
+  } catch (err) {
+    fail((err as Error).message)
+  }
 }
 
 function filterFrom (values: Record<string, string | boolean | undefined | Array<string | boolean>>): NotificationFilter {
@@ -178,14 +182,7 @@ async function quarantineCommand (config: Config, args: string[], flags: { force
     const outbox = new Outbox({ path: config.databasePath, busyTimeoutMs: 30_000 })
     // Warnings go to stderr: stdout is the command's answer.
     const log = pino({ level: 'warn' }, pino.destination(2))
-    const roots = config.appleRootCerts.length > 0 ? loadRootCertificates(config.appleRootCerts) : defaultRootCertificates()
-    const ingest = createIngest({
-      outbox,
-      targets: config.targets,
-      policy: { mode: config.verify, bundleIds: config.bundleIds, sharedSecret: config.sharedSecret, signatures: createVerifier({ roots }) },
-      quarantine: config.quarantine,
-      log
-    })
+    const ingest = ingestFromConfig(config, { outbox, log })
     let failed = 0
     try {
       for (const id of ids) {
@@ -239,6 +236,7 @@ export async function main (argv: string[]): Promise<void> {
       since: { type: 'string' },
       until: { type: 'string' },
       to: { type: 'string' },
+      'only-failures': { type: 'boolean' },
       id: { type: 'string', multiple: true }
     },
     allowPositionals: true,
@@ -304,6 +302,12 @@ export async function main (argv: string[]): Promise<void> {
       await quarantineCommand(config, positionals.slice(1), { force: values.force === true, limit })
       return
     }
+    case 'backfill':
+      await backfillCommand(configOrExit(), values, fail)
+      return
+    case 'request-test-notification':
+      await testNotificationCommand(configOrExit(), values, fail)
+      return
     default:
       fail(`unknown command "${command}". Run storehook --help.`)
   }
