@@ -44,9 +44,9 @@ function apiOrFail (config: Config, fail: Fail): AppleApiConfig {
 
 function environments (value: unknown, fail: Fail, def: 'both' | ApiEnvironment): readonly ApiEnvironment[] {
   const v = typeof value === 'string' ? value : def
-  if (v === 'both') return API_ENVIRONMENTS
+  if (v === 'both' && def === 'both') return API_ENVIRONMENTS
   if (v === 'Production' || v === 'Sandbox') return [v]
-  return fail(`--environment must be Production, Sandbox${def === 'both' ? ' or both' : ''}, got "${v}"`)
+  return fail(`--environment must be ${def === 'both' ? 'Production, Sandbox or both' : 'Production or Sandbox'}, got "${v}"`)
 }
 
 const describe = (c: Counts): string => `${c.seen} seen: ${c.added} new, ${c.already} already had, ${c.refused} refused`

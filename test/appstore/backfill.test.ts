@@ -6,18 +6,13 @@ import t from 'tap'
 import { startApp, until } from '../helpers/app.ts'
 import { startAppleApi } from '../helpers/apple-api.ts'
 import { makeChain, notificationPayload, signNotification } from '../helpers/apple-chain.ts'
-import { applePki } from '../helpers/apple-keys.ts'
+import { applePki, appleWorld } from '../helpers/apple-keys.ts'
 import { BIN, runCli } from '../helpers/process.ts'
-import { startTarget } from '../helpers/target.ts'
 
 const body = (signedPayload: string): string => JSON.stringify({ signedPayload })
 
 t.test('backfill pages through the history, skips what storehook has, quarantines what it refuses; the server forwards the rest', async (t) => {
-  const api = await startAppleApi()
-  t.teardown(api.close)
-  const pki = applePki(t, api.url)
-  const target = await startTarget()
-  t.teardown(target.close)
+  const { api, pki, target } = await appleWorld(t)
   const s = await startApp(t, { ...pki.verifyEnv, FORWARD_TARGETS: target.url })
 
   // Two that reached storehook already, 43 it missed, one signed under a root it does not trust.

@@ -2,19 +2,13 @@ import { join } from 'node:path'
 import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { startApp, tempDir, until } from '../helpers/app.ts'
-import { startAppleApi } from '../helpers/apple-api.ts'
-import { applePki } from '../helpers/apple-keys.ts'
-import { startTarget } from '../helpers/target.ts'
+import { appleWorld } from '../helpers/apple-keys.ts'
 
 const body = (signedPayload: string): string => JSON.stringify({ signedPayload })
 const ADMIN_TOKEN = 'admin-token-0123456789'
 
 t.test('at start, the server catches up on what Apple sent while it was down, and says so', async (t) => {
-  const api = await startAppleApi()
-  t.teardown(api.close)
-  const pki = applePki(t, api.url)
-  const target = await startTarget()
-  t.teardown(target.close)
+  const { api, pki, target } = await appleWorld(t)
   const env = { ...pki.env, FORWARD_TARGETS: target.url, DATABASE_PATH: join(tempDir(t), 'storehook.db'), CATCH_UP_INTERVAL_MS: '0', CATCH_UP_MARGIN_MS: '60000', ADMIN_TOKEN }
 
   const first = await startApp(t, env)
@@ -57,11 +51,7 @@ t.test('at start, the server catches up on what Apple sent while it was down, an
 })
 
 t.test('periodically, the server asks for onlyFailures; a failed run is logged and retried at the next interval', async (t) => {
-  const api = await startAppleApi()
-  t.teardown(api.close)
-  const pki = applePki(t, api.url)
-  const target = await startTarget()
-  t.teardown(target.close)
+  const { api, pki, target } = await appleWorld(t)
   api.failNext(401, 2)
   const s = await startApp(t, { ...pki.env, FORWARD_TARGETS: target.url, CATCH_UP_INTERVAL_MS: '300', CATCH_UP_MARGIN_MS: '1000' })
   await until(() => s.logs.join('').includes('Catch-up failed'), 10_000, 'the failed run')

@@ -45,17 +45,14 @@ export interface MockAppleApi {
   // How many history requests are being held now.
   held: () => number
   waitForRequests: (n: number, timeoutMs?: number) => Promise<void>
+  // Where test notifications go (null: nowhere answers, reported as `unreachableResult`).
+  deliverTestsTo: (url: string | null, chain: Chain, unreachableResult?: string) => void
   close: () => Promise<void>
 }
 
 export interface MockOptions {
   bundleIds?: string[]
   pageSize?: number
-  // Test notifications: signed by this chain and POSTed here; null: nothing
-  // answers, reported as `unreachableResult`.
-  chain?: Chain
-  notifyUrl?: string | null
-  unreachableResult?: string
 }
 
 const publicKey = createPublicKey(createPrivateKey(readFileSync(KEY_PATH, 'utf8')))
@@ -72,6 +69,7 @@ export async function startAppleApi (o: MockOptions = {}): Promise<MockAppleApi>
   let releaseHeld: Array<() => void> = []
   const waiters: Array<{ n: number; resolve: () => void }> = []
   const prefix = randomUUID()
+  const delivery: { url: string | null; chain: Chain | null; unreachableResult: string } = { url: null, chain: null, unreachableResult: 'NO_RESPONSE' }
 
   async function authorize (header: string | undefined): Promise<string | null> {
     if (header?.startsWith('Bearer ') !== true) return null
@@ -87,14 +85,15 @@ export async function startAppleApi (o: MockOptions = {}): Promise<MockAppleApi>
   }
 
   async function sendTest (bid: string, token: string): Promise<void> {
-    const signedPayload = signNotification(o.chain!, notificationPayload({ bundleId: bid, environment: 'Sandbox' }))
+    if (delivery.chain === null) throw new Error('call deliverTestsTo() before asking for a test notification')
+    const signedPayload = signNotification(delivery.chain, notificationPayload({ bundleId: bid, environment: 'Sandbox' }))
     const entry = tests.get(token)!
     entry.signedPayload = signedPayload
     let result: string
-    if (o.notifyUrl === null || o.notifyUrl === undefined) result = o.unreachableResult ?? 'NO_RESPONSE'
+    if (delivery.url === null) result = delivery.unreachableResult
     else {
       try {
-        const res = await fetch(o.notifyUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ signedPayload }) })
+        const res = await fetch(delivery.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ signedPayload }) })
         await res.arrayBuffer()
         result = res.ok ? 'SUCCESS' : 'UNSUCCESSFUL_HTTP_RESPONSE_CODE'
       } catch {
@@ -195,6 +194,9 @@ export async function startAppleApi (o: MockOptions = {}): Promise<MockAppleApi>
       for (let i = 0; i < times; i++) failures.push({ status, retryAfterS })
     },
     holdFrom (page) { holdFrom = page },
+    deliverTestsTo (url, chain, unreachableResult = 'NO_RESPONSE') {
+      Object.assign(delivery, { url, chain, unreachableResult })
+    },
     held: () => releaseHeld.length,
     release,
     waitForRequests (n, timeoutMs = 15_000) {

@@ -5,7 +5,8 @@ import { randomUUID } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { tempDir } from './app.ts'
-import { ISSUER_ID, KEY_ID, KEY_PATH } from './apple-api.ts'
+import { ISSUER_ID, KEY_ID, KEY_PATH, startAppleApi, type MockAppleApi, type MockOptions } from './apple-api.ts'
+import { startTarget, type Target } from './target.ts'
 import { makeChain, makeRoot, notificationPayload, signNotification, type Chain } from './apple-chain.ts'
 
 export interface Pki {
@@ -40,4 +41,20 @@ export function applePki (t: Parameters<typeof tempDir>[0], apiUrl: string): Pki
       notificationType: 'DID_RENEW'
     })
   }
+}
+
+export interface AppleWorld {
+  api: MockAppleApi
+  pki: Pki
+  target: Target
+}
+
+// The usual scene: the mock App Store Server API, keys and a trusted root for
+// it, and one target; all closed when the test ends.
+export async function appleWorld (t: Parameters<typeof tempDir>[0] & { teardown: (fn: () => Promise<void>) => void }, options: MockOptions = {}): Promise<AppleWorld> {
+  const api = await startAppleApi(options)
+  t.teardown(api.close)
+  const target = await startTarget()
+  t.teardown(target.close)
+  return { api, pki: applePki(t, api.url), target }
 }
