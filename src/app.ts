@@ -9,6 +9,7 @@ import databasePlugin from './db/plugin.ts'
 import deliveryPlugin from './delivery/plugin.ts'
 import { AppError, describeError, errorTable, logRefusal } from './errors.ts'
 import ingestPlugin from './ingest/plugin.ts'
+import catchUpPlugin from './catchup/plugin.ts'
 import outboxPlugin from './outbox/plugin.ts'
 import metricsPlugin from './metrics/plugin.ts'
 import adminRoutes from './routes/admin.ts'
@@ -49,6 +50,8 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(metricsPlugin)
   await fastify.register(deliveryPlugin, { config: opts.config })
   await fastify.register(ingestPlugin, { config: opts.config })
+  // Issue 6: catch up from Apple's notification history (needs the ingest).
+  await fastify.register(catchUpPlugin, { config: opts.config })
   await fastify.register(healthRoutes)
   await fastify.register(metricsRoutes)
   await fastify.register(notificationRoutes, { config: opts.config })

@@ -3,9 +3,8 @@
 import { parseArgs } from 'node:util'
 import { pino } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.ts'
-import { createVerifier, defaultRootCertificates, loadRootCertificates } from './apple/verify.ts'
 import { migrate, openDatabase } from './db/client.ts'
-import { createIngest } from './ingest/ingest.ts'
+import { ingestFromConfig } from './ingest/ingest.ts'
 import { Outbox } from './outbox/outbox.ts'
 import { pruneAll } from './outbox/retention.ts'
 import { listQuarantine } from './outbox/store.ts'
@@ -14,6 +13,7 @@ import { MAX_BULK_REPLAY, replayMatching } from './ops/replay.ts'
 import { parseWhen } from './ops/when.ts'
 import { startServer } from './server.ts'
 import { VERSION } from './version.ts'
+import { BACKFILL_HELP, backfillCommand, TEST_NOTIFICATION_HELP, testNotificationCommand } from './appstore/commands.ts'
 
 const HELP = `storehook ${VERSION}: one durable URL for Apple's App Store Server Notifications.
 
@@ -26,6 +26,8 @@ Commands:
   replay     deliver matching notifications again (filters as the admin API)
   prune      delete delivered notifications older than RETENTION_DAYS now
   quarantine list refused payloads, or release them into the outbox
+  backfill   fetch missed notifications from Apple's notification history
+  request-test-notification  ask Apple for a TEST notification and follow it to every target
 
 Options:
   --help     show help for a command
@@ -72,6 +74,8 @@ same checks as the server and into the outbox; the running server forwards it.
 Listens on HOST:PORT (default 0.0.0.0:8080), stores every notification in
 DATABASE_PATH (default ./data/storehook.db) and forwards it to FORWARD_TARGETS
 and the targets of STOREHOOK_CONFIG. Stops gracefully on SIGTERM or SIGINT.`,
+  backfill: BACKFILL_HELP,
+  'request-test-notification': TEST_NOTIFICATION_HELP,
   migrate: `Usage: storehook migrate
 
 Creates DATABASE_PATH if needed and applies the migrations it lacks. Safe to
@@ -175,14 +179,7 @@ async function quarantineCommand (config: Config, args: string[], flags: { force
     const outbox = new Outbox({ path: config.databasePath, busyTimeoutMs: 30_000 })
     // Warnings go to stderr: stdout is the command's answer.
     const log = pino({ level: 'warn' }, pino.destination(2))
-    const roots = config.appleRootCerts.length > 0 ? loadRootCertificates(config.appleRootCerts) : defaultRootCertificates()
-    const ingest = createIngest({
-      outbox,
-      targets: config.targets,
-      policy: { mode: config.verify, bundleIds: config.bundleIds, sharedSecret: config.sharedSecret, signatures: createVerifier({ roots }) },
-      quarantine: config.quarantine,
-      log
-    })
+    const ingest = ingestFromConfig(config, { outbox, log })
     let failed = 0
     try {
       for (const id of ids) {
@@ -236,6 +233,7 @@ export async function main (argv: string[]): Promise<void> {
       since: { type: 'string' },
       until: { type: 'string' },
       to: { type: 'string' },
+      'only-failures': { type: 'boolean' },
       id: { type: 'string', multiple: true }
     },
     allowPositionals: true,
@@ -301,6 +299,12 @@ export async function main (argv: string[]): Promise<void> {
       await quarantineCommand(config, positionals.slice(1), { force: values.force === true, limit })
       return
     }
+    case 'backfill':
+      await backfillCommand(configOrExit(), values, fail)
+      return
+    case 'request-test-notification':
+      await testNotificationCommand(configOrExit(), values, fail)
+      return
     default:
       fail(`unknown command "${command}". Run storehook --help.`)
   }

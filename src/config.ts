@@ -1,6 +1,7 @@
 // The only reader of process.env and of the config file. Everything is
 // validated here, once, at start; the rest of the code receives a frozen,
 // typed Config and never looks at the environment again.
+import { createPrivateKey } from 'node:crypto'
 import { accessSync, constants as fsConstants, readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 
@@ -48,6 +49,8 @@ export interface Config {
   allowedSourceIps: Array<{ address: string; prefix: number; family: 'ipv4' | 'ipv6' }> | null
   // Where the sender's address comes from: the socket, Fly's Fly-Client-IP, or X-Forwarded-For.
   trustProxy: 'none' | 'fly' | 'forwarded'
+  // App Store Server API (backfill, catch-up, test notification); null: feature off.
+  appleApi: AppleApiConfig | null
 }
 
 export class ConfigError extends Error {
@@ -217,7 +220,7 @@ function readConfigFile (path: string): Record<string, unknown> {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new ConfigError('STOREHOOK_CONFIG', `${path} must hold a JSON object`)
   }
-  const known = new Set(['targets'])
+  const known = new Set(['targets', 'apple'])
   for (const key of Object.keys(parsed)) {
     if (!known.has(key)) throw new ConfigError('STOREHOOK_CONFIG', `unknown top-level field "${key}" in ${path}`)
   }
@@ -329,9 +332,127 @@ export function loadConfig (env: Env = process.env): Config {
     retentionMs: int(env, 'RETENTION_DAYS', 30, 0, 36_500) * 86_400_000,
     allowedSourceIps: cidrs(env),
     trustProxy: trustProxy(env),
+    appleApi: appleApi(env, configPath === undefined ? null : readConfigFile(configPath)),
     quarantine: {
       maxItems: int(env, 'QUARANTINE_MAX_ITEMS', 10_000, 0),
       maxBytes: int(env, 'QUARANTINE_MAX_BYTES', 64 * 1_048_576, 0)
     }
   })
+}
+
+// ---- App Store Server API (issue 6) -------------------------------------
+
+export interface AppleApiApp {
+  bundleId: string
+  issuerId: string
+  keyId: string
+  // The .p8 key's PEM text, read and checked at start. Never logged.
+  privateKeyPem: string
+}
+
+export interface AppleApiConfig {
+  apps: AppleApiApp[]
+  baseUrls: { Production: string; Sandbox: string }
+  // 0: no periodic catch-up (the one at start still runs).
+  catchUpIntervalMs: number
+  catchUpMarginMs: number
+}
+
+const APPLE_KEY_VARS = ['APPLE_ISSUER_ID', 'APPLE_KEY_ID', 'APPLE_PRIVATE_KEY_PATH', 'APPLE_BUNDLE_ID'] as const
+
+function appleKey (variable: string, path: string): string {
+  let pem: string
+  try {
+    pem = readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new ConfigError(variable, `cannot read the App Store Connect key ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
+  }
+  let key
+  try {
+    key = createPrivateKey(pem)
+  } catch {
+    throw new ConfigError(variable, `${path} is not a PEM private key (expected the .p8 file downloaded from App Store Connect)`)
+  }
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw new ConfigError(variable, `${path} is not an EC P-256 key (App Store Connect keys are ES256)`)
+  }
+  return pem
+}
+
+// The apps come from APPLE_BUNDLE_ID (one app, keys from APPLE_*), or from the
+// config file's `apple.apps` (several apps; each may override the keys, which
+// otherwise come from the environment). All unset: the feature is off.
+function appleApi (env: Env, file: Record<string, unknown> | null): AppleApiConfig | null {
+  const fromEnv = Object.fromEntries(APPLE_KEY_VARS.map((k) => [k, str(env, k)])) as Record<typeof APPLE_KEY_VARS[number], string | undefined>
+  const fileApple = file?.apple
+  let rawApps: unknown[] | null = null
+  if (fileApple !== undefined) {
+    if (typeof fileApple !== 'object' || fileApple === null || Array.isArray(fileApple)) throw new ConfigError('STOREHOOK_CONFIG', '"apple" must be an object')
+    for (const key of Object.keys(fileApple)) if (key !== 'apps') throw new ConfigError('STOREHOOK_CONFIG', `unknown field "apple.${key}"`)
+    const apps = (fileApple as { apps?: unknown }).apps
+    if (!Array.isArray(apps) || apps.length === 0) throw new ConfigError('STOREHOOK_CONFIG', '"apple.apps" must be a non-empty array')
+    if (fromEnv.APPLE_BUNDLE_ID !== undefined) throw new ConfigError('APPLE_BUNDLE_ID', 'set either APPLE_BUNDLE_ID or "apple.apps" in STOREHOOK_CONFIG, not both')
+    rawApps = apps
+  }
+  const anySet = Object.values(fromEnv).some((v) => v !== undefined) || rawApps !== null
+  if (!anySet) return null
+  const apps: AppleApiApp[] = []
+  const keys = new Map<string, string>()
+  const keyFor = (variable: string, path: string): string => {
+    if (!keys.has(path)) keys.set(path, appleKey(variable, path))
+    return keys.get(path)!
+  }
+  const need = (name: typeof APPLE_KEY_VARS[number], value: string | undefined, where: string): string => {
+    if (value === undefined) {
+      const missing = APPLE_KEY_VARS.filter((k) => fromEnv[k] === undefined && !(k === 'APPLE_BUNDLE_ID' && rawApps !== null))
+      throw new ConfigError(name, `App Store Server API keys are partly set${where}: also set ${missing.join(', ')} (or unset them all to turn the feature off)`)
+    }
+    return value
+  }
+  if (rawApps === null) {
+    apps.push({
+      bundleId: need('APPLE_BUNDLE_ID', fromEnv.APPLE_BUNDLE_ID, ''),
+      issuerId: need('APPLE_ISSUER_ID', fromEnv.APPLE_ISSUER_ID, ''),
+      keyId: need('APPLE_KEY_ID', fromEnv.APPLE_KEY_ID, ''),
+      privateKeyPem: keyFor('APPLE_PRIVATE_KEY_PATH', need('APPLE_PRIVATE_KEY_PATH', fromEnv.APPLE_PRIVATE_KEY_PATH, ''))
+    })
+  } else {
+    rawApps.forEach((raw, i) => {
+      const where = `STOREHOOK_CONFIG apple.apps[${i}]`
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(where, 'must be an object')
+      const a = raw as Record<string, unknown>
+      for (const key of Object.keys(a)) {
+        if (!['bundleId', 'issuerId', 'keyId', 'privateKeyPath'].includes(key)) throw new ConfigError(where, `unknown field "${key}"`)
+        if (typeof a[key] !== 'string' || a[key] === '') throw new ConfigError(where, `"${key}" must be a non-empty string`)
+      }
+      if (a.bundleId === undefined) throw new ConfigError(where, 'needs a "bundleId"')
+      if (apps.some((x) => x.bundleId === a.bundleId)) throw new ConfigError(where, `bundle ID "${String(a.bundleId)}" is listed twice`)
+      const path = (a.privateKeyPath as string | undefined) ?? need('APPLE_PRIVATE_KEY_PATH', fromEnv.APPLE_PRIVATE_KEY_PATH, ` (${where} has no "privateKeyPath")`)
+      apps.push({
+        bundleId: a.bundleId as string,
+        issuerId: (a.issuerId as string | undefined) ?? need('APPLE_ISSUER_ID', fromEnv.APPLE_ISSUER_ID, ` (${where} has no "issuerId")`),
+        keyId: (a.keyId as string | undefined) ?? need('APPLE_KEY_ID', fromEnv.APPLE_KEY_ID, ` (${where} has no "keyId")`),
+        privateKeyPem: keyFor(a.privateKeyPath !== undefined ? where : 'APPLE_PRIVATE_KEY_PATH', path)
+      })
+    })
+  }
+  let baseUrls = { Production: 'https://api.storekit.itunes.apple.com', Sandbox: 'https://api.storekit-sandbox.itunes.apple.com' }
+  const base = str(env, 'APPLE_API_BASE_URL')
+  if (base !== undefined) {
+    let url: URL
+    try {
+      url = new URL(base)
+    } catch {
+      throw new ConfigError('APPLE_API_BASE_URL', 'is not a valid absolute URL')
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError('APPLE_API_BASE_URL', `must be http or https, got ${url.protocol}`)
+    const one = base.replace(/\/+$/, '')
+    baseUrls = { Production: one, Sandbox: one }
+  }
+  return {
+    apps,
+    baseUrls,
+    catchUpIntervalMs: int(env, 'CATCH_UP_INTERVAL_MS', 3_600_000, 0, 7 * 86_400_000),
+    catchUpMarginMs: int(env, 'CATCH_UP_MARGIN_MS', 600_000, 0, 7 * 86_400_000)
+  }
 }

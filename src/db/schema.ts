@@ -110,3 +110,35 @@ export const quarantine = sqliteTable('quarantine', {
   releasedAt: integer('released_at'),
   releasedAs: text('released_as')
 })
+
+// App Store Server API history runs: `storehook backfill` and the server's
+// automatic catch-up. One row per run, rewritten after every page, so an
+// interrupted run resumes from its last paginationToken and the dashboard,
+// the admin API and /metrics can show what the last catch-up found.
+export const historyRuns = sqliteTable('history_runs', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  // backfill | catch-up-start | catch-up-periodic
+  kind: text('kind').notNull(),
+  // Identifies "the same arguments": a backfill with the same key resumes an unfinished run.
+  runKey: text('run_key').notNull(),
+  bundleId: text('bundle_id').notNull(),
+  environment: text('environment').notNull(),
+  startDate: integer('start_date').notNull(),
+  endDate: integer('end_date').notNull(),
+  onlyFailures: integer('only_failures', { mode: 'boolean' }).notNull(),
+  // The token for the next page to fetch; null before the first page.
+  paginationToken: text('pagination_token'),
+  pages: integer('pages').notNull().default(0),
+  seen: integer('seen').notNull().default(0),
+  added: integer('added').notNull().default(0),
+  already: integer('already').notNull().default(0),
+  refused: integer('refused').notNull().default(0),
+  startedAt: integer('started_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+  // Null while running or interrupted.
+  finishedAt: integer('finished_at'),
+  lastError: text('last_error')
+}, (t) => [
+  index('history_runs_key').on(t.runKey, t.finishedAt),
+  index('history_runs_kind').on(t.kind, t.environment, t.startedAt)
+])

@@ -4,14 +4,15 @@ import { createHash } from 'node:crypto'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import { v7 as uuidv7 } from 'uuid'
 import { decodeNotificationBody, type DecodedNotification } from '../apple/payload.ts'
-import type { TargetConfig } from '../config.ts'
+import { ConfigError, type Config, type TargetConfig } from '../config.ts'
+import { createVerifier, defaultRootCertificates, loadRootCertificates } from '../apple/verify.ts'
 import { targetsFor } from '../delivery/routing.ts'
 import { AppError } from '../errors.ts'
 import type { Outbox } from '../outbox/outbox.ts'
 import type { QuarantineCaps } from '../outbox/store.ts'
 import { judge, type PolicyOptions } from './policy.ts'
 
-export type Source = 'webhook' | 'backfill' | 'quarantine'
+export type Source = 'webhook' | 'backfill' | 'catch-up' | 'quarantine'
 
 export interface Accepted {
   id: string
@@ -128,4 +129,22 @@ export function createIngest (opts: IngestOptions): Ingest {
       return accepted
     }
   }
+}
+
+// The ingest as configured: the server, backfill and quarantine release all
+// judge a payload by the same policy. APPLE_ROOT_CERTS replaces the bundled
+// Apple root (tests, private CAs).
+export function ingestFromConfig (config: Config, opts: Pick<IngestOptions, 'outbox' | 'log' | 'observe'>): Ingest {
+  let roots: Buffer[]
+  try {
+    roots = config.appleRootCerts.length > 0 ? loadRootCertificates(config.appleRootCerts) : defaultRootCertificates()
+  } catch (err) {
+    throw new ConfigError('APPLE_ROOT_CERTS', (err as Error).message)
+  }
+  return createIngest({
+    ...opts,
+    targets: config.targets,
+    policy: { mode: config.verify, bundleIds: config.bundleIds, sharedSecret: config.sharedSecret, signatures: createVerifier({ roots }) },
+    quarantine: config.quarantine
+  })
 }

@@ -1,7 +1,6 @@
 import fp from 'fastify-plugin'
-import { ConfigError, type Config } from '../config.ts'
-import { createVerifier, defaultRootCertificates, loadRootCertificates } from '../apple/verify.ts'
-import { createIngest, type Ingest } from './ingest.ts'
+import type { Config } from '../config.ts'
+import { ingestFromConfig, type Ingest } from './ingest.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -12,19 +11,8 @@ declare module 'fastify' {
 const ENVIRONMENTS = new Set(['Production', 'Sandbox', 'Xcode', 'LocalTesting'])
 
 export default fp<{ config: Config }>(async (app, { config }) => {
-  // APPLE_ROOT_CERTS replaces the bundled Apple root (tests, private CAs).
-  let roots: Buffer[]
-  try {
-    roots = config.appleRootCerts.length > 0 ? loadRootCertificates(config.appleRootCerts) : defaultRootCertificates()
-  } catch (err) {
-    throw new ConfigError('APPLE_ROOT_CERTS', (err as Error).message)
-  }
-  const signatures = createVerifier({ roots })
-  app.decorate('ingest', createIngest({
+  app.decorate('ingest', ingestFromConfig(config, {
     outbox: app.outbox,
-    targets: config.targets,
-    policy: { mode: config.verify, bundleIds: config.bundleIds, sharedSecret: config.sharedSecret, signatures },
-    quarantine: config.quarantine,
     observe: (n, verification, outcome) => {
       // Label values come from the payload: refused ones (anyone can send
       // those) and odd shapes are folded, so no sender can grow /metrics.

@@ -6,3 +6,11 @@ export function parseWhen (value: string, now: number): number | null {
   const at = Date.parse(value)
   return Number.isNaN(at) ? null : at
 }
+
+// The same for a command's flag: absent stays undefined, nonsense throws a message naming the flag.
+export function parseWhenFlag (flag: string, value: string | undefined, now: number): number | undefined {
+  if (value === undefined) return undefined
+  const at = parseWhen(value, now)
+  if (at === null) throw new Error(`${flag}: "${value}" is neither an ISO date nor a duration such as 48h`)
+  return at
+}

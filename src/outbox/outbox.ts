@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads'
 import { ASSET_WRITER, BINARY, binaryAsset } from '../binary.ts'
 import type { GroupCommitStats } from './group-commit.ts'
 import type * as store from './store.ts'
+import type * as runs from '../appstore/runs.ts'
 import type { Request, Response, WriterData } from './writer-thread.ts'
 
 export type { AttemptRecord, ClaimedDelivery, EnqueueResult, NewNotification } from './store.ts'
@@ -113,6 +114,8 @@ export class Outbox {
 
   markReleased (id: number, notificationId: string): Promise<boolean> { return this.#call('markReleased', id, notificationId) }
   setMaxPageCount (pages: number | null): Promise<number> { return this.#call('setMaxPageCount', pages) }
+  insertRun (row: runs.NewHistoryRun): Promise<number> { return this.#call('insertRun', row) }
+  updateRun (id: number, progress: Partial<runs.RunProgress>): Promise<boolean> { return this.#call('updateRun', id, progress) }
 
   // Replays to `targets`, or to every target the notification already has.
   async replay (notificationId: string, targets?: readonly string[]): Promise<string[]> {

@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { openDatabase } from '../db/client.ts'
 import { GroupCommit } from './group-commit.ts'
 import * as store from './store.ts'
+import * as runs from '../appstore/runs.ts'
 
 export interface WriterData {
   path: string
@@ -48,6 +49,9 @@ const ops: Record<string, (...args: any[]) => unknown> = {
   markReleased: (id: number, notificationId: string) => commits.run(() => store.markReleased(db, id, notificationId, Date.now())),
   prune: (cutoff: number, limit: number) => commits.run(() => store.pruneDelivered(db, cutoff, limit)),
   nextDueAt: (target: string) => store.nextDueAt(db, target),
+  // App Store Server API history runs (backfill, catch-up).
+  insertRun: (row: runs.NewHistoryRun) => commits.run(() => runs.insertRun(db, row)),
+  updateRun: (id: number, progress: Partial<runs.RunProgress>) => commits.run(() => runs.updateRun(db, id, progress, Date.now())),
   stats: () => commits.stats(),
   // Fault drills and tests: cap the file as a full disk would.
   setMaxPageCount: (pages: number | null) => database.setMaxPageCount(pages),

@@ -1,0 +1,111 @@
+// Automatic catch-up: with App Store Server API keys, the server asks Apple's
+// notification history for what it may have missed. At start it covers the
+// time it was down (from the last notification received, or the end of the
+// last successful catch-up, minus a margin, up to now); then, every
+// CATCH_UP_INTERVAL_MS, it asks for onlyFailures over the last interval plus
+// the margin. One run at a time, by construction: the next is scheduled only
+// when the previous one has finished. A failed run is logged and the next
+// interval tries again; every run is recorded in history_runs.
+import { sql } from 'drizzle-orm'
+import type { FastifyBaseLogger as Logger } from 'fastify'
+import type { AppleApiConfig } from '../config.ts'
+import type { Db } from '../db/client.ts'
+import type { Ingest } from '../ingest/ingest.ts'
+import type { Outbox } from '../outbox/outbox.ts'
+import { API_ENVIRONMENTS, clientsFor, type ApiEnvironment, type AppStoreClient } from '../appstore/client.ts'
+import { clampWindow, runHistory, type RunResult } from '../appstore/history.ts'
+import { lastCaughtUpTo } from '../appstore/runs.ts'
+
+export interface CatchUpOptions {
+  api: AppleApiConfig
+  db: Db
+  outbox: Outbox
+  ingest: Ingest
+  log: Logger
+  onRecovered?: (environment: ApiEnvironment) => void
+  onFailed?: (environment: ApiEnvironment) => void
+}
+
+export class CatchUp {
+  #o: CatchUpOptions
+  #timer: ReturnType<typeof setTimeout> | null = null
+  #running: Promise<void> | null = null
+  #abort = new AbortController()
+  #stopped = false
+  #clients: AppStoreClient[]
+
+  constructor (o: CatchUpOptions) {
+    this.#o = o
+    this.#clients = clientsFor(o.api, API_ENVIRONMENTS, { signal: this.#abort.signal })
+  }
+
+  get running (): boolean { return this.#running !== null }
+
+  start (): void {
+    if (this.#stopped || this.#timer !== null || this.#running !== null) return
+    this.#schedule(0, 'catch-up-start')
+  }
+
+  #schedule (delayMs: number, kind: 'catch-up-start' | 'catch-up-periodic'): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = null
+      this.#running = this.#runAll(kind).finally(() => {
+        this.#running = null
+        if (!this.#stopped && this.#o.api.catchUpIntervalMs > 0) this.#schedule(this.#o.api.catchUpIntervalMs, 'catch-up-periodic')
+      })
+    }, delayMs)
+  }
+
+  #window (client: AppStoreClient, kind: 'catch-up-start' | 'catch-up-periodic', now: number): { startDate: number; endDate: number } {
+    const { catchUpIntervalMs: interval, catchUpMarginMs: margin } = this.#o.api
+    // Without an interval (or history) to go by, an hour back is the guess.
+    const recent = now - Math.max(interval, 3_600_000) - margin
+    if (kind === 'catch-up-periodic') return { startDate: now - interval - margin, endDate: now }
+    const received = this.#o.db.get<{ at: number | null }>(sql`SELECT max(received_at) AS at FROM notifications
+      WHERE environment = ${client.environment} AND bundle_id = ${client.bundleId}`)?.at ?? null
+    const caughtUp = lastCaughtUpTo(this.#o.db, client.bundleId, client.environment)
+    const since = Math.max(received ?? 0, caughtUp ?? 0)
+    return { startDate: since === 0 ? recent : since - margin, endDate: now }
+  }
+
+  async #runAll (kind: 'catch-up-start' | 'catch-up-periodic'): Promise<void> {
+    for (const client of this.#clients) {
+      if (this.#stopped) return
+      const now = Date.now()
+      const window = clampWindow(client.environment, this.#window(client, kind, now), now)
+      const log = this.#o.log
+      const where = { bundleId: client.bundleId, environment: client.environment, kind }
+      if (window.clamped) log.warn(where, 'Catch-up window clamped to what Apple keeps; older notifications cannot be asked for.')
+      let r: RunResult
+      try {
+        r = await runHistory({
+          client,
+          ingest: this.#o.ingest,
+          outbox: this.#o.outbox,
+          spec: { kind, runKey: `${kind}:${client.bundleId}:${client.environment}:${now}`, onlyFailures: kind === 'catch-up-periodic', startDate: window.startDate, endDate: window.endDate },
+          source: 'catch-up',
+          log,
+          signal: this.#abort.signal,
+          onAdded: () => this.#o.onRecovered?.(client.environment)
+        })
+      } catch (err) {
+        if (this.#stopped) return
+        this.#o.onFailed?.(client.environment)
+        // AppleApiError messages carry no token nor key.
+        log.warn({ ...where, error: (err as Error).message }, 'Catch-up failed; the next one tries again.')
+        continue
+      }
+      log[r.added > 0 ? 'warn' : 'info']({ ...where, startDate: new Date(window.startDate).toISOString(), seen: r.seen, added: r.added, already: r.already, refused: r.refused },
+        r.added > 0 ? 'Catch-up recovered notifications storehook had missed.' : 'Catch-up found nothing missing.')
+    }
+  }
+
+  // Safe twice; waits for a run in flight to stop.
+  async stop (): Promise<void> {
+    this.#stopped = true
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
+    this.#abort.abort(new Error('storehook is stopping'))
+    await this.#running?.catch(() => {})
+  }
+}
