@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { bodyFactory, signedBodies } from './bodies.ts'
-import { load, startChild, startStorehook, type LoadResult } from './lib.ts'
+import { countAtTarget, load, median, startChild, startStorehook, type LoadResult } from './lib.ts'
 
 export interface IngestRow {
   connections: number
@@ -15,17 +15,6 @@ export interface IngestRow {
   forwardedDuringRun: number
 }
 
-async function countAtTarget (target: Awaited<ReturnType<typeof startChild>>): Promise<number> {
-  return new Promise<number>((resolve) => {
-    target.process.once('message', (m) => resolve((m as { count: number }).count))
-    target.process.send('count')
-  })
-}
-
-function median (xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]!
-}
 
 // Bare and storehook are measured in alternating rounds and the medians
 // compared: on a shared 2-core machine a single pair of runs swings by 2x.
