@@ -18,7 +18,7 @@ export interface LedgerTarget {
 
 type Phase = 'ok' | 'error' | 'down'
 
-export async function startLedgerTarget (opts: { flapMs?: number } = {}): Promise<LedgerTarget> {
+export async function startLedgerTarget (opts: { flapMs?: number; port?: number } = {}): Promise<LedgerTarget> {
   let phase: Phase = 'ok'
   let target: Target | null = null
   const delivered = new Map<string, number>()
@@ -30,7 +30,7 @@ export async function startLedgerTarget (opts: { flapMs?: number } = {}): Promis
     delivered.set(id, (delivered.get(id) ?? 0) + 1)
     res.writeHead(200).end('{}')
   }
-  target = await startTarget(responder)
+  target = await startTarget(responder, '/hook', opts.port ?? 0)
   const url = target.url
   const port = Number(new URL(url).port)
   let timer: NodeJS.Timeout | null = null
