@@ -13,6 +13,8 @@ export interface IngestRow {
   storehook: LoadResult
   ratio: number
   forwardedDuringRun: number
+  // The naive synchronous forwarder (verify off only), same target.
+  naive: LoadResult | null
 }
 
 
@@ -50,6 +52,8 @@ export async function runIngestBench (opts: IngestBenchOptions = {}): Promise<In
     LOG_LEVEL: 'info',
     ...env
   })
+  const naive = opts.verify === 'enforce' ? null : await startChild(['--import', 'tsx', 'bench/servers/naive.ts'], { TARGET_URL: `http://127.0.0.1:${target.port}/hook` })
+  const naiveUrl = `http://127.0.0.1:${naive?.port ?? 0}/apple/notifications`
   const bareUrl = `http://127.0.0.1:${bare.port}/apple/notifications`
   const url = `http://127.0.0.1:${storehook.port}/apple/notifications`
   storehook.process.kill('SIGSTOP')
@@ -60,12 +64,14 @@ export async function runIngestBench (opts: IngestBenchOptions = {}): Promise<In
     for (const connections of opts.connections ?? [50, 100]) {
       const bares: LoadResult[] = []
       const ours: LoadResult[] = []
+      const theirs: LoadResult[] = []
       let forwarded = 0
       for (let i = 0; i < rounds; i++) {
         // storehook keeps forwarding its backlog between rounds: freeze it
         // while the floor is measured, so the two never share the CPU.
         storehook.process.kill('SIGSTOP')
         bares.push(await load(bareUrl, floorNext, { connections, durationS }))
+        if (naive !== null) theirs.push(await load(naiveUrl, next, { connections, durationS }))
         storehook.process.kill('SIGCONT')
         const before = await countAtTarget(target)
         ours.push(await load(url, next, { connections, durationS }))
@@ -82,11 +88,13 @@ export async function runIngestBench (opts: IngestBenchOptions = {}): Promise<In
         bare: b,
         storehook: { ...o, requests: ours.reduce((n, r) => n + r.requests, 0), non2xx: ours.reduce((n, r) => n + r.non2xx, 0), errors: ours.reduce((n, r) => n + r.errors, 0) },
         ratio: o.rps / b.rps,
-        forwardedDuringRun: forwarded
+        forwardedDuringRun: forwarded,
+        naive: theirs.length > 0 ? pick(theirs) : null
       })
     }
   } finally {
     await storehook.stop()
+    await naive?.stop()
     await target.stop()
     await bare.stop()
     rmSync(dir, { recursive: true, force: true })

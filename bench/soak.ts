@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { bodyFactory } from './bodies.ts'
 import { countAtTarget, dbMb, load, machine, ROOT, rssMb, startChild, startStorehook } from './lib.ts'
 import { svgPanels } from './plot.ts'
+import { writeSoakSection } from './soak-report.ts'
 
 const seconds = Number(process.env.SOAK_SECONDS ?? 600)
 const rate = Number(process.env.SOAK_RATE ?? 200)
@@ -57,11 +58,12 @@ try {
   const summary = {
     seconds, rate, machine: machine(), samples: rows.length, accepted, failed: rows.reduce((n, r) => n + r.failed, 0),
     steadyReceived: steadyGot, flappingReceived200: flappingGot,
-    p99MedianMs: p99s[Math.floor(p99s.length / 2)], p99MaxMs: p99s.at(-1),
-    rssFirstMb: rows[0]?.rss, rssLastMb: rows.at(-1)?.rss, rssMaxMb: Math.max(...rows.map((r) => r.rss)),
-    dbLastMb: rows.at(-1)?.db, date: new Date().toISOString()
+    p99MedianMs: p99s[Math.floor(p99s.length / 2)] ?? 0, p99MaxMs: p99s.at(-1) ?? 0,
+    rssFirstMb: rows[0]?.rss ?? 0, rssLastMb: rows.at(-1)?.rss ?? 0, rssMaxMb: Math.max(...rows.map((r) => r.rss)),
+    dbLastMb: rows.at(-1)?.db ?? 0, date: new Date().toISOString()
   }
   writeFileSync(join(ROOT, 'docs/soak.json'), JSON.stringify(summary, null, 2) + '\n')
+  writeSoakSection(summary)
   console.log(JSON.stringify(summary))
 } finally {
   await server.stop()
