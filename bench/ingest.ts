@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { bodyFactory, signedBodies } from './bodies.ts'
-import { load, startChild, startStorehook, type LoadResult } from './lib.ts'
+import { countAtTarget, load, median, startChild, startStorehook, type LoadResult } from './lib.ts'
 
 export interface IngestRow {
   connections: number
@@ -13,19 +13,10 @@ export interface IngestRow {
   storehook: LoadResult
   ratio: number
   forwardedDuringRun: number
+  // The naive synchronous forwarder (verify off only), same target.
+  naive: LoadResult | null
 }
 
-async function countAtTarget (target: Awaited<ReturnType<typeof startChild>>): Promise<number> {
-  return new Promise<number>((resolve) => {
-    target.process.once('message', (m) => resolve((m as { count: number }).count))
-    target.process.send('count')
-  })
-}
-
-function median (xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]!
-}
 
 // Bare and storehook are measured in alternating rounds and the medians
 // compared: on a shared 2-core machine a single pair of runs swings by 2x.
@@ -61,6 +52,8 @@ export async function runIngestBench (opts: IngestBenchOptions = {}): Promise<In
     LOG_LEVEL: 'info',
     ...env
   })
+  const naive = opts.verify === 'enforce' ? null : await startChild(['--import', 'tsx', 'bench/servers/naive.ts'], { TARGET_URL: `http://127.0.0.1:${target.port}/hook` })
+  const naiveUrl = `http://127.0.0.1:${naive?.port ?? 0}/apple/notifications`
   const bareUrl = `http://127.0.0.1:${bare.port}/apple/notifications`
   const url = `http://127.0.0.1:${storehook.port}/apple/notifications`
   storehook.process.kill('SIGSTOP')
@@ -71,12 +64,14 @@ export async function runIngestBench (opts: IngestBenchOptions = {}): Promise<In
     for (const connections of opts.connections ?? [50, 100]) {
       const bares: LoadResult[] = []
       const ours: LoadResult[] = []
+      const theirs: LoadResult[] = []
       let forwarded = 0
       for (let i = 0; i < rounds; i++) {
         // storehook keeps forwarding its backlog between rounds: freeze it
         // while the floor is measured, so the two never share the CPU.
         storehook.process.kill('SIGSTOP')
         bares.push(await load(bareUrl, floorNext, { connections, durationS }))
+        if (naive !== null) theirs.push(await load(naiveUrl, next, { connections, durationS }))
         storehook.process.kill('SIGCONT')
         const before = await countAtTarget(target)
         ours.push(await load(url, next, { connections, durationS }))
@@ -93,11 +88,13 @@ export async function runIngestBench (opts: IngestBenchOptions = {}): Promise<In
         bare: b,
         storehook: { ...o, requests: ours.reduce((n, r) => n + r.requests, 0), non2xx: ours.reduce((n, r) => n + r.non2xx, 0), errors: ours.reduce((n, r) => n + r.errors, 0) },
         ratio: o.rps / b.rps,
-        forwardedDuringRun: forwarded
+        forwardedDuringRun: forwarded,
+        naive: theirs.length > 0 ? pick(theirs) : null
       })
     }
   } finally {
     await storehook.stop()
+    await naive?.stop()
     await target.stop()
     await bare.stop()
     rmSync(dir, { recursive: true, force: true })

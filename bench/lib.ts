@@ -2,6 +2,7 @@
 // generator never shares an event loop with what it measures) and autocannon.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { readFileSync, statSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { cpus, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
@@ -91,12 +92,13 @@ export interface LoadResult {
   errors: number
 }
 
-export async function load (url: string, nextBody: () => Buffer, opts: { connections: number; durationS: number }): Promise<LoadResult> {
+export async function load (url: string, nextBody: () => Buffer, opts: { connections: number; durationS: number; overallRate?: number }): Promise<LoadResult> {
   const result = await autocannon({
     url,
     method: 'POST',
     connections: opts.connections,
     duration: opts.durationS,
+    ...(opts.overallRate !== undefined ? { overallRate: opts.overallRate } : {}),
     headers: { 'content-type': 'application/json' },
     requests: [{
       setupRequest: (req) => ({ ...req, body: nextBody() })
@@ -110,6 +112,33 @@ export async function load (url: string, nextBody: () => Buffer, opts: { connect
     non2xx: result.non2xx,
     errors: result.errors
   }
+}
+
+// Resident memory of a child process, from the kernel (Linux).
+export function rssMb (pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m === null ? Number.NaN : Number(m[1]) / 1024
+}
+
+// The database's size on disk: the main file plus its write-ahead log.
+export function dbMb (path: string): number {
+  let bytes = 0
+  for (const f of [path, `${path}-wal`]) {
+    try { bytes += statSync(f).size } catch {}
+  }
+  return bytes / 2 ** 20
+}
+
+export async function countAtTarget (target: Child): Promise<number> {
+  return new Promise<number>((resolve) => {
+    target.process.once('message', (m) => resolve((m as { count: number }).count))
+    target.process.send!('count')
+  })
+}
+
+export function median (xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]!
 }
 
 export function machine (): string {

@@ -1,28 +1,66 @@
 // `npm run bench`: every benchmark in one run, figures as ratios to their
-// floors, measured on this machine in this run.
+// floors, measured on this machine in this run, printed and written into
+// BENCHMARKS.md. BENCH_QUICK=1: a smoke run (short rounds, small backlogs).
+import { runDrainBench } from './drain.ts'
 import { runIngestBench } from './ingest.ts'
-import { machine } from './lib.ts'
-import { printVerifyTable, runVerifyBench } from './verify.ts'
+import { runIsolationBench } from './isolation.ts'
+import { describeMachine, writeSection } from './report.ts'
+import { runScaleBench } from './scale.ts'
+import { runVerifyBench, verifyTable } from './verify.ts'
 
-const durationS = Number(process.env.BENCH_SECONDS ?? 5)
-const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
-console.log(`storehook benchmarks on ${machine()}: ${rounds} alternating rounds of ${durationS} s, medians\n`)
+const quick = process.env.BENCH_QUICK === '1'
+const durationS = Number(process.env.BENCH_SECONDS ?? (quick ? 2 : 5))
+const rounds = Number(process.env.BENCH_ROUNDS ?? (quick ? 1 : 3))
+const drainCount = Number(process.env.BENCH_DRAIN ?? (quick ? 5_000 : 50_000))
+const scaleRows = Number(process.env.BENCH_SCALE_ROWS ?? (quick ? 50_000 : 1_000_000))
+const out: string[] = []
+const say = (...lines: string[]): void => { for (const l of lines) { console.log(l); out.push(l) } }
+const x = (r: number, digits = 2): string => `${r.toFixed(digits)}x`
+
+say(`Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${describeMachine()}.`,
+  `${rounds} alternating rounds of ${durationS} s per contender, medians; the contender not measured is frozen with SIGSTOP. ${quick ? '**Quick smoke run (BENCH_QUICK=1): figures are indicative only.**' : ''}`, '')
 
 const rows = await runIngestBench({ durationS, rounds })
-console.log('Durable ingest: 4-12 KB V2 bodies with distinct notificationUUIDs, synchronous=FULL, forwarding to a live target during the run.\n')
-console.log('| connections | bare Fastify req/s | storehook req/s | ratio (goal >= 0.25x) | storehook p50 / p99 ms (goal p99 < 50) | bare p99 ms | forwarded during the storehook rounds | errors |')
-console.log('|---|---|---|---|---|---|---|---|')
+say('### Durable ingest, forwarding live (verification off)', '',
+  '4-12 KB V2 bodies with distinct notificationUUIDs, synchronous=FULL, forwarding to a live target that answers at once.', '',
+  '| connections | bare Fastify req/s (floor) | storehook req/s | storehook / floor (goal >= 0.25x) | naive forwarder req/s | storehook / naive (goal > 1x) | p99 ms: storehook / naive / floor | errors (storehook) |',
+  '|---|---|---|---|---|---|---|---|')
 for (const r of rows) {
-  console.log(`| ${r.connections} | ${Math.round(r.bare.rps)} | ${Math.round(r.storehook.rps)} | ${r.ratio.toFixed(2)}x | ${r.storehook.p50} / ${r.storehook.p99} | ${r.bare.p99} | ${r.forwardedDuringRun} of ${r.storehook.requests} | ${r.storehook.non2xx + r.storehook.errors} |`)
+  const n = r.naive!
+  say(`| ${r.connections} | ${Math.round(r.bare.rps)} | ${Math.round(r.storehook.rps)} | ${x(r.ratio)} | ${Math.round(n.rps)} | ${x(r.storehook.rps / n.rps)} | ${r.storehook.p99} / ${n.p99} / ${r.bare.p99} | ${r.storehook.non2xx + r.storehook.errors} |`)
 }
 
 const enforced = await runIngestBench({ durationS, rounds, verify: 'enforce', connections: [50] })
-console.log('\nIngest with VERIFY_SIGNATURES=enforce: really signed 4-12 KB bodies vs the verifying floor (bare Fastify + one ES256 check with a cached key):\n')
-console.log('| connections | verifying floor req/s | storehook enforce req/s | ratio (goal >= 0.6x) | storehook p50 / p99 ms | errors |')
-console.log('|---|---|---|---|---|---|')
-for (const r of enforced) {
-  console.log(`| ${r.connections} | ${Math.round(r.bare.rps)} | ${Math.round(r.storehook.rps)} | ${r.ratio.toFixed(2)}x | ${r.storehook.p50} / ${r.storehook.p99} | ${r.storehook.non2xx + r.storehook.errors} |`)
-}
+say('', '### Ingest with VERIFY_SIGNATURES=enforce', '',
+  'Really signed 4-12 KB bodies (a private Apple-shaped chain) vs the verifying floor: bare Fastify plus one cached-key ES256 check.', '',
+  '| connections | verifying floor req/s | storehook enforce req/s | ratio (goal >= 0.6x) | storehook p50 / p99 ms | errors |', '|---|---|---|---|---|---|')
+for (const r of enforced) say(`| ${r.connections} | ${Math.round(r.bare.rps)} | ${Math.round(r.storehook.rps)} | ${x(r.ratio)} | ${r.storehook.p50} / ${r.storehook.p99} | ${r.storehook.non2xx + r.storehook.errors} |`)
 
-console.log('\nSignature verification, same payloads, one process (storehook caches verified chains; every payload still gets its own ES256 check):\n')
-printVerifyTable(await runVerifyBench({ durationS: 2, rounds }))
+const iso = await runIsolationBench({ durationS: Math.max(durationS, 4), rounds })
+const base = iso.find((r) => r.condition === 'instant')!.storehook.p99
+say('', '### Isolation: ingest p99 when the target is slow or down', '',
+  '50 connections. The naive forwarder answers only after the target did; with the target down it answers 502 at once (the notification is not kept: Apple must retry it).', '',
+  '| target | storehook p99 ms | vs instant (goal <= 1.5x) | storehook req/s | naive p99 ms | naive req/s | naive non-2xx |', '|---|---|---|---|---|---|---|')
+for (const r of iso) say(`| ${r.condition} | ${r.storehook.p99} | ${x(r.storehook.p99 / base)} | ${Math.round(r.storehook.rps)} | ${r.naive.p99} | ${Math.round(r.naive.rps)} | ${r.naive.non2xx + r.naive.errors} of ${r.naive.requests} |`)
+
+const drain = await runDrainBench({ count: drainCount })
+say('', '### Drain a backlog', '',
+  `${drain.count.toLocaleString('en')} pending deliveries (4-12 KB), then storehook starts with the target live; floor: a plain undici Pool posting the same sizes to the same target with the same concurrency (4, storehook's default per target).`, '',
+  '| backlog | storehook deliveries/s | undici floor/s | ratio (goal >= 0.5x) |', '|---|---|---|---|',
+  `| ${drain.count} | ${Math.round(drain.storehookPerS)} | ${Math.round(drain.floorPerS)} | ${x(drain.ratio)} |`)
+
+const scale = await runScaleBench({ rows: scaleRows, durationS, rounds })
+say('', '### Scale: a full outbox vs an empty one', '',
+  `${scale.rows.toLocaleString('en')} notifications (1-3 KB bodies; 90% delivered, 10% pending retries due in an hour; ${Math.round(scale.dbMb)} MB on disk, seeded in ${Math.round(scale.seedSeconds)} s), plus 1,000 due deliveries in both. Claim: src/outbox/store.ts claimDue of 4, rolled back, 350 samples. Ingest: 50 connections, 4-12 KB bodies.`, '',
+  '| | empty | full | full / empty (goal <= 2x for claim, >= 0.5x for ingest) |', '|---|---|---|---|',
+  `| claim median µs | ${scale.claim.empty.medianUs.toFixed(0)} | ${scale.claim.full.medianUs.toFixed(0)} | ${x(scale.claim.full.medianUs / scale.claim.empty.medianUs)} |`,
+  `| claim p99 µs | ${scale.claim.empty.p99Us.toFixed(0)} | ${scale.claim.full.p99Us.toFixed(0)} | ${x(scale.claim.full.p99Us / scale.claim.empty.p99Us)} |`,
+  `| ingest req/s | ${Math.round(scale.ingest.empty.rps)} | ${Math.round(scale.ingest.full.rps)} | ${x(scale.ingest.ratio)} |`,
+  `| ingest p99 ms | ${scale.ingest.empty.p99} | ${scale.ingest.full.p99} | |`,
+  `| server RSS MB after the rounds (goal < 200) | ${scale.rssMb.empty.toFixed(0)} | ${scale.rssMb.full.toFixed(0)} | |`)
+
+say('', '### Signature verification', '', 'Same payloads, one process; storehook caches verified chains, every payload still gets its own ES256 check.', '')
+say(...verifyTable(await runVerifyBench({ durationS: 2, rounds })))
+
+writeSection('bench', out)
+console.log('\nWritten to BENCHMARKS.md.')

@@ -119,18 +119,18 @@ export async function runVerifyBench (opts: VerifyBenchOptions = {}): Promise<Ve
   return { apple, storehook, ratio: storehook / apple, rows }
 }
 
-export function printVerifyTable (r: VerifyBenchResult): void {
-  console.log('| payload | Apple SignedDataVerifier /s | storehook /s | ratio (goal >= 20x) | one bare ES256 check /s (ceiling) | ceiling / Apple |')
-  console.log('|---|---|---|---|---|---|')
-  for (const row of r.rows) {
-    console.log(`| ${row.payload} | ${Math.round(row.apple)} | ${Math.round(row.storehook)} | ${row.ratio.toFixed(1)}x | ${Math.round(row.ceiling)} | ${(row.ceiling / row.apple).toFixed(1)}x |`)
-  }
-  console.log(`| even mix of both | ${Math.round(r.apple)} | ${Math.round(r.storehook)} | ${r.ratio.toFixed(1)}x | | |`)
+export function verifyTable (r: VerifyBenchResult): string[] {
+  return [
+    '| payload | Apple SignedDataVerifier /s | storehook /s | ratio (goal >= 20x) | one bare ES256 check /s (ceiling) | ceiling / Apple |',
+    '|---|---|---|---|---|---|',
+    ...r.rows.map((row) => `| ${row.payload} | ${Math.round(row.apple)} | ${Math.round(row.storehook)} | ${row.ratio.toFixed(1)}x | ${Math.round(row.ceiling)} | ${(row.ceiling / row.apple).toFixed(1)}x |`),
+    `| even mix of both | ${Math.round(r.apple)} | ${Math.round(r.storehook)} | ${r.ratio.toFixed(1)}x | | |`
+  ]
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const durationS = Number(process.env.BENCH_SECONDS ?? 2)
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
   console.log(`Signature verification on ${machine()}: ${rounds} alternating rounds of ${durationS} s per side, medians\n`)
-  printVerifyTable(await runVerifyBench({ durationS, rounds }))
+  console.log(verifyTable(await runVerifyBench({ durationS, rounds })).join('\n'))
 }

@@ -1,0 +1,68 @@
+// Drain: a backlog of N pending deliveries (seeded through the real outbox
+// code), then storehook starts with the target live: deliveries per second,
+// vs a plain undici client posting the same bodies to the same target with
+// the same concurrency (the delivery floor).
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Pool } from 'undici'
+import { bodyFactory } from './bodies.ts'
+import { countAtTarget, freePort, startChild, startStorehook } from './lib.ts'
+import { seedOutbox } from './seed.ts'
+
+// storehook's default per-target concurrency (src/config.ts DEFAULT_CONCURRENCY).
+export const CONCURRENCY = 4
+
+export interface DrainResult { count: number; storehookPerS: number; floorPerS: number; ratio: number }
+
+async function waitCount (target: Awaited<ReturnType<typeof startChild>>, n: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while ((await countAtTarget(target)) < n) {
+    if (Date.now() > deadline) throw new Error(`target got ${await countAtTarget(target)} of ${n}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+export async function runDrainBench (opts: { count: number }): Promise<DrainResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'storehook-drain-'))
+  const port = await freePort()
+  const name = `127.0.0.1:${port}`
+  try {
+    seedOutbox(join(dir, 'drain.db'), { count: opts.count, target: name, deliveredShare: 0, pendingDueAt: Date.now() })
+    const target = await startChild(['--import', 'tsx', 'bench/servers/target.ts'], { PORT: String(port) }, true)
+    try {
+      // The floor first, on the same target and bodies of the same sizes.
+      const next = bodyFactory()
+      const bodies = Array.from({ length: 1000 }, next)
+      const pool = new Pool(`http://${name}`, { connections: CONCURRENCY })
+      let sent = 0
+      const started = performance.now()
+      await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+        while (sent < opts.count) {
+          const body = bodies[sent++ % bodies.length]!
+          const res = await pool.request({ path: '/hook', method: 'POST', headers: { 'content-type': 'application/json' }, body })
+          await res.body.dump()
+        }
+      }))
+      const floorPerS = opts.count / ((performance.now() - started) / 1000)
+      await pool.close()
+      await waitCount(target, opts.count, 10_000)
+
+      const storehook = await startStorehook({ DATABASE_PATH: join(dir, 'drain.db'), FORWARD_TARGETS: `http://${name}/hook`, VERIFY_SIGNATURES: 'off', LOG_LEVEL: 'warn' })
+      try {
+        // Measured from the moment it serves: what it delivered while starting is left out of both sides.
+        const t0 = performance.now()
+        const c0 = (await countAtTarget(target)) - opts.count
+        await waitCount(target, 2 * opts.count, 600_000)
+        const storehookPerS = (opts.count - c0) / ((performance.now() - t0) / 1000)
+        return { count: opts.count, storehookPerS, floorPerS, ratio: storehookPerS / floorPerS }
+      } finally {
+        await storehook.stop()
+      }
+    } finally {
+      await target.stop()
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
