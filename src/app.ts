@@ -31,7 +31,11 @@ export function serverOptions (config: Config, logger: FastifyBaseLogger): Fasti
     bodyLimit: config.bodyLimitBytes,
     // Slow senders must not hold a connection for Node's default five minutes.
     requestTimeout: 30_000,
-    return503OnClosing: true
+    return503OnClosing: true,
+    // Start-up applies migrations, and a new index on a large outbox takes
+    // longer than Fastify's default 10 s per plugin (so does a worker thread
+    // on a loaded machine); a slow start must not be mistaken for a hang.
+    pluginTimeout: 120_000
   }
 }
 
