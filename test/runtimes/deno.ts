@@ -10,7 +10,7 @@ const deno = [`${root}node_modules/.bin/deno`, 'run', '-A', '--node-modules-dir=
 // Deno resolves node_modules from its working folder, so it runs in the checkout.
 const results = await runScenarios('deno', { command: deno, cwd: root, startTimeoutMs: 60_000 }, [
   { args: ['--version'], expect: /^\d+\.\d+\.\d+\n$/ },
-  { args: ['migrate'], expect: /2 migration\(s\) applied, schema up to date/ },
+  { args: ['migrate'], expect: /\d+ migration\(s\) applied, schema up to date/ },
   { args: ['status'], expect: /Last notification received/ },
   { args: ['replay', '--type', 'DID_RENEW'], expect: /Replayed 0 notification\(s\)/ }
 ])
