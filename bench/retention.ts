@@ -66,14 +66,13 @@ export function runRetentionBench (opts: { days: number; perDay: number; retenti
   return rows
 }
 
-export function printRetentionTable (rows: RetentionRow[], opts: { perDay: number; retentionDays: number }): void {
-  console.log(`Retention at a steady ${opts.perDay} notifications/day, RETENTION_DAYS=${opts.retentionDays}, two targets, every one delivered:\n`)
-  console.log('| day | notifications kept | database file MB | WAL MB |')
-  console.log('|---|---|---|---|')
-  for (const r of rows) console.log(`| ${r.day} | ${r.stored} | ${r.fileMb.toFixed(1)} | ${r.walMb.toFixed(1)} |`)
+export function retentionTable (rows: RetentionRow[]): string[] {
+  return ['| day | notifications kept | database file MB | WAL MB |', '|---|---|---|---|',
+    ...rows.map((r) => `| ${r.day} | ${r.stored} | ${r.fileMb.toFixed(1)} | ${r.walMb.toFixed(1)} |`)]
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const opts = { days: Number(process.env.DAYS ?? 90), perDay: Number(process.env.PER_DAY ?? 1000), retentionDays: Number(process.env.RETENTION_DAYS ?? 30), every: 10 }
-  printRetentionTable(runRetentionBench(opts), opts)
+  console.log(`Retention at a steady ${opts.perDay} notifications/day, RETENTION_DAYS=${opts.retentionDays}, two targets, every one delivered:\n`)
+  console.log(retentionTable(runRetentionBench(opts)).join('\n'))
 }

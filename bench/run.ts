@@ -5,7 +5,7 @@ import { runDrainBench } from './drain.ts'
 import { runIngestBench } from './ingest.ts'
 import { runIsolationBench } from './isolation.ts'
 import { describeMachine, writeSection } from './report.ts'
-import { runRetentionBench } from './retention.ts'
+import { retentionTable, runRetentionBench } from './retention.ts'
 import { runScaleBench } from './scale.ts'
 import { runVerifyBench, verifyTable } from './verify.ts'
 
@@ -67,8 +67,7 @@ const retentionOpts = { days: quick ? 40 : 90, perDay: quick ? 200 : 1000, reten
 const kept = runRetentionBench(retentionOpts)
 say('', '### Retention: the file levels off', '',
   `The real store functions on a simulated clock: ${retentionOpts.perDay} notifications a day (4-12 KB, two targets, an attempt each), pruned daily with RETENTION_DAYS=${retentionOpts.retentionDays}.`, '',
-  '| day | notifications kept | database file MB | WAL MB |', '|---|---|---|---|',
-  ...kept.map((r) => `| ${r.day} | ${r.stored} | ${r.fileMb.toFixed(1)} | ${r.walMb.toFixed(1)} |`))
+  ...retentionTable(kept))
 
 writeSection('bench', out)
 console.log('\nWritten to BENCHMARKS.md.')

@@ -10,7 +10,7 @@ import { pruneAll } from './outbox/retention.ts'
 import { listQuarantine } from './outbox/store.ts'
 import { overview, targetHealth, type NotificationFilter } from './outbox/queries.ts'
 import { MAX_BULK_REPLAY, replayMatching } from './ops/replay.ts'
-import { parseWhen } from './ops/when.ts'
+import { parseWhenFlag } from './ops/when.ts'
 import { startServer } from './server.ts'
 import { VERSION } from './version.ts'
 import { BACKFILL_HELP, backfillCommand, TEST_NOTIFICATION_HELP, testNotificationCommand } from './appstore/commands.ts'
@@ -83,8 +83,11 @@ run while the server runs, and safe to run twice.`
 }
 
 function whenFlag (flag: string, value: string | undefined, now: number): number | undefined {
-  if (value === undefined) return undefined
-  return parseWhen(value, now) ?? fail(`${flag}: "${value}" is neither an ISO date nor a duration such as 48h`)
+  try {
+    return parseWhenFlag(flag, value, now)
+  } catch (err) {
+    fail((err as Error).message)
+  }
 }
 
 function filterFrom (values: Record<string, string | boolean | undefined | Array<string | boolean>>): NotificationFilter {

@@ -296,8 +296,8 @@ export function loadConfig (env: Env = process.env): Config {
     })
   }
   const configPath = str(env, 'STOREHOOK_CONFIG')
-  if (configPath !== undefined) {
-    const file = readConfigFile(configPath)
+  const file = configPath === undefined ? null : readConfigFile(configPath)
+  if (file !== null) {
     if (file.targets !== undefined) {
       if (!Array.isArray(file.targets)) throw new ConfigError('STOREHOOK_CONFIG', '"targets" must be an array')
       file.targets.forEach((t, i) => targets.push({
@@ -332,7 +332,7 @@ export function loadConfig (env: Env = process.env): Config {
     retentionMs: int(env, 'RETENTION_DAYS', 30, 0, 36_500) * 86_400_000,
     allowedSourceIps: cidrs(env),
     trustProxy: trustProxy(env),
-    appleApi: appleApi(env, configPath === undefined ? null : readConfigFile(configPath)),
+    appleApi: appleApi(env, file),
     quarantine: {
       maxItems: int(env, 'QUARANTINE_MAX_ITEMS', 10_000, 0),
       maxBytes: int(env, 'QUARANTINE_MAX_BYTES', 64 * 1_048_576, 0)

@@ -1,6 +1,6 @@
 // Starts the real app in-process, registered exactly as production does, on
 // a fresh SQLite file in a temp folder, listening on 127.0.0.1.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -23,6 +23,13 @@ export function tempDir (t: { teardown: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'storehook-test-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   return dir
+}
+
+// Writes a STOREHOOK_CONFIG file into a fresh temp folder; returns its path.
+export function configFile (t: { teardown: (fn: () => void) => void }, content: unknown): string {
+  const path = join(tempDir(t), 'storehook.json')
+  writeFileSync(path, JSON.stringify(content))
+  return path
 }
 
 export async function startApp (

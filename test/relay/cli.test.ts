@@ -1,7 +1,5 @@
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import t from 'tap'
-import { startApp, tempDir, until } from '../helpers/app.ts'
+import { configFile, startApp, until } from '../helpers/app.ts'
 import { v2Body } from '../helpers/notifications.ts'
 import { runCli } from '../helpers/process.ts'
 import { startTarget } from '../helpers/target.ts'
@@ -12,14 +10,13 @@ t.test('status, replay by filter and to a new target, on the live database while
   const flaky = await startTarget((_r, _n, res) => { res.writeHead(500).end() })
   for (const x of [main, late, flaky]) t.teardown(x.close)
   // "late" is a target added after the fact: its filter matched nothing until now.
-  const config = join(tempDir(t), 'storehook.json')
-  writeFileSync(config, JSON.stringify({
+  const config = configFile(t, {
     targets: [
       { name: 'main', url: main.url },
       { name: 'late', url: late.url, filters: { environments: ['Nowhere'] } },
       { name: 'flaky', url: flaky.url }
     ]
-  }))
+  })
   const env = { STOREHOOK_CONFIG: config, RETRY_GIVE_UP_AFTER_MS: '150', POLL_INTERVAL_MS: '50' }
   const s = await startApp(t, env)
   const cliEnv = { ...env, DATABASE_PATH: s.config.databasePath }

@@ -1,8 +1,6 @@
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import t from 'tap'
 import { Webhook } from 'standardwebhooks'
-import { startApp, tempDir } from '../helpers/app.ts'
+import { configFile, startApp } from '../helpers/app.ts'
 import { v1Body, v2Body } from '../helpers/notifications.ts'
 import { startTarget } from '../helpers/target.ts'
 
@@ -11,8 +9,7 @@ const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
 t.test('a target with a signing secret gets Standard Webhooks headers that the reference verifier accepts', async (t) => {
   const signed = await startTarget((_r, n, res) => { res.writeHead(n === 1 ? 503 : 200).end() })
   t.teardown(signed.close)
-  const config = join(tempDir(t), 'storehook.json')
-  writeFileSync(config, JSON.stringify({ targets: [{ name: 'backend', url: signed.url, signingSecret: SECRET, headers: { 'X-Team': 'payments' } }] }))
+  const config = configFile(t, { targets: [{ name: 'backend', url: signed.url, signingSecret: SECRET, headers: { 'X-Team': 'payments' } }] })
   const s = await startApp(t, { STOREHOOK_CONFIG: config })
   const v1 = v1Body()
   const { json } = await s.post(v1)
@@ -35,14 +32,13 @@ t.test('per-target filters route by environment, type and bundle', async (t) => 
   const staging = await startTarget()
   const refunds = await startTarget()
   for (const x of [everything, staging, refunds]) t.teardown(x.close)
-  const config = join(tempDir(t), 'storehook.json')
-  writeFileSync(config, JSON.stringify({
+  const config = configFile(t, {
     targets: [
       { name: 'revenuecat', url: everything.url },
       { name: 'staging', url: staging.url, filters: { environments: ['Sandbox'] } },
       { name: 'refunds', url: refunds.url, filters: { notificationTypes: ['REFUND'], bundleIds: ['com.example.app'] } }
     ]
-  }))
+  })
   const s = await startApp(t, { STOREHOOK_CONFIG: config })
   await s.post(v2Body({ environment: 'Sandbox', notificationType: 'DID_RENEW' }))
   await s.post(v2Body({ environment: 'Production', notificationType: 'REFUND' }))
