@@ -18,7 +18,8 @@ export interface Database_ {
   db: Db
   path: string
   // Runs fn in one transaction; fn must be synchronous (better-sqlite3 commits when it returns).
-  transaction: <T>(fn: () => T) => T
+  // 'relaxed' commits skip the fsync (see Durability).
+  transaction: <T>(fn: () => T, durability?: Durability) => T
   // Checkpoints, then closes. Safe to call twice.
   close: () => void
   // For tests and fault drills: cap the file at its current size, as a full disk would.
@@ -27,6 +28,16 @@ export interface Database_ {
   // Migrations in drizzle/ not yet applied to this file (0 when up to date).
   pendingMigrations: () => number
 }
+
+// 'durable': the commit is fsync'd before it returns (synchronous=FULL), so
+// it survives a power cut; every notification answered 200 is written so.
+// 'relaxed': written to the WAL without the fsync (synchronous=NORMAL): it
+// survives the process being killed, and the next durable commit fsyncs it
+// too, but a power cut in between can lose it. Only bookkeeping whose loss
+// costs at most a repeated delivery may be relaxed (leases, attempt
+// outcomes): that keeps the fsync off the delivery path, where it was the
+// ceiling on how fast a backlog drains.
+export type Durability = 'durable' | 'relaxed'
 
 export interface OpenOptions {
   // The server waits briefly: a long wait would stall its event loop. The CLI can wait longer.
@@ -102,11 +113,17 @@ export function openDatabase (path: string, options: OpenOptions = {}): Database
   const defaultMaxPages = sqlite.pragma('max_page_count', { simple: true }) as number
   const db = drizzle(sqlite, { schema })
   let closed = false
+  let synchronous: Durability = 'durable'
   return {
     db,
     path,
-    transaction (fn) {
+    transaction (fn, durability = 'durable') {
       if (sqlite.inTransaction) throw new Error('transaction() does not nest')
+      // The level can change only between transactions; switch only when it differs.
+      if (durability !== synchronous && options.readonly !== true) {
+        sqlite.pragma(durability === 'durable' ? 'synchronous = FULL' : 'synchronous = NORMAL')
+        synchronous = durability
+      }
       try {
         // IMMEDIATE takes the write lock up front: a deferred transaction that
         // upgrades later can fail with SQLITE_BUSY without waiting.

@@ -1,14 +1,12 @@
 // One HTTP POST of stored bytes to one target, and a verdict on it. Never
 // throws: every failure becomes an outcome the worker can record.
-import { Agent, errors as undiciErrors } from 'undici'
+import { Agent, errors as undiciErrors, type Dispatcher } from 'undici'
 import type { TargetConfig } from '../config.ts'
 import { USER_AGENT } from '../version.ts'
 import { parseRetryAfter } from './backoff.ts'
 import { webhookHeaders } from './sign.ts'
 
 const EXCERPT_BYTES = 1024
-// Past this we stop reading the answer and drop the connection: a target
-// that streams megabytes must not tie up a delivery slot.
 const DRAIN_LIMIT_BYTES = 64 * 1024
 
 export interface DeliveryOutcome {
@@ -36,6 +34,9 @@ export interface TargetClient {
   // Credentials in the URL (https://user:pass@host) become a header: undici
   // does not send userinfo, and the URL itself is never logged.
   authorization: string | null
+  // Requests on the wire, so shutdown can cut them short (abortInflight).
+  inflight: Set<{ abort: (reason: Error) => void }>
+  shuttingDown: boolean
 }
 
 export function createClient (target: TargetConfig): TargetClient {
@@ -50,7 +51,14 @@ export function createClient (target: TargetConfig): TargetClient {
     connectTimeout: Math.min(target.timeoutMs, 10_000),
     keepAliveTimeout: 4_000
   })
-  return { target, agent, origin: url.origin, path: url.pathname + url.search, authorization }
+  return { target, agent, origin: url.origin, path: url.pathname + url.search, authorization, inflight: new Set(), shuttingDown: false }
+}
+
+// Shutdown's deadline passed: every request still on the wire is aborted,
+// and its outcome says so (aborted: true).
+export function abortInflight (client: TargetClient): void {
+  client.shuttingDown = true
+  for (const request of client.inflight) request.abort(new Error('aborted: storehook is shutting down'))
 }
 
 export function buildHeaders (client: TargetClient, req: DeliveryRequest, nowMs: number): Record<string, string> {
@@ -71,9 +79,10 @@ export function buildHeaders (client: TargetClient, req: DeliveryRequest, nowMs:
   return headers
 }
 
-function describeError (err: unknown, signal: AbortSignal, shutdown: AbortSignal, timeoutMs: number): string {
-  if (shutdown.aborted) return 'aborted: storehook is shutting down'
-  if (signal.aborted || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
+function describeError (err: unknown, client: TargetClient, timedOut: boolean): string {
+  const timeoutMs = client.target.timeoutMs
+  if (client.shuttingDown && !timedOut) return 'aborted: storehook is shutting down'
+  if (timedOut || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
     return `timeout after ${timeoutMs} ms`
   }
   const e = err as { code?: string; message?: string }
@@ -82,54 +91,89 @@ function describeError (err: unknown, signal: AbortSignal, shutdown: AbortSignal
   return e.code !== undefined ? `${e.code}${e.message !== undefined ? ': ' + e.message.slice(0, 200) : ''}` : String(e.message ?? err).slice(0, 200)
 }
 
-export async function deliver (client: TargetClient, req: DeliveryRequest, shutdown: AbortSignal): Promise<DeliveryOutcome> {
-  const target = client.target
-  const started = performance.now()
-  const signal = AbortSignal.any([shutdown, AbortSignal.timeout(target.timeoutMs)])
-  const elapsed = (): number => Math.round(performance.now() - started)
-  try {
-    const res = await client.agent.request({
+// Built on undici's dispatch handler rather than request(): request() wraps
+// every answer in a Readable stream, an async iterator and an AbortSignal,
+// which cost as much CPU as the HTTP exchange itself, and we only ever keep
+// the status, one header and the first KB of the answer.
+export function deliver (client: TargetClient, req: DeliveryRequest): Promise<DeliveryOutcome> {
+  return new Promise((resolve) => {
+    const started = performance.now()
+    let controller: Dispatcher.DispatchController | null = null
+    // Why the exchange was cut short, if it was (timeout, shutdown, a flood of answer bytes).
+    let cut: Error | null = null
+    let timedOut = false
+    let statusCode = 0
+    let retryAfter: string | string[] | undefined
+    const excerpt: Buffer[] = []
+    let seen = 0
+    const abort = (reason: Error): void => {
+      cut ??= reason
+      if (controller !== null && !controller.aborted) controller.abort(reason)
+    }
+    // The whole exchange, answer body included, gets timeoutMs: undici's own
+    // timeouts are per phase, and a target dripping its answer never trips them.
+    const timer = setTimeout(() => { timedOut = true; abort(new Error('timeout')) }, client.target.timeoutMs)
+    const entry = { abort }
+    client.inflight.add(entry)
+    const finish = (outcome: Omit<DeliveryOutcome, 'durationMs'>): void => {
+      clearTimeout(timer)
+      client.inflight.delete(entry)
+      resolve({ ...outcome, durationMs: Math.round(performance.now() - started) })
+    }
+    const answered = (): void => {
+      const ok = statusCode >= 200 && statusCode < 300
+      const header = Array.isArray(retryAfter) ? retryAfter[0] : retryAfter
+      finish({
+        ok,
+        statusCode,
+        error: ok ? null : `HTTP ${statusCode}`,
+        retryAfterMs: ok ? null : parseRetryAfter(header, Date.now()),
+        responseExcerpt: excerpt.length > 0 ? Buffer.concat(excerpt).toString('utf8') : null,
+        aborted: false
+      })
+    }
+    client.agent.dispatch({
       origin: client.origin,
       path: client.path,
       method: 'POST',
       headers: buildHeaders(client, req, Date.now()),
-      body: req.body,
-      signal
-    })
-    const chunks: Buffer[] = []
-    let seen = 0
-    try {
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        if (seen < EXCERPT_BYTES) chunks.push(chunk.subarray(0, EXCERPT_BYTES - seen))
+      body: req.body
+    }, {
+      onRequestStart (c) {
+        controller = c
+        if (cut !== null) c.abort(cut)
+      },
+      onResponseStart (_c, code, headers) {
+        statusCode = code
+        retryAfter = headers['retry-after']
+      },
+      onResponseData (_c, chunk) {
+        if (seen < EXCERPT_BYTES) excerpt.push(chunk.subarray(0, EXCERPT_BYTES - seen))
         seen += chunk.length
-        if (seen > DRAIN_LIMIT_BYTES) {
-          res.body.destroy()
-          break
+        // Past the limit we stop reading and drop the connection: a target
+        // that streams megabytes must not tie up a delivery slot.
+        if (seen > DRAIN_LIMIT_BYTES) abort(new Error('answer too long'))
+      },
+      onResponseEnd () {
+        answered()
+      },
+      onResponseError (_c, err) {
+        // Once the status is in, it is what counts: a broken, endless or
+        // slow answer body does not change it.
+        if (statusCode !== 0) {
+          answered()
+          return
         }
+        const shutdown = client.shuttingDown && !timedOut
+        finish({
+          ok: false,
+          statusCode: null,
+          error: describeError(cut ?? err, client, timedOut),
+          retryAfterMs: null,
+          responseExcerpt: null,
+          aborted: shutdown
+        })
       }
-    } catch {
-      // The status is what counts; a broken answer body does not change it.
-    }
-    const ok = res.statusCode >= 200 && res.statusCode < 300
-    const excerpt = chunks.length > 0 ? Buffer.concat(chunks).toString('utf8') : null
-    return {
-      ok,
-      statusCode: res.statusCode,
-      error: ok ? null : `HTTP ${res.statusCode}`,
-      retryAfterMs: ok ? null : parseRetryAfter(res.headers['retry-after'], Date.now()),
-      responseExcerpt: excerpt,
-      durationMs: elapsed(),
-      aborted: false
-    }
-  } catch (err) {
-    return {
-      ok: false,
-      statusCode: null,
-      error: describeError(err, signal, shutdown, target.timeoutMs),
-      retryAfterMs: null,
-      responseExcerpt: null,
-      durationMs: elapsed(),
-      aborted: shutdown.aborted
-    }
-  }
+    })
+  })
 }

@@ -6,7 +6,7 @@ import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { TargetConfig } from '../config.ts'
 import type { AttemptRecord, ClaimedDelivery, Outbox } from '../outbox/outbox.ts'
 import { retryDelayMs, type BackoffOptions } from './backoff.ts'
-import { createClient, deliver, type DeliveryOutcome, type TargetClient } from './deliver.ts'
+import { abortInflight, createClient, deliver, type DeliveryOutcome, type TargetClient } from './deliver.ts'
 
 export interface WorkerOptions {
   target: TargetConfig
@@ -33,8 +33,10 @@ export class TargetWorker {
   // soon as the target answers, so the next claim shares a commit with the
   // previous outcome instead of waiting for it.
   #sending = 0
-  #ready: ClaimedDelivery[] = []
-  #shutdown = new AbortController()
+  // Claimed, waiting for a free slot, with the time their lease runs out.
+  #ready: Array<{ c: ClaimedDelivery; leaseEnd: number }> = []
+  // How long this target takes to answer, smoothed: sets how far ahead to claim.
+  #answerMs = 100
   #started = false
   #stopping = false
   #stopped: Promise<void> | null = null
@@ -77,17 +79,15 @@ export class TargetWorker {
     }
     this.#claiming = true
     try {
-      // Claim up to twice the concurrency: the extra wait in a local queue,
-      // so a slot that frees starts its next request without a round trip
-      // to the database. Leases are long enough to cover the wait.
-      const want = this.target.concurrency * 2 - this.#sending - this.#ready.length
+      const want = this.#claimAhead() - this.#sending - this.#ready.length
       if (want <= 0) return
+      const leaseEnd = Date.now() + this.#leaseMs
       const claimed = await this.#outbox.claim(this.target.name, want, this.#leaseMs)
       if (this.#stopping) {
         await Promise.all(claimed.map((c) => this.#outbox.release(c.deliveryId, c.fence)))
         return
       }
-      this.#ready.push(...claimed)
+      for (const c of claimed) this.#ready.push({ c, leaseEnd })
       this.#pump()
       if (claimed.length < want) await this.#arm()
     } catch (err) {
@@ -119,8 +119,27 @@ export class TargetWorker {
     }, Math.min(delay, this.#opts.pollIntervalMs))
   }
 
+  // Claims run ahead of the requests on the wire, so that a slot that frees
+  // starts its next request without a round trip to the database: about a
+  // second of work per slot at the pace the target answers (a backlog to a
+  // fast target drains in big claims; a slow one gets two per slot).
+  #claimAhead (): number {
+    const perSlot = Math.min(64, Math.max(2, Math.floor(1000 / Math.max(1, this.#answerMs))))
+    return this.target.concurrency * perSlot
+  }
+
   #pump (): void {
-    while (!this.#stopping && this.#sending < this.target.concurrency && this.#ready.length > 0) this.#start(this.#ready.shift()!)
+    while (!this.#stopping && this.#sending < this.target.concurrency && this.#ready.length > 0) {
+      const { c, leaseEnd } = this.#ready.shift()!
+      // The attempt must end inside the lease, or the row would fall due
+      // again while it is on the wire. One that waited too long (the target
+      // slowed down after the claim) goes back, due at once, fence bumped.
+      if (Date.now() + this.target.timeoutMs + 1_000 > leaseEnd) {
+        void this.#outbox.release(c.deliveryId, c.fence).catch(() => false).finally(() => this.wake())
+        continue
+      }
+      this.#start(c)
+    }
   }
 
   #start (c: ClaimedDelivery): void {
@@ -142,12 +161,13 @@ export class TargetWorker {
     const startedAt = Date.now()
     let outcome: DeliveryOutcome
     try {
-      outcome = await deliver(this.#client, { notificationId: c.notificationId, attempt: c.attempt, body: c.body }, this.#shutdown.signal)
+      outcome = await deliver(this.#client, { notificationId: c.notificationId, attempt: c.attempt, body: c.body })
     } finally {
       this.#sending--
       this.#pump()
       this.wake()
     }
+    this.#answerMs += (outcome.durationMs - this.#answerMs) / 8
     const record: AttemptRecord = {
       deliveryId: c.deliveryId,
       fence: c.fence,
@@ -173,14 +193,17 @@ export class TargetWorker {
     }
     // Short in-process retries only: a busy database usually frees within
     // milliseconds. Anything longer is covered by the lease expiring.
-    const current = await pRetry(() => {
+    const settle = (): Promise<boolean> => {
       switch (verdict) {
         case 'delivered': return this.#outbox.complete(record)
         case 'dead': return this.#outbox.markDead(record)
         case 'released': return this.#outbox.releaseAttempt(record)
         default: return this.#outbox.scheduleRetry(record, nextAttemptAt!)
       }
-    }, { retries: 3, minTimeout: 20, maxTimeout: 200 })
+    }
+    // p-retry only once the first try failed: set up on every delivery, it
+    // cost more CPU than the database write it wraps.
+    const current = await settle().catch(() => pRetry(settle, { retries: 3, minTimeout: 20, maxTimeout: 200 }))
     const fields = {
       notificationId: c.notificationId,
       target: this.target.name,
@@ -217,13 +240,13 @@ export class TargetWorker {
     clearTimeout(timeout)
     if (!inTime) {
       this.#log.warn({ target: this.target.name, inflight: this.#inflight.size }, 'Shutdown deadline reached; aborting in-flight deliveries.')
-      this.#shutdown.abort()
+      abortInflight(this.#client)
       await Promise.all(this.#inflight.values())
     }
     // A tick may still be waiting on its claim; it releases what it got.
     while (this.#claiming) await new Promise((resolve) => setImmediate(resolve))
     const waiting = this.#ready.splice(0)
-    await Promise.all(waiting.map((c) => this.#outbox.release(c.deliveryId, c.fence).catch(() => false)))
+    await Promise.all(waiting.map(({ c }) => this.#outbox.release(c.deliveryId, c.fence).catch(() => false)))
     await this.#client.agent.close()
   }
 }

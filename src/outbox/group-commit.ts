@@ -3,10 +3,14 @@
 // settles only after the commit that covers its write: a 200 is never sent
 // for a row that is not on disk. No library does this for better-sqlite3's
 // synchronous API, hence this small class.
-import type { Database_ } from '../db/client.ts'
+import type { Database_, Durability } from '../db/client.ts'
+
+// Enough relaxed ops to commit at once without waiting for more.
+const RELAXED_BATCH = 64
 
 interface Pending {
   op: () => unknown
+  durability: Durability
   resolve: (value: unknown) => void
   reject: (err: unknown) => void
 }
@@ -22,29 +26,47 @@ export class GroupCommit {
   #database: Database_
   #queue: Pending[] = []
   #scheduled: NodeJS.Immediate | null = null
+  // Only relaxed ops queued: they wait this long for company.
+  #relaxedTimer: NodeJS.Timeout | null = null
+  #relaxedDelayMs: number
   #maxBatch: number
   #stats: GroupCommitStats = { commits: 0, ops: 0, largestBatch: 0, failedCommits: 0 }
 
-  constructor (database: Database_, options: { maxBatch?: number } = {}) {
+  constructor (database: Database_, options: { maxBatch?: number; relaxedDelayMs?: number } = {}) {
     this.#database = database
     this.#maxBatch = options.maxBatch ?? 2000
+    this.#relaxedDelayMs = options.relaxedDelayMs ?? 2
   }
 
-  run<T> (op: () => T): Promise<T> {
+  // A batch is committed durably when any op in it asks for that.
+  run<T> (op: () => T, durability: Durability = 'durable'): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ op, resolve: resolve as (v: unknown) => void, reject })
-      // setImmediate runs after the poll phase: every request parsed in this
-      // turn joins the batch before it commits.
-      this.#scheduled ??= setImmediate(() => { this.#scheduled = null; this.flush() })
+      this.#queue.push({ op, durability, resolve: resolve as (v: unknown) => void, reject })
+      if (durability === 'durable' || this.#queue.length >= RELAXED_BATCH) {
+        // setImmediate runs after the poll phase: every request parsed in this
+        // turn joins the batch before it commits.
+        this.#scheduled ??= setImmediate(() => { this.#scheduled = null; this.flush() })
+      } else {
+        // Delivery outcomes arrive one by one as targets answer; a commit of
+        // its own for each cost more than the work in it (WAL frames for the
+        // same few pages, file locks). Nobody waits on them but the worker's
+        // bookkeeping, so they wait a moment and share one commit.
+        this.#relaxedTimer ??= setTimeout(() => { this.#relaxedTimer = null; this.flush() }, this.#relaxedDelayMs)
+      }
     })
   }
 
   flush (): void {
+    if (this.#relaxedTimer !== null) {
+      clearTimeout(this.#relaxedTimer)
+      this.#relaxedTimer = null
+    }
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0, this.#maxBatch)
       let values: unknown[]
       try {
-        values = this.#database.transaction(() => batch.map((p) => p.op()))
+        const durability = batch.some((p) => p.durability === 'durable') ? 'durable' : 'relaxed'
+        values = this.#database.transaction(() => batch.map((p) => p.op()), durability)
       } catch {
         // Something in the batch failed and the whole transaction rolled
         // back. Run each op in a transaction of its own, so that one bad op
@@ -63,7 +85,7 @@ export class GroupCommit {
   #one (batch: Pending[]): void {
     for (const p of batch) {
       try {
-        const value = this.#database.transaction(p.op)
+        const value = this.#database.transaction(p.op, p.durability)
         this.#count(1)
         p.resolve(value)
       } catch (err) {

@@ -73,9 +73,25 @@ function prepareStatements (db: Db) {
       deliveryId: p('deliveryId'), attempt: p('attempt'), startedAt: p('startedAt'), durationMs: p('durationMs'),
       statusCode: p('statusCode'), error: p('error'), responseExcerpt: p('responseExcerpt')
     }).prepare(),
+    // The outcome of an attempt, one statement per verdict; the fence guard
+    // makes a stale attempt's result a no-op.
+    complete: settleStatement(db, { status: 'delivered', deliveredAt: sql`${p('now')}` }),
+    scheduleRetry: settleStatement(db, { nextAttemptAt: sql`${p('at')}` }),
+    markDead: settleStatement(db, { status: 'dead' }),
+    releaseAttempt: settleStatement(db, { nextAttemptAt: sql`${p('now')}`, fence: sql`${deliveries.fence} + 1` }),
+    // The claim counted an attempt that was never made: take it back.
+    release: db.update(deliveries)
+      .set({ attempts: sql`${deliveries.attempts} - 1`, nextAttemptAt: sql`${p('now')}`, leaseUntil: null, fence: sql`${deliveries.fence} + 1`, updatedAt: sql`${p('now')}` })
+      .where(and(eq(deliveries.id, p('id')), eq(deliveries.fence, p('fence')), eq(deliveries.status, 'pending'))).prepare(),
     nextDueAt: db.select({ at: sql<number | null>`min(${deliveries.nextAttemptAt})` }).from(deliveries)
       .where(and(eq(deliveries.target, p('target')), eq(deliveries.status, 'pending'))).prepare()
   }
+}
+
+function settleStatement (db: Db, set: Record<string, unknown>) {
+  return db.update(deliveries)
+    .set({ ...set, leaseUntil: null, updatedAt: sql`${p('now')}`, lastStatusCode: sql`${p('statusCode')}`, lastError: sql`${p('error')}` })
+    .where(and(eq(deliveries.id, p('id')), eq(deliveries.fence, p('fence')), eq(deliveries.status, 'pending'))).prepare()
 }
 
 const statementCache = new WeakMap<Db, ReturnType<typeof prepareStatements>>()
@@ -125,8 +141,11 @@ export function claimDue (db: Db, target: string, limit: number, now: number, le
   return claimed
 }
 
-function insertAttempt (db: Db, a: AttemptRecord): void {
-  statements(db).insertAttempt.run({
+// Every attempt is history and is kept, even a stale one; only the delivery's
+// state is guarded by the fence. Returns false when the fence was stale.
+function settle (db: Db, a: AttemptRecord, outcome: 'complete' | 'scheduleRetry' | 'markDead' | 'releaseAttempt', values: { now: number; at?: number }): boolean {
+  const st = statements(db)
+  st.insertAttempt.run({
     deliveryId: a.deliveryId,
     attempt: a.attempt,
     startedAt: a.startedAt,
@@ -135,44 +154,32 @@ function insertAttempt (db: Db, a: AttemptRecord): void {
     error: a.error,
     responseExcerpt: a.responseExcerpt
   })
-}
-
-// Every attempt is history and is kept, even a stale one; only the delivery's
-// state is guarded by the fence. Returns false when the fence was stale.
-function settle (db: Db, a: AttemptRecord, set: Partial<DeliveryRow>, now: number): boolean {
-  insertAttempt(db, a)
-  const res = db.update(deliveries)
-    .set({ ...set, leaseUntil: null, updatedAt: now, lastStatusCode: a.statusCode, lastError: a.error })
-    .where(and(eq(deliveries.id, a.deliveryId), eq(deliveries.fence, a.fence), eq(deliveries.status, 'pending')))
-    .run()
+  const res = st[outcome].run({ id: a.deliveryId, fence: a.fence, statusCode: a.statusCode, error: a.error, now: values.now, at: values.at ?? null })
   return res.changes === 1
 }
 
 export function complete (db: Db, a: AttemptRecord, now: number): boolean {
-  return settle(db, a, { status: 'delivered', deliveredAt: now }, now)
+  return settle(db, a, 'complete', { now })
 }
 
 export function scheduleRetry (db: Db, a: AttemptRecord, nextAttemptAt: number, now: number): boolean {
-  return settle(db, a, { nextAttemptAt }, now)
+  return settle(db, a, 'scheduleRetry', { now, at: nextAttemptAt })
 }
 
 export function markDead (db: Db, a: AttemptRecord, now: number): boolean {
-  return settle(db, a, { status: 'dead' }, now)
+  return settle(db, a, 'markDead', { now })
 }
 
 // An attempt cut short by shutdown: kept in history, and the delivery is due
 // again at once rather than after a backoff it did not earn.
 export function releaseAttempt (db: Db, a: AttemptRecord, now: number): boolean {
-  return settle(db, a, { nextAttemptAt: now, fence: sql`${deliveries.fence} + 1` as unknown as number }, now)
+  return settle(db, a, 'releaseAttempt', { now })
 }
 
-// Gives a claimed delivery back untouched (shutdown): due at once, fence bumped.
+// Gives a claimed delivery that was never sent back (shutdown, or it waited
+// too long for a slot): due at once, fence bumped.
 export function release (db: Db, deliveryId: number, fence: number, now: number): boolean {
-  const res = db.update(deliveries)
-    .set({ nextAttemptAt: now, leaseUntil: null, fence: sql`${deliveries.fence} + 1`, updatedAt: now })
-    .where(and(eq(deliveries.id, deliveryId), eq(deliveries.fence, fence), eq(deliveries.status, 'pending')))
-    .run()
-  return res.changes === 1
+  return statements(db).release.run({ id: deliveryId, fence, now }).changes === 1
 }
 
 // At start, no attempt of this database is running anywhere (one process owns

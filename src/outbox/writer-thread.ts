@@ -30,15 +30,17 @@ const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byt
 const ops: Record<string, (...args: any[]) => unknown> = {
   enqueue: (n: store.NewNotification, targets: string[]) =>
     commits.run(() => store.enqueue(db, { ...n, body: buf(n.body as Uint8Array) }, targets, Date.now())),
+  // Delivery bookkeeping is relaxed (db/client.ts Durability): a power cut
+  // can at worst undo a lease or an outcome, and the delivery is sent again.
   claim: (target: string, limit: number, leaseMs: number) => commits.run(() => {
     const now = Date.now()
     return store.claimDue(db, target, limit, now, now + leaseMs)
-  }),
-  complete: (a: store.AttemptRecord) => commits.run(() => store.complete(db, a, Date.now())),
-  scheduleRetry: (a: store.AttemptRecord, at: number) => commits.run(() => store.scheduleRetry(db, a, at, Date.now())),
-  markDead: (a: store.AttemptRecord) => commits.run(() => store.markDead(db, a, Date.now())),
-  releaseAttempt: (a: store.AttemptRecord) => commits.run(() => store.releaseAttempt(db, a, Date.now())),
-  release: (deliveryId: number, fence: number) => commits.run(() => store.release(db, deliveryId, fence, Date.now())),
+  }, 'relaxed'),
+  complete: (a: store.AttemptRecord) => commits.run(() => store.complete(db, a, Date.now()), 'relaxed'),
+  scheduleRetry: (a: store.AttemptRecord, at: number) => commits.run(() => store.scheduleRetry(db, a, at, Date.now()), 'relaxed'),
+  markDead: (a: store.AttemptRecord) => commits.run(() => store.markDead(db, a, Date.now()), 'relaxed'),
+  releaseAttempt: (a: store.AttemptRecord) => commits.run(() => store.releaseAttempt(db, a, Date.now()), 'relaxed'),
+  release: (deliveryId: number, fence: number) => commits.run(() => store.release(db, deliveryId, fence, Date.now()), 'relaxed'),
   reclaimLeases: () => commits.run(() => store.reclaimLeases(db, Date.now())),
   replay: (notificationId: string, targets: string[] | null) => commits.run(() =>
     store.replay(db, notificationId, targets ?? store.targetsOf(db, notificationId), Date.now())),
@@ -62,11 +64,21 @@ const ops: Record<string, (...args: any[]) => unknown> = {
   }
 }
 
+// Replies go back in one message per turn, as requests come in (outbox.ts):
+// a message costs about as much CPU on each side as the write it reports.
+let outgoing: Response[] = []
+function flushReplies (): void {
+  const batch = outgoing
+  outgoing = []
+  if (batch.length > 0) parentPort!.postMessage(batch)
+}
 function reply (message: Response): void {
-  parentPort!.postMessage(message)
+  // Every op of one group commit settles in the same turn, so their replies
+  // are all queued as microtasks before this flush runs.
+  if (outgoing.push(message) === 1) queueMicrotask(flushReplies)
 }
 
-parentPort!.on('message', ([id, op, args]: Request) => {
+function handle ([id, op, args]: Request): void {
   const fn = ops[op]
   if (fn === undefined) {
     reply([id, false, { name: 'Error', message: `unknown outbox op ${op}` }])
@@ -83,9 +95,13 @@ parentPort!.on('message', ([id, op, args]: Request) => {
     } catch (err) {
       fail(err)
     }
+    // After the replies of the last commit (microtasks) have gone out.
     // Nothing keeps this thread alive after its port closes: it exits. Deno's
     // port has no close(); there the main thread's terminate() ends it.
-    if (typeof parentPort!.close === 'function') parentPort!.close()
+    setImmediate(() => {
+      flushReplies()
+      if (typeof parentPort!.close === 'function') parentPort!.close()
+    })
     return
   }
   try {
@@ -95,4 +111,8 @@ parentPort!.on('message', ([id, op, args]: Request) => {
   } catch (err) {
     fail(err)
   }
+}
+
+parentPort!.on('message', (requests: Request[]) => {
+  for (const r of requests) handle(r)
 })

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm'
 import t from 'tap'
-import { startApp, until } from '../helpers/app.ts'
+import { configFile, startApp, until } from '../helpers/app.ts'
 import { v1Body, v2Body } from '../helpers/notifications.ts'
 import { startTarget } from '../helpers/target.ts'
 
@@ -71,4 +71,29 @@ t.test('with no target, notifications are kept and a warning says so', async (t)
   t.equal(row.n, 1)
   await until(() => s.logs.some((l) => l.includes('No forwarding target is configured')))
   t.pass('warned')
+})
+
+t.test('a claimed delivery that waited too long for a slot goes back instead of outliving its lease', async (t) => {
+  // One slot, an answer that takes 900 ms of the 1 s timeout, a lease of
+  // 2 x 1 s + 5 s: the worker claims ten ahead before it learns how slow the
+  // target is, and the last of them would start with too little lease left.
+  const received: string[] = []
+  const a = await startTarget(async (req, _n, res) => {
+    received.push(String(req.headers['x-storehook-attempt']))
+    await new Promise((resolve) => setTimeout(resolve, 900))
+    res.writeHead(200).end()
+  })
+  t.teardown(a.close)
+  const s = await startApp(t, {
+    DELIVERY_TIMEOUT_MS: '1000',
+    STOREHOOK_CONFIG: configFile(t, { targets: [{ name: 'slow', url: a.url, concurrency: 1 }] })
+  })
+  const posted = await Promise.all(Array.from({ length: 10 }, () => s.post(v2Body())))
+  t.same(posted.map((r) => r.status), Array(10).fill(200))
+  await a.waitFor(10, 30_000)
+  await until(() => s.app.database.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM deliveries WHERE status = 'delivered'`)!.n === 10, 10_000, 'all delivered')
+  t.same(received, Array(10).fill('1'), 'each sent once, as its first attempt')
+  const rows = s.app.database.db.all<{ attempts: number; fence: number }>(sql`SELECT attempts, fence FROM deliveries`)
+  t.ok(rows.every((r) => r.attempts === 1), 'no attempt was counted for a claim that went back')
+  t.ok(rows.some((r) => r.fence > 1), 'some claims went back and were claimed again')
 })

@@ -73,6 +73,9 @@ t.test('release gives a claimed delivery back, due at once', async (t) => {
   t.equal(store.release(db, c!.deliveryId, c!.fence, 1200), true)
   t.equal(store.release(db, c!.deliveryId, c!.fence, 1200), false, 'only once')
   t.equal(store.countDue(db, 'a', 1200), 1)
+  const [again] = store.claimDue(db, 'a', 1, 1200, 50_000)
+  t.equal(again!.attempt, 1, 'a released claim was never sent: the next claim is still attempt 1')
+  t.ok(again!.fence > c!.fence, 'and the released claim\'s fence is stale')
 })
 
 t.test('every decoded field an operator looks up by has an index', async (t) => {
