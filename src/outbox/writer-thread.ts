@@ -34,7 +34,9 @@ const ops: Record<string, (...args: any[]) => unknown> = {
   // can at worst undo a lease or an outcome, and the delivery is sent again.
   claim: (target: string, limit: number, leaseMs: number) => commits.run(() => {
     const now = Date.now()
-    return store.claimDue(db, target, limit, now, now + leaseMs)
+    const claimed = store.claimDue(db, target, limit, now, now + leaseMs)
+    for (const c of claimed) movable(c.body)
+    return claimed
   }, 'relaxed'),
   complete: (a: store.AttemptRecord) => commits.run(() => store.complete(db, a, Date.now()), 'relaxed'),
   scheduleRetry: (a: store.AttemptRecord, at: number) => commits.run(() => store.scheduleRetry(db, a, at, Date.now()), 'relaxed'),
@@ -67,10 +69,19 @@ const ops: Record<string, (...args: any[]) => unknown> = {
 // Replies go back in one message per turn, as requests come in (outbox.ts):
 // a message costs about as much CPU on each side as the write it reports.
 let outgoing: Response[] = []
+// Bodies travel by transfer, not by copy: cloning them was most of the
+// cost of a reply.
+let transfer: ArrayBuffer[] = []
+function movable (body: Buffer): void {
+  // Only a buffer that owns all of its memory: never a slice of a shared pool.
+  if (body.byteOffset === 0 && body.buffer.byteLength === body.byteLength) transfer.push(body.buffer as ArrayBuffer)
+}
 function flushReplies (): void {
   const batch = outgoing
+  const moved = transfer
   outgoing = []
-  if (batch.length > 0) parentPort!.postMessage(batch)
+  transfer = []
+  if (batch.length > 0) parentPort!.postMessage(batch, moved)
 }
 function reply (message: Response): void {
   // Every op of one group commit settles in the same turn, so their replies
