@@ -44,7 +44,14 @@ export interface RunningServer {
 export async function startServer (config: Config): Promise<RunningServer> {
   const logger = createLogger(config)
   const fastify = await buildApp(config, logger)
-  await fastify.listen({ port: config.port, host: config.host })
+  try {
+    await fastify.listen({ port: config.port, host: config.host })
+  } catch (err) {
+    // A plugin that failed to start, or a port already taken: close what did
+    // start (the outbox's writer thread would otherwise keep the process alive).
+    await fastify.close().catch(() => {})
+    throw err
+  }
   logger.info({
     version: VERSION,
     database: config.databasePath,
