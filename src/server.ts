@@ -9,7 +9,12 @@ import { readTlsPair, secureContextOptions, watchCertificate } from './tls.ts'
 import { VERSION } from './version.ts'
 
 export function createLogger (config: Pick<Config, 'logLevel'>): Logger {
-  return pino({ level: config.logLevel, base: { service: 'storehook' }, timestamp: pino.stdTimeFunctions.isoTime })
+  // Asynchronous stdout: under load, lines written while a write is under way
+  // go out together in the next one, instead of a syscall per line on the
+  // thread that answers Apple. pino flushes what is pending when the process
+  // exits; a SIGKILL can lose the last few lines, never a notification (the
+  // outbox, not the log, is the record).
+  return pino({ level: config.logLevel, base: { service: 'storehook' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: 1, sync: false }))
 }
 
 export async function buildApp (config: Config, logger: Logger): Promise<FastifyInstance> {
