@@ -2,9 +2,11 @@
 // reads and actions as the JSON API (src/routes/admin.ts), behind a login
 // form and a session cookie instead of a bearer token. Without ADMIN_TOKEN it
 // does not exist (404), like the API.
+import { randomUUID } from 'node:crypto'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../config.ts'
 import { AppError, describeError, logRefusal } from '../errors.ts'
+import { API_NOT_CONFIGURED, catchUpState, runTestNotification } from '../appstore/operator.ts'
 import { replayMatching } from '../ops/replay.ts'
 import { parseWhen } from '../ops/when.ts'
 import { attentionCounts, getNotification, hourlyCounts, listNotifications, notificationDetail, overview, targetHealth, type NotificationFilter } from '../outbox/queries.ts'
@@ -12,7 +14,7 @@ import { listQuarantine, quarantineSize } from '../outbox/store.ts'
 import { CSS, JS } from './assets.ts'
 import type { Html } from './html.ts'
 import { createSessions, readCookie, sameSecret, SESSION_COOKIE, SESSION_TTL_MS, sessionCookie, type Session } from './session.ts'
-import { deadPage, errorPage, FILTER_FIELDS, listPage, loginPage, notificationPage, overviewPage, quarantinePage, type FilterForm, type PageContext } from './views.ts'
+import { applePage, deadPage, errorPage, FILTER_FIELDS, listPage, loginPage, notificationPage, overviewPage, quarantinePage, type FilterForm, type PageContext, type TestResult } from './views.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -32,6 +34,8 @@ const SECURITY_HEADERS = {
 // Reachable without a session: the login form and what it is styled with.
 const PUBLIC = new Set(['/admin/login', '/admin/assets/dashboard.css', '/admin/assets/dashboard.js'])
 const PAGE_SIZE = 50
+// Test-notification results kept for the page the POST redirects to.
+const KEPT_RESULTS = 20
 const FLASH: Record<string, (n: number) => string> = {
   replayed: (n) => `Replay queued to ${n} target${n === 1 ? '' : 's'}; attempts appear below as they happen.`,
   bulk: (n) => `Replay queued for ${n} notification${n === 1 ? '' : 's'}.`,
@@ -249,5 +253,35 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
     const accepted = await app.ingest.release(request.params.id, { force })
     request.log.info({ component: 'dashboard', quarantineId: request.params.id, notificationId: accepted.id, force }, 'Quarantine release requested.')
     return reply.redirect(`/admin/notifications/${encodeURIComponent(accepted.id)}?done=released`, 303)
+  })
+
+  // The test-notification POST redirects to a page that shows its result
+  // (a refresh must not ask Apple again); results wait here, newest last.
+  const results = new Map<string, TestResult>()
+
+  app.get<{ Querystring: { test?: string } }>('/apple', {
+    schema: { querystring: { type: 'object', properties: { test: { type: 'string', maxLength: 64 } } } }
+  }, async (request, reply) => {
+    return page(reply, applePage(context(request), {
+      catchUp: catchUpState(config, db(), app.catchUp?.running ?? false),
+      apps: config.appleApi?.apps.map((a) => a.bundleId) ?? [],
+      result: request.query.test !== undefined ? results.get(request.query.test) ?? null : null,
+      notConfigured: API_NOT_CONFIGURED
+    }))
+  })
+
+  app.post<{ Body: Form }>('/apple/test-notification', {
+    schema: { body: formSchema({ environment: { type: 'string', enum: ['Sandbox', 'Production'] }, bundleId: { type: 'string', maxLength: 200 } }, ['environment']) }
+  }, async (request, reply) => {
+    const environment = request.body.environment as 'Sandbox' | 'Production'
+    const report = await runTestNotification(config, db(), environment, request.body.bundleId)
+    request.log.info({ component: 'dashboard', environment, bundleId: report.bundleId, outcome: report.outcome }, 'Test notification checked.')
+    const id = randomUUID()
+    results.set(id, { ...report, at: Date.now() })
+    for (const old of results.keys()) {
+      if (results.size <= KEPT_RESULTS) break
+      results.delete(old)
+    }
+    return reply.redirect(`/admin/apple?test=${id}`, 303)
   })
 }

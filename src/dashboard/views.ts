@@ -1,5 +1,7 @@
 // The dashboard's pages: pure functions from data to HTML, so every page can
 // be read (and its escaping checked) without a server.
+import type { ApiRefusal, CatchUpState } from '../appstore/operator.ts'
+import type { TestReport } from '../appstore/test-notification.ts'
 import type { NotificationSummary, Overview, TargetHealth } from '../outbox/queries.ts'
 import type { AttemptRow, DeliveryRow, NotificationRow, QuarantineRow } from '../outbox/store.ts'
 import { ago, html, utc, type Html } from './html.ts'
@@ -13,7 +15,7 @@ export interface PageContext {
 
 type Listed = NotificationSummary & { deliveries: DeliveryRow[] }
 
-type Section = 'overview' | 'notifications' | 'dead' | 'quarantine' | 'login'
+type Section = 'overview' | 'notifications' | 'dead' | 'quarantine' | 'apple' | 'login'
 
 function layout (ctx: PageContext, section: Section, title: string, body: Html, options: { refreshSeconds?: number } = {}): Html {
   const link = (href: string, name: Section, label: string, count?: number): Html =>
@@ -24,7 +26,7 @@ function layout (ctx: PageContext, section: Section, title: string, body: Html, 
 <link rel="stylesheet" href="/admin/assets/dashboard.css"><script src="/admin/assets/dashboard.js" defer></script></head>
 <body${options.refreshSeconds !== undefined ? html` data-refresh="${options.refreshSeconds}"` : ''}>
 <header><a class="brand" href="/admin">storehook</a>${ctx.csrf !== null
-    ? html`<nav>${link('/admin', 'overview', 'Overview')}${link('/admin/notifications', 'notifications', 'Notifications')}${link('/admin/dead', 'dead', 'Dead letters', ctx.deadCount)}${link('/admin/quarantine', 'quarantine', 'Quarantine', ctx.quarantineCount)}</nav>
+    ? html`<nav>${link('/admin', 'overview', 'Overview')}${link('/admin/notifications', 'notifications', 'Notifications')}${link('/admin/dead', 'dead', 'Dead letters', ctx.deadCount)}${link('/admin/quarantine', 'quarantine', 'Quarantine', ctx.quarantineCount)}${link('/admin/apple', 'apple', 'Apple')}</nav>
 <form method="post" action="/admin/logout">${csrfField(ctx)}<button type="submit">Log out</button></form>`
     : ''}</header>
 <main>${body}</main>
@@ -201,4 +203,56 @@ ${data.items.map((q) => html`<tr><td>${q.id}</td><td class="mono">${utc(q.receiv
 <form class="inline" method="post" action="/admin/quarantine/${q.id}/release" data-confirm="Accept this payload even though it does not pass the checks?">${csrfField(ctx)}<input type="hidden" name="force" value="1"><button class="danger" type="submit">Force release</button></form>`}</td></tr>`)}
 </table>`}
 ${data.nextHref !== null ? html`<p class="pager"><a href="${data.nextHref}">Older →</a></p>` : ''}`)
+}
+
+export type TestResult = (TestReport | ApiRefusal) & { at: number }
+
+function duration (ms: number | null): string {
+  if (ms === null) return '-'
+  return ms % 3_600_000 === 0 ? `${ms / 3_600_000} h` : ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`
+}
+
+function testResult (r: TestResult): Html {
+  const good = r.ok
+  return html`<section class="card test-result" data-outcome="${r.outcome}"><h2>Test notification, ${r.environment}, ${r.bundleId} <span class="pill ${good ? 'ok' : 'bad'}">${good ? 'reached every target' : r.outcome}</span></h2>
+<p class="small muted">Asked ${utc(r.at)}.</p>
+<p class="${good ? '' : 'error'}">${r.message}</p>
+${'sendAttempts' in r && r.sendAttempts.length > 0 ? html`<p class="small">Apple's send attempts: ${r.sendAttempts.map((a) => html`<span class="pill ${a.sendAttemptResult === 'SUCCESS' ? 'ok' : 'bad'}">${utc(a.attemptDate)} ${a.sendAttemptResult}</span>`)}</p>` : ''}
+${'targets' in r && r.targets.length > 0 ? html`<table><tr><th>Target</th><th>Status</th><th>Attempts</th><th>Last error</th></tr>
+${r.targets.map((t) => html`<tr><td>${t.name}</td><td>${statusPill(t.status)}</td><td>${t.attempts}</td><td class="error">${t.lastError ?? (t.lastStatusCode !== null ? `HTTP ${t.lastStatusCode}` : '')}</td></tr>`)}</table>` : ''}
+${'notificationId' in r && r.notificationId !== null ? html`<p><a href="${notificationHref(r.notificationId)}">The TEST notification in storehook →</a></p>` : ''}
+</section>`
+}
+
+// The App Store Server API side: the automatic catch-up from Apple's
+// notification history, and a test notification followed end to end.
+export function applePage (ctx: PageContext, data: { catchUp: CatchUpState; apps: string[]; result: TestResult | null; notConfigured: string }): Html {
+  const c = data.catchUp
+  return layout(ctx, 'apple', 'Apple', html`<h1>Apple</h1>
+${data.result !== null ? testResult(data.result) : ''}
+<div class="grid">
+<section class="card catch-up"><h2>Automatic catch-up ${c.enabled ? html`<span class="pill ok">on</span>` : html`<span class="pill bad">off</span>`}${c.running ? html` <span class="pill pending">running now</span>` : ''}</h2>
+${c.enabled
+    ? html`<p class="small muted">At start and every ${duration(c.intervalMs)}, storehook asks Apple's notification history for what Apple failed to deliver (a margin of ${duration(c.marginMs)} before the last run), and puts whatever it did not have into the outbox.</p>`
+    : html`<p class="error">${data.notConfigured}</p><p class="small muted">Without these, storehook cannot ask Apple for notifications it missed (catch-up, <code>storehook backfill</code>) nor request a test notification.</p>`}
+</section>
+<section class="card"><h2>Request a test notification</h2>
+${c.enabled
+    ? html`<p class="small muted">Apple sends a TEST notification to the URL set in App Store Connect; storehook then follows it to every target and says where it stopped. It takes up to a minute.</p>
+<form method="post" action="/admin/apple/test-notification">${csrfField(ctx)}
+<label>Environment<select name="environment"><option>Sandbox</option><option>Production</option></select></label>
+${data.apps.length > 1 ? html`<label>App<select name="bundleId">${data.apps.map((a) => html`<option>${a}</option>`)}</select></label>` : ''}
+<button class="primary" type="submit">Request a test notification</button></form>`
+    : html`<p class="muted">Needs the App Store Server API keys (see the left).</p>`}
+</section>
+</div>
+<h2>Last catch-up per app and environment</h2>
+${c.runs.length === 0
+    ? html`<p class="muted">${c.enabled ? 'No catch-up has run yet.' : 'None: the catch-up is off.'}</p>`
+    : html`<table class="runs"><tr><th>App</th><th>Environment</th><th>Started (UTC)</th><th>Finished</th><th>Window asked for (UTC)</th><th>Pages</th><th>Seen</th><th>New</th><th>Already had</th><th>Refused</th><th>Error</th></tr>
+${c.runs.map((r) => html`<tr class="run"><td>${r.bundleId}</td><td>${r.environment}</td><td class="mono">${utc(r.started)}<br><span class="muted small">${r.kind}${r.onlyFailures ? ', only failures' : ''}</span></td>
+<td>${r.finished === null ? html`<span class="pill pending">not finished</span>` : html`<span class="mono small">${utc(r.finished)}</span> <span class="muted small">${ago(r.finished, ctx.now)}</span>`}</td>
+<td class="mono small">${utc(r.window.startDate)} to ${utc(r.window.endDate)}</td><td>${r.pages}</td><td>${r.seen}</td>
+<td>${r.new > 0 ? html`<span class="pill ok">${r.new}</span>` : '0'}</td><td>${r.already}</td><td>${r.refused > 0 ? html`<span class="pill bad">${r.refused}</span>` : '0'}</td>
+<td class="error">${r.lastError ?? ''}</td></tr>`)}</table>`}`)
 }

@@ -8,9 +8,8 @@ import { sameSecret } from '../dashboard/session.ts'
 import { replayMatching } from '../ops/replay.ts'
 import { getNotification, listNotifications, notificationDetail, targetHealth, type NotificationFilter } from '../outbox/queries.ts'
 import { listQuarantine, quarantineSize } from '../outbox/store.ts'
-import { AppleApiError, clientsFor, type ApiEnvironment } from '../appstore/client.ts'
-import { lastCatchUps } from '../appstore/runs.ts'
-import { checkTestNotification } from '../appstore/test-notification.ts'
+import type { ApiEnvironment } from '../appstore/client.ts'
+import { catchUpState, runTestNotification } from '../appstore/operator.ts'
 
 interface ListQuery extends NotificationFilter {
   limit?: number
@@ -149,31 +148,7 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
 
   // ---- Issue 6: catch-up state and the test notification (for the dashboard) ----
 
-  app.get('/api/catch-up', async () => {
-    const api = config.appleApi
-    return {
-      enabled: api !== null,
-      intervalMs: api?.catchUpIntervalMs ?? null,
-      marginMs: api?.catchUpMarginMs ?? null,
-      running: app.catchUp?.running ?? false,
-      // The last run per app and environment.
-      runs: lastCatchUps(app.database.db).map((r) => ({
-        bundleId: r.bundleId,
-        environment: r.environment,
-        kind: r.kind,
-        started: r.startedAt,
-        finished: r.finishedAt,
-        window: { startDate: r.startDate, endDate: r.endDate },
-        onlyFailures: r.onlyFailures,
-        pages: r.pages,
-        seen: r.seen,
-        new: r.added,
-        already: r.already,
-        refused: r.refused,
-        lastError: r.lastError
-      }))
-    }
-  })
+  app.get('/api/catch-up', async () => catchUpState(config, app.database.db, app.catchUp?.running ?? false))
 
   app.post<{ Body: { environment?: ApiEnvironment; bundleId?: string } | undefined }>('/api/test-notification', {
     schema: {
@@ -184,20 +159,9 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
       }
     }
   }, async (request) => {
-    const api = config.appleApi
-    if (api === null) throw new AppError('NOT_FOUND', 'The App Store Server API is not configured: set APPLE_ISSUER_ID, APPLE_KEY_ID, APPLE_PRIVATE_KEY_PATH and APPLE_BUNDLE_ID.')
     const environment = request.body?.environment ?? 'Sandbox'
-    const bundleId = request.body?.bundleId ?? api.apps[0]!.bundleId
-    const client = clientsFor(api, [environment]).find((c) => c.bundleId === bundleId)
-    if (client === undefined) throw new AppError('BAD_REQUEST', `No App Store Server API key for bundle ID ${bundleId}.`)
-    try {
-      const report = await checkTestNotification({ client, db: app.database.db })
-      request.log.info({ environment, bundleId, outcome: report.outcome }, 'Test notification checked.')
-      return report
-    } catch (err) {
-      if (!(err instanceof AppleApiError)) throw err
-      // Apple's refusal is the answer the operator needs, not a storehook failure.
-      return { ok: false, outcome: 'apple-api-error', environment, bundleId, status: err.status, message: err.message }
-    }
+    const report = await runTestNotification(config, app.database.db, environment, request.body?.bundleId)
+    request.log.info({ environment, bundleId: report.bundleId, outcome: report.outcome }, 'Test notification checked.')
+    return report
   })
 }

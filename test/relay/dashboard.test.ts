@@ -3,27 +3,7 @@ import { ADMIN_TOKEN, api, enforceUntrustedRoot, untrustedNotification } from '.
 import { startApp, until } from '../helpers/app.ts'
 import { v2Body } from '../helpers/notifications.ts'
 import { startTarget } from '../helpers/target.ts'
-
-const FORM = 'application/x-www-form-urlencoded'
-
-interface Page { status: number; text: string; headers: Headers }
-
-async function get (url: string, path: string, cookie?: string): Promise<Page> {
-  const res = await fetch(url + path, { redirect: 'manual', headers: cookie !== undefined ? { cookie } : {} })
-  return { status: res.status, text: await res.text(), headers: res.headers }
-}
-
-async function postForm (url: string, path: string, form: Record<string, string>, headers: Record<string, string> = {}): Promise<Page> {
-  const res = await fetch(url + path, { method: 'POST', redirect: 'manual', headers: { 'content-type': FORM, ...headers }, body: new URLSearchParams(form).toString() })
-  return { status: res.status, text: await res.text(), headers: res.headers }
-}
-
-async function login (url: string): Promise<{ cookie: string; csrf: string }> {
-  const res = await postForm(url, '/admin/login', { token: ADMIN_TOKEN })
-  const cookie = res.headers.get('set-cookie')!.split(';')[0]!
-  const overview = await get(url, '/admin', cookie)
-  return { cookie, csrf: /name="_csrf" value="([^"]+)"/.exec(overview.text)![1]! }
-}
+import { get, login, postForm } from '../helpers/dashboard.ts'
 
 t.test('without ADMIN_TOKEN there is no dashboard either', async (t) => {
   const s = await startApp(t)
@@ -142,7 +122,7 @@ t.test('user-controlled text is escaped on every page', async (t) => {
   const id = (await s.post(v2Body({ notificationType: '<script>alert(1)</script>', subtype: '"><img src=x onerror=alert(2)>', bundleId: "com.x'><script>alert(3)</script>" }))).json.id
   await until(async () => (await api(s.url, `/notifications/${id}`)).json.deliveries[0].status === 'dead', 5000, 'dead')
   const { cookie } = await login(s.url)
-  for (const path of ['/admin', '/admin/notifications', `/admin/notifications/${id}`, '/admin/dead', '/admin/notifications?bundleId=%3Cscript%3E']) {
+  for (const path of ['/admin', '/admin/notifications', `/admin/notifications/${id}`, '/admin/dead', '/admin/apple', '/admin/notifications?bundleId=%3Cscript%3E']) {
     const page = await get(s.url, path, cookie)
     t.equal(page.status, 200, path)
     t.notMatch(page.text, /<script>alert|<img src=x|<b onmouseover/, `${path}: nothing user-controlled became markup`)
