@@ -19,6 +19,16 @@ export interface WorkerOptions {
 
 export type Verdict = 'delivered' | 'retry' | 'dead' | 'released'
 
+// After this many failed attempts in a row the target is taken to be down:
+// the worker stops sending it every due delivery (each would fail, and each
+// failure costs a request and a write, all of it paid by the ingest too) and
+// probes it with one delivery at a time, on the retry schedule, until one
+// succeeds. The rest stay pending, due, and go out at full speed after that.
+const FAILING_AFTER = 5
+// A down target is probed at least this often, so its return is noticed
+// within a minute (unless it asked for longer with Retry-After).
+const PROBE_MAX_MS = 60_000
+
 export class TargetWorker {
   readonly target: TargetConfig
   #outbox: Outbox
@@ -37,6 +47,9 @@ export class TargetWorker {
   #ready: Array<{ c: ClaimedDelivery; leaseEnd: number }> = []
   // How long this target takes to answer, smoothed: sets how far ahead to claim.
   #answerMs = 100
+  // Failed attempts in a row, and while failing, when the next probe may go.
+  #failures = 0
+  #probeAt = 0
   #started = false
   #stopping = false
   #stopped: Promise<void> | null = null
@@ -79,10 +92,25 @@ export class TargetWorker {
     }
     this.#claiming = true
     try {
-      const want = this.#claimAhead() - this.#sending - this.#ready.length
+      let want = this.#claimAhead() - this.#sending - this.#ready.length
+      if (this.#failing()) {
+        const wait = this.#probeAt - Date.now()
+        if (wait > 0) {
+          await this.#arm(wait)
+          return
+        }
+        if (this.#sending + this.#ready.length > 0) return
+        want = 1
+      }
       if (want <= 0) return
       const leaseEnd = Date.now() + this.#leaseMs
       const claimed = await this.#outbox.claim(this.target.name, want, this.#leaseMs)
+      if (this.#failing()) {
+        // The others, never probed, still give up on time (the probe itself,
+        // leased now, goes through the usual verdict).
+        const expired = await this.#outbox.expire(this.target.name, Date.now() - this.#opts.retry.giveUpAfterMs)
+        if (expired > 0) this.#log.error({ target: this.target.name, expired }, 'Deliveries are dead: gave up while the target was failing.')
+      }
       if (this.#stopping) {
         await Promise.all(claimed.map((c) => this.#outbox.release(c.deliveryId, c.fence)))
         return
@@ -128,8 +156,13 @@ export class TargetWorker {
     return this.target.concurrency * perSlot
   }
 
+  #failing (): boolean {
+    return this.#failures >= FAILING_AFTER
+  }
+
   #pump (): void {
-    while (!this.#stopping && this.#sending < this.target.concurrency && this.#ready.length > 0) {
+    const slots = this.#failing() ? 1 : this.target.concurrency
+    while (!this.#stopping && this.#sending < slots && this.#ready.length > 0) {
       const { c, leaseEnd } = this.#ready.shift()!
       // The attempt must end inside the lease, or the row would fall due
       // again while it is on the wire. One that waited too long (the target
@@ -179,6 +212,7 @@ export class TargetWorker {
       responseExcerpt: outcome.responseExcerpt
     }
     const now = Date.now()
+    this.#track(outcome, now)
     let verdict: Verdict
     let nextAttemptAt: number | null = null
     if (outcome.ok) {
@@ -218,6 +252,27 @@ export class TargetWorker {
     else if (verdict === 'released') this.#log.info(fields, 'Delivery released for shutdown.')
     else this.#log.warn({ ...fields, error: outcome.error }, 'Delivery failed; will retry.')
     this.#opts.onOutcome?.(this.target.name, outcome, verdict)
+  }
+
+  #track (outcome: DeliveryOutcome, now: number): void {
+    if (outcome.ok) {
+      if (this.#failing()) this.#log.info({ target: this.target.name, failures: this.#failures }, 'Target answers again: delivering at full speed.')
+      this.#failures = 0
+      return
+    }
+    if (outcome.aborted) return
+    this.#failures++
+    if (this.#failures === FAILING_AFTER) {
+      this.#log.warn({ target: this.target.name, failures: this.#failures }, 'Target is failing: probing it with one delivery at a time until it answers.')
+      // What was claimed ahead goes back, due at once, no attempt counted.
+      for (const { c } of this.#ready.splice(0)) void this.#outbox.release(c.deliveryId, c.fence).catch(() => false)
+    }
+    if (!this.#failing()) return
+    const probes = this.#failures - FAILING_AFTER + 1
+    const delay = outcome.retryAfterMs !== null
+      ? retryDelayMs(probes, outcome.retryAfterMs, this.#opts.retry)
+      : Math.min(PROBE_MAX_MS, retryDelayMs(probes, null, this.#opts.retry))
+    this.#probeAt = now + delay
   }
 
   // Lets in-flight deliveries finish until the deadline, then aborts them;

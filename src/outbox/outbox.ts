@@ -112,6 +112,7 @@ export class Outbox {
   markDead (a: store.AttemptRecord): Promise<boolean> { return this.#call('markDead', a) }
   releaseAttempt (a: store.AttemptRecord): Promise<boolean> { return this.#call('releaseAttempt', a) }
   release (deliveryId: number, fence: number): Promise<boolean> { return this.#call('release', deliveryId, fence) }
+  expire (target: string, arrivedBefore: number): Promise<number> { return this.#call('expire', target, arrivedBefore) }
   reclaimLeases (): Promise<number> { return this.#call('reclaimLeases') }
   probe (): Promise<void> { return this.#call('probe') }
   prune (cutoff: number, limit: number): Promise<number> { return this.#call('prune', cutoff, limit) }

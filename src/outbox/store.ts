@@ -182,6 +182,17 @@ export function release (db: Db, deliveryId: number, fence: number, now: number)
   return statements(db).release.run({ id: deliveryId, fence, now }).changes === 1
 }
 
+// A target that is down is probed, not sent everything (delivery/worker.ts);
+// its due deliveries that reached the give-up time unprobed are dead all the
+// same. In-flight ones (leased, lease not expired) are left to their attempt.
+export function expireDue (db: Db, target: string, arrivedBefore: number, now: number): number {
+  return db.update(deliveries)
+    // An error of its own, if it had an attempt, says more than ours.
+    .set({ status: 'dead', leaseUntil: null, updatedAt: now, lastError: sql`coalesce(${deliveries.lastError}, 'gave up: the target was failing, not attempted before the give-up time')` })
+    .where(and(eq(deliveries.target, target), eq(deliveries.status, 'pending'), lte(deliveries.nextAttemptAt, now), lte(deliveries.retrySince, arrivedBefore)))
+    .run().changes
+}
+
 // At start, no attempt of this database is running anywhere (one process owns
 // the file), so every lease still held belongs to a process that died.
 export function reclaimLeases (db: Db, now: number): number {

@@ -43,6 +43,7 @@ const ops: Record<string, (...args: any[]) => unknown> = {
   markDead: (a: store.AttemptRecord) => commits.run(() => store.markDead(db, a, Date.now()), 'relaxed'),
   releaseAttempt: (a: store.AttemptRecord) => commits.run(() => store.releaseAttempt(db, a, Date.now()), 'relaxed'),
   release: (deliveryId: number, fence: number) => commits.run(() => store.release(db, deliveryId, fence, Date.now()), 'relaxed'),
+  expire: (target: string, arrivedBefore: number) => commits.run(() => store.expireDue(db, target, arrivedBefore, Date.now()), 'relaxed'),
   reclaimLeases: () => commits.run(() => store.reclaimLeases(db, Date.now())),
   replay: (notificationId: string, targets: string[] | null) => commits.run(() =>
     store.replay(db, notificationId, targets ?? store.targetsOf(db, notificationId), Date.now())),

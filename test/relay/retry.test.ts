@@ -119,3 +119,43 @@ t.test('a refused connection is retried until the target comes up', async (t) =>
   await until(() => deliveriesOf(s, json.id)[0]?.status === 'delivered')
   t.pass('delivered once the target listens again')
 })
+
+async function closedPort (): Promise<number> {
+  const { createServer } = await import('node:net')
+  const probe = createServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+  const port = (probe.address() as { port: number }).port
+  await new Promise<void>((resolve) => probe.close(() => resolve()))
+  return port
+}
+
+const count = (s: Awaited<ReturnType<typeof startApp>>, query: ReturnType<typeof sql>): number => s.app.database.db.get<{ n: number }>(query)!.n
+
+t.test('a target that is down is probed one delivery at a time, then gets everything once it is back', async (t) => {
+  const port = await closedPort()
+  const s = await startApp(t, { FORWARD_TARGETS: `http://127.0.0.1:${port}/hook` })
+  const ids = (await Promise.all(Array.from({ length: 30 }, () => s.post(v2Body())))).map((r) => r.json.id as string)
+  await until(() => s.logs.some((l) => l.includes('Target is failing')), 5000, 'the target taken as down')
+  // Retries are due every 20-200 ms here: sent one by one, 30 deliveries
+  // would make hundreds of attempts in this second; probing makes a few.
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  const attempts = count(s, sql`SELECT count(*) AS n FROM attempts`)
+  t.ok(attempts < 30, `fewer attempts than deliveries while the target is down (${attempts})`)
+  t.equal(count(s, sql`SELECT count(*) AS n FROM deliveries WHERE status = 'pending'`), 30, 'and nothing is given up or lost')
+
+  const target = await startTarget(undefined, '/hook', port)
+  t.teardown(target.close)
+  await until(() => count(s, sql`SELECT count(*) AS n FROM deliveries WHERE status = 'delivered'`) === 30, 10_000, 'all delivered')
+  t.same(target.received.map((r) => r.headers['x-storehook-notification-id']).sort(), [...ids].sort(), 'each delivered once')
+  t.ok(s.logs.some((l) => l.includes('Target answers again')), 'the recovery is logged')
+})
+
+t.test('deliveries to a target that stays down still give up on time, probed or not', async (t) => {
+  const port = await closedPort()
+  const s = await startApp(t, { FORWARD_TARGETS: `http://127.0.0.1:${port}/hook`, RETRY_GIVE_UP_AFTER_MS: '500' })
+  await Promise.all(Array.from({ length: 20 }, () => s.post(v2Body())))
+  await until(() => count(s, sql`SELECT count(*) AS n FROM deliveries WHERE status = 'dead'`) === 20, 10_000, 'all dead')
+  const unprobed = count(s, sql`SELECT count(*) AS n FROM deliveries WHERE last_error LIKE 'gave up: the target was failing%'`)
+  t.ok(unprobed > 0, `some were given up without another attempt (${unprobed})`)
+  t.ok(s.logs.some((l) => l.includes('gave up while the target was failing')), 'and that is logged')
+})
