@@ -43,6 +43,8 @@ export interface OpenOptions {
   // The server waits briefly: a long wait would stall its event loop. The CLI can wait longer.
   busyTimeoutMs?: number
   readonly?: boolean
+  // SQLite's page cache for this connection (KiB); the writer's holds a commit batch.
+  cacheKb?: number
 }
 
 const SOURCE_MIGRATIONS = resolve(dirname(fileURLToPath(import.meta.url)), '../../drizzle')
@@ -109,7 +111,7 @@ export function openDatabase (path: string, options: OpenOptions = {}): Database
   // and a batch of a few hundred notifications fits in the page cache, so
   // SQLite never spills half a transaction to the WAL before its commit.
   sqlite.pragma('temp_store = MEMORY')
-  sqlite.pragma('cache_size = -32768')
+  sqlite.pragma(`cache_size = -${options.cacheKb ?? 32_768}`)
   const defaultMaxPages = sqlite.pragma('max_page_count', { simple: true }) as number
   const db = drizzle(sqlite, { schema })
   let closed = false

@@ -13,7 +13,9 @@ declare module 'fastify' {
 // admin API, /metrics, /readyz's migration check): the outbox's writer
 // thread owns every write, and WAL lets both work at once.
 export default fp<{ config: Config }>(async (app, { config }) => {
-  const database = openDatabase(config.databasePath, { busyTimeoutMs: config.databaseBusyTimeoutMs })
+  // Its reads are occasional lookups by index: a small page cache will do,
+  // and keeps the process under 200 MB with a large outbox.
+  const database = openDatabase(config.databasePath, { busyTimeoutMs: config.databaseBusyTimeoutMs, cacheKb: 8192 })
   try {
     migrate(database)
   } catch (err) {
