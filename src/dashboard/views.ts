@@ -205,18 +205,37 @@ ${data.items.map((q) => html`<tr><td>${q.id}</td><td class="mono">${utc(q.receiv
 ${data.nextHref !== null ? html`<p class="pager"><a href="${data.nextHref}">Older →</a></p>` : ''}`)
 }
 
-export type TestResult = (TestReport | ApiRefusal) & { at: number }
+// A test notification asked from the dashboard; `report` stays null while
+// storehook is still following it.
+export interface TestRun {
+  environment: string
+  bundleId: string
+  at: number
+  report: TestReport | ApiRefusal | CheckFailed | null
+}
+
+// Test notifications asked from the dashboard that are kept for their page.
+export const KEPT_TEST_RUNS = 20
+
+// The check itself broke (not Apple's answer): a bug, or a shutdown.
+export interface CheckFailed { ok: false; outcome: 'storehook-error'; message: string }
 
 function duration (ms: number | null): string {
   if (ms === null) return '-'
   return ms % 3_600_000 === 0 ? `${ms / 3_600_000} h` : ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`
 }
 
-function testResult (r: TestResult): Html {
-  const good = r.ok
-  return html`<section class="card test-result" data-outcome="${r.outcome}"><h2>Test notification, ${r.environment}, ${r.bundleId} <span class="pill ${good ? 'ok' : 'bad'}">${good ? 'reached every target' : r.outcome}</span></h2>
-<p class="small muted">Asked ${utc(r.at)}.</p>
-<p class="${good ? '' : 'error'}">${r.message}</p>
+function testResult (run: TestRun | 'gone'): Html {
+  if (run === 'gone') return html`<section class="card test-result" data-outcome="gone"><p class="muted">That test-notification result is no longer here: storehook keeps the last ${KEPT_TEST_RUNS}, in memory, until it restarts.</p></section>`
+  const r = run.report
+  const title = html`Test notification, ${run.environment}, ${run.bundleId}`
+  if (r === null) {
+    return html`<section class="card test-result" data-outcome="running"><h2>${title} <span class="pill pending">asking Apple…</span></h2>
+<p>Asked ${utc(run.at)}. storehook is waiting for Apple's send attempt, then for the TEST notification to reach storehook and every target. This page reloads itself until the verdict is in (up to a minute).</p></section>`
+  }
+  return html`<section class="card test-result" data-outcome="${r.outcome}"><h2>${title} <span class="pill ${r.ok ? 'ok' : 'bad'}">${r.ok ? 'reached every target' : r.outcome}</span></h2>
+<p class="small muted">Asked ${utc(run.at)}.</p>
+<p class="${r.ok ? '' : 'error'}">${r.message}</p>
 ${'sendAttempts' in r && r.sendAttempts.length > 0 ? html`<p class="small">Apple's send attempts: ${r.sendAttempts.map((a) => html`<span class="pill ${a.sendAttemptResult === 'SUCCESS' ? 'ok' : 'bad'}">${utc(a.attemptDate)} ${a.sendAttemptResult}</span>`)}</p>` : ''}
 ${'targets' in r && r.targets.length > 0 ? html`<table><tr><th>Target</th><th>Status</th><th>Attempts</th><th>Last error</th></tr>
 ${r.targets.map((t) => html`<tr><td>${t.name}</td><td>${statusPill(t.status)}</td><td>${t.attempts}</td><td class="error">${t.lastError ?? (t.lastStatusCode !== null ? `HTTP ${t.lastStatusCode}` : '')}</td></tr>`)}</table>` : ''}
@@ -226,10 +245,10 @@ ${'notificationId' in r && r.notificationId !== null ? html`<p><a href="${notifi
 
 // The App Store Server API side: the automatic catch-up from Apple's
 // notification history, and a test notification followed end to end.
-export function applePage (ctx: PageContext, data: { catchUp: CatchUpState; apps: string[]; result: TestResult | null; notConfigured: string }): Html {
+export function applePage (ctx: PageContext, data: { catchUp: CatchUpState; apps: string[]; test: TestRun | 'gone' | null; notConfigured: string }): Html {
   const c = data.catchUp
   return layout(ctx, 'apple', 'Apple', html`<h1>Apple</h1>
-${data.result !== null ? testResult(data.result) : ''}
+${data.test !== null ? testResult(data.test) : ''}
 <div class="grid">
 <section class="card catch-up"><h2>Automatic catch-up ${c.enabled ? html`<span class="pill ok">on</span>` : html`<span class="pill bad">off</span>`}${c.running ? html` <span class="pill pending">running now</span>` : ''}</h2>
 ${c.enabled
@@ -254,5 +273,5 @@ ${c.runs.map((r) => html`<tr class="run"><td>${r.bundleId}</td><td>${r.environme
 <td>${r.finished === null ? html`<span class="pill pending">not finished</span>` : html`<span class="mono small">${utc(r.finished)}</span> <span class="muted small">${ago(r.finished, ctx.now)}</span>`}</td>
 <td class="mono small">${utc(r.window.startDate)} to ${utc(r.window.endDate)}</td><td>${r.pages}</td><td>${r.seen}</td>
 <td>${r.new > 0 ? html`<span class="pill ok">${r.new}</span>` : '0'}</td><td>${r.already}</td><td>${r.refused > 0 ? html`<span class="pill bad">${r.refused}</span>` : '0'}</td>
-<td class="error">${r.lastError ?? ''}</td></tr>`)}</table>`}`)
+<td class="error">${r.lastError ?? ''}</td></tr>`)}</table>`}`, typeof data.test === 'object' && data.test?.report === null ? { refreshSeconds: 2 } : {})
 }
