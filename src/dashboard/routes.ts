@@ -163,7 +163,8 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
       overview: overview(db(), now),
       hourly: hourlyCounts(db(), now),
       targets: config.targets.map((t) => ({ name: t.name, host: new URL(t.url).host, ...targetHealth(db(), t.name) })),
-      latest: listNotifications(db(), {}, 10, null).items
+      latest: listNotifications(db(), {}, 10, null).items,
+      catchUp: catchUpState(config, db(), app.catchUp?.running ?? false)
     }))
   })
 

@@ -67,7 +67,28 @@ export interface TargetView extends TargetHealth {
   host: string
 }
 
-export function overviewPage (ctx: PageContext, data: { overview: Overview; hourly: Array<{ hour: number; n: number }>; targets: TargetView[]; latest: Listed[] }): Html {
+// The catch-up at a glance: is it on, and did each app and environment's
+// last run find anything or fail. The figures are on the Apple page.
+function catchUpCard (ctx: PageContext, c: CatchUpState): Html {
+  return html`<section class="card catch-up"><h2>Catch-up from Apple ${catchUpPills(c)}</h2>
+${!c.enabled
+    ? html`<p class="muted">Off: the App Store Server API keys are not set, so notifications Apple failed to deliver are not asked for again.</p>`
+    : c.runs.length === 0
+      ? html`<p class="muted">No catch-up has run yet.</p>`
+      : html`<ul class="runs">${c.runs.map((r) => html`<li>${r.environment} · ${r.bundleId}: ${r.lastError !== null
+        ? html`<span class="error">failed ${ago(r.started, ctx.now)}: ${r.lastError}</span>`
+        : r.finished === null
+          ? html`<span class="pill pending">not finished</span> started ${ago(r.started, ctx.now)}`
+          : html`${r.new > 0 ? html`<span class="pill ok">${r.new} new</span>` : '0 new'} of ${r.seen} seen${r.refused > 0 ? html`, <span class="pill bad">${r.refused} refused</span>` : ''}, ${ago(r.finished, ctx.now)}`}</li>`)}</ul>`}
+<p class="small"><a href="/admin/apple">Last runs and the test notification →</a></p>
+</section>`
+}
+
+function catchUpPills (c: CatchUpState): Html {
+  return html`${c.enabled ? html`<span class="pill ok">on</span>` : html`<span class="pill bad">off</span>`}${c.running ? html` <span class="pill pending">running now</span>` : ''}`
+}
+
+export function overviewPage (ctx: PageContext, data: { overview: Overview; hourly: Array<{ hour: number; n: number }>; targets: TargetView[]; latest: Listed[]; catchUp: CatchUpState }): Html {
   const max = Math.max(1, ...data.hourly.map((h) => h.n))
   const total = data.hourly.reduce((n, h) => n + h.n, 0)
   return layout(ctx, 'overview', 'Overview', html`<h1>Overview</h1>
@@ -83,6 +104,7 @@ ${data.overview.lastReceived.map((r) => html`<tr><td>${r.environment ?? '(none)'
 <div class="axis">${data.hourly.map((h, i) => html`<span>${i % 3 === 0 ? new Date(h.hour).toISOString().slice(11, 13) : ''}</span>`)}</div>
 <p class="small muted">Per hour, UTC. ${data.overview.last24h.map((r) => html`<span class="pill ${r.verification}">${r.environment ?? '(none)'} · ${r.verification}: ${r.n}</span>`)}</p>
 </section>
+${catchUpCard(ctx, data.catchUp)}
 </div>
 <h2>Targets</h2>
 <table><tr><th>Target</th><th>Pending</th><th>Oldest pending</th><th>Dead</th><th>Delivered</th><th>Success rate</th><th>Last success</th><th>Last error</th></tr>
@@ -250,7 +272,7 @@ export function applePage (ctx: PageContext, data: { catchUp: CatchUpState; apps
   return layout(ctx, 'apple', 'Apple', html`<h1>Apple</h1>
 ${data.test !== null ? testResult(data.test) : ''}
 <div class="grid">
-<section class="card catch-up"><h2>Automatic catch-up ${c.enabled ? html`<span class="pill ok">on</span>` : html`<span class="pill bad">off</span>`}${c.running ? html` <span class="pill pending">running now</span>` : ''}</h2>
+<section class="card catch-up"><h2>Automatic catch-up ${catchUpPills(c)}</h2>
 ${c.enabled
     ? html`<p class="small muted">At start and every ${duration(c.intervalMs)}, storehook asks Apple's notification history for what Apple failed to deliver (a margin of ${duration(c.marginMs)} before the last run), and puts whatever it did not have into the outbox.</p>`
     : html`<p class="error">${data.notConfigured}</p><p class="small muted">Without these, storehook cannot ask Apple for notifications it missed (catch-up, <code>storehook backfill</code>) nor request a test notification.</p>`}

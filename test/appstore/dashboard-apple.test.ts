@@ -27,6 +27,26 @@ t.test('the Apple page shows each app and environment\'s last catch-up with what
   // The mock serves one history to both hosts: the second run finds them already had.
   t.match(rows.find((r) => r.includes('Sandbox')), / 1 2 0 2 0$/, 'pages 1, seen 2, new 0, already 2, refused 0')
   t.notMatch(page.text, /not configured/)
+
+  const overview = await get(s.url, '/admin', cookie)
+  t.match(overview.text, /<section class="card catch-up"><h2>Catch-up from Apple <span class="pill ok">on<\/span><\/h2>/, 'the overview has the catch-up too')
+  t.match(overview.text, /<li>Production · com\.example: <span class="pill ok">2 new<\/span> of 2 seen, \d+ s ago<\/li>/)
+  t.match(overview.text, /<li>Sandbox · com\.example: 0 new of 2 seen, \d+ s ago<\/li>/)
+  t.match(overview.text, /<a href="\/admin\/apple">Last runs and the test notification →<\/a>/)
+})
+
+t.test('a catch-up that failed shows Apple\'s reason on the overview and the Apple page', async (t) => {
+  const { api, pki, target } = await appleWorld(t)
+  // Both environments' first request is refused, as before the key is valid.
+  api.failNext(401, 2)
+  const s = await startApp(t, { ...pki.env, FORWARD_TARGETS: target.url, CATCH_UP_INTERVAL_MS: '0', ADMIN_TOKEN })
+  await until(() => s.app.database.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM history_runs WHERE last_error IS NOT NULL`)!.n === 2, 10_000, 'both runs failing')
+  const { cookie } = await login(s.url)
+  const overview = await get(s.url, '/admin', cookie)
+  t.match(overview.text, /<li>Production · com\.example: <span class="error">failed \d+ s ago: App Store Server API Production answered 401 Unauthorized/)
+  t.match(overview.text, /<li>Sandbox · com\.example: <span class="error">failed \d+ s ago: App Store Server API Sandbox answered 401 Unauthorized/)
+  const page = await get(s.url, '/admin/apple', cookie)
+  t.match(page.text, /<td class="error">App Store Server API Production answered 401 Unauthorized: the key, key ID or issuer ID is wrong[^<]*Apple also answers 401 in Production until the app has been approved/)
 })
 
 t.test('without App Store Server API keys the page says what to set, and the action is refused', async (t) => {
@@ -35,6 +55,8 @@ t.test('without App Store Server API keys the page says what to set, and the act
   const page = await get(s.url, '/admin/apple', cookie)
   t.match(page.text, /Automatic catch-up <span class="pill bad">off<\/span>/)
   t.match(page.text, /set APPLE_ISSUER_ID, APPLE_KEY_ID, APPLE_PRIVATE_KEY_PATH and APPLE_BUNDLE_ID/)
+  const overview = await get(s.url, '/admin', cookie)
+  t.match(overview.text, /Catch-up from Apple <span class="pill bad">off<\/span><\/h2>\n<p class="muted">Off: the App Store Server API keys are not set/)
   t.notMatch(page.text, /action="\/admin\/apple\/test-notification"/, 'no button that cannot work')
   const refused = await postForm(s.url, '/admin/apple/test-notification', { _csrf: csrf, environment: 'Sandbox' }, { cookie })
   t.equal(refused.status, 404)
