@@ -4,7 +4,7 @@
 import type { Config } from '../config.ts'
 import type { Db } from '../db/client.ts'
 import { AppError } from '../errors.ts'
-import { AppleApiError, clientsFor, type ApiEnvironment } from './client.ts'
+import { AppleApiError, clientsFor, type ApiEnvironment, type AppStoreClient } from './client.ts'
 import { lastCatchUps } from './runs.ts'
 import { checkTestNotification, type TestReport } from './test-notification.ts'
 
@@ -71,16 +71,23 @@ export interface ApiRefusal {
   message: string
 }
 
-export async function runTestNotification (config: Config, db: Db, environment: ApiEnvironment, bundleId?: string, timeoutMs?: number): Promise<TestReport | ApiRefusal> {
+// Throws (not configured, unknown bundle ID) before anything is asked of
+// Apple, so a caller that runs the check in the background can still refuse
+// the request itself.
+export function testNotificationClient (config: Config, environment: ApiEnvironment, bundleId?: string, signal?: AbortSignal): AppStoreClient {
   const api = config.appleApi
   if (api === null) throw new AppError('NOT_FOUND', API_NOT_CONFIGURED)
   const bundle = bundleId ?? api.apps[0]!.bundleId
-  const client = clientsFor(api, [environment]).find((c) => c.bundleId === bundle)
+  const client = clientsFor(api, [environment], signal !== undefined ? { signal } : {}).find((c) => c.bundleId === bundle)
   if (client === undefined) throw new AppError('BAD_REQUEST', `No App Store Server API key for bundle ID ${bundle}.`)
+  return client
+}
+
+export async function runTestNotification (client: AppStoreClient, db: Db, signal?: AbortSignal): Promise<TestReport | ApiRefusal> {
   try {
-    return await checkTestNotification({ client, db, ...(timeoutMs !== undefined ? { timeoutMs } : {}) })
+    return await checkTestNotification({ client, db, ...(signal !== undefined ? { signal } : {}) })
   } catch (err) {
     if (!(err instanceof AppleApiError)) throw err
-    return { ok: false, outcome: 'apple-api-error', environment, bundleId: bundle, status: err.status, message: err.message }
+    return { ok: false, outcome: 'apple-api-error', environment: client.environment, bundleId: client.bundleId, status: err.status, message: err.message }
   }
 }

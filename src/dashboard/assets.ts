@@ -18,6 +18,7 @@ h1{font-size:20px;margin:4px 0 16px}h2{font-size:15px;margin:24px 0 8px}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(340px,1fr));gap:16px}
 .card{background:var(--card);border:1px solid var(--line);border-radius:6px;padding:12px 14px}
 .card h2{margin-top:0}
+ul.runs{margin:6px 0;padding-left:18px}
 table{border-collapse:collapse;width:100%;background:var(--card)}
 th,td{text-align:left;padding:6px 8px;border-bottom:1px solid var(--line);vertical-align:top}
 th{font-weight:600;color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.03em}

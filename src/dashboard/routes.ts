@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../config.ts'
 import { AppError, describeError, logRefusal } from '../errors.ts'
-import { API_NOT_CONFIGURED, catchUpState, runTestNotification } from '../appstore/operator.ts'
+import { API_NOT_CONFIGURED, catchUpState, runTestNotification, testNotificationClient } from '../appstore/operator.ts'
 import { replayMatching } from '../ops/replay.ts'
 import { parseWhen } from '../ops/when.ts'
 import { attentionCounts, getNotification, hourlyCounts, listNotifications, notificationDetail, overview, targetHealth, type NotificationFilter } from '../outbox/queries.ts'
@@ -14,7 +14,7 @@ import { listQuarantine, quarantineSize } from '../outbox/store.ts'
 import { CSS, JS } from './assets.ts'
 import type { Html } from './html.ts'
 import { createSessions, readCookie, sameSecret, SESSION_COOKIE, SESSION_TTL_MS, sessionCookie, type Session } from './session.ts'
-import { applePage, deadPage, errorPage, FILTER_FIELDS, listPage, loginPage, notificationPage, overviewPage, quarantinePage, type FilterForm, type PageContext, type TestResult } from './views.ts'
+import { applePage, deadPage, errorPage, FILTER_FIELDS, listPage, loginPage, notificationPage, overviewPage, quarantinePage, type FilterForm, type PageContext, KEPT_TEST_RUNS, type TestRun } from './views.ts'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -34,8 +34,6 @@ const SECURITY_HEADERS = {
 // Reachable without a session: the login form and what it is styled with.
 const PUBLIC = new Set(['/admin/login', '/admin/assets/dashboard.css', '/admin/assets/dashboard.js'])
 const PAGE_SIZE = 50
-// Test-notification results kept for the page the POST redirects to.
-const KEPT_RESULTS = 20
 const FLASH: Record<string, (n: number) => string> = {
   replayed: (n) => `Replay queued to ${n} target${n === 1 ? '' : 's'}; attempts appear below as they happen.`,
   bulk: (n) => `Replay queued for ${n} notification${n === 1 ? '' : 's'}.`,
@@ -165,7 +163,8 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
       overview: overview(db(), now),
       hourly: hourlyCounts(db(), now),
       targets: config.targets.map((t) => ({ name: t.name, host: new URL(t.url).host, ...targetHealth(db(), t.name) })),
-      latest: listNotifications(db(), {}, 10, null).items
+      latest: listNotifications(db(), {}, 10, null).items,
+      catchUp: catchUpState(config, db(), app.catchUp?.running ?? false)
     }))
   })
 
@@ -255,17 +254,27 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
     return reply.redirect(`/admin/notifications/${encodeURIComponent(accepted.id)}?done=released`, 303)
   })
 
-  // The test-notification POST redirects to a page that shows its result
-  // (a refresh must not ask Apple again); results wait here, newest last.
-  const results = new Map<string, TestResult>()
+  // A test notification takes up to a minute (Apple's send attempt, then
+  // every target), about what a reverse proxy waits for an answer before it
+  // gives up (nginx and Fly: 60 s). So the POST starts the check and
+  // redirects at once to a page that reloads itself until the verdict is in;
+  // reloading it never asks Apple again. Runs live here, oldest first.
+  const runs = new Map<string, TestRun>()
+  const stopChecks = new AbortController()
+  const checking = new Set<Promise<void>>()
+  app.addHook('onClose', async () => {
+    stopChecks.abort()
+    await Promise.allSettled(checking)
+  })
 
   app.get<{ Querystring: { test?: string } }>('/apple', {
     schema: { querystring: { type: 'object', properties: { test: { type: 'string', maxLength: 64 } } } }
   }, async (request, reply) => {
+    const id = request.query.test
     return page(reply, applePage(context(request), {
       catchUp: catchUpState(config, db(), app.catchUp?.running ?? false),
       apps: config.appleApi?.apps.map((a) => a.bundleId) ?? [],
-      result: request.query.test !== undefined ? results.get(request.query.test) ?? null : null,
+      test: id === undefined ? null : runs.get(id) ?? 'gone',
       notConfigured: API_NOT_CONFIGURED
     }))
   })
@@ -274,14 +283,30 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
     schema: { body: formSchema({ environment: { type: 'string', enum: ['Sandbox', 'Production'] }, bundleId: { type: 'string', maxLength: 200 } }, ['environment']) }
   }, async (request, reply) => {
     const environment = request.body.environment as 'Sandbox' | 'Production'
-    const report = await runTestNotification(config, db(), environment, request.body.bundleId)
-    request.log.info({ component: 'dashboard', environment, bundleId: report.bundleId, outcome: report.outcome }, 'Test notification checked.')
+    const client = testNotificationClient(config, environment, request.body.bundleId, stopChecks.signal)
+    const fields = { component: 'dashboard', environment, bundleId: client.bundleId }
+    // A second click while the first is still running follows that one.
+    const same = [...runs].find(([, r]) => r.report === null && r.environment === environment && r.bundleId === client.bundleId)
+    if (same !== undefined) return reply.redirect(`/admin/apple?test=${same[0]}`, 303)
     const id = randomUUID()
-    results.set(id, { ...report, at: Date.now() })
-    for (const old of results.keys()) {
-      if (results.size <= KEPT_RESULTS) break
-      results.delete(old)
+    const run: TestRun = { environment, bundleId: client.bundleId, at: Date.now(), report: null }
+    runs.set(id, run)
+    for (const old of runs.keys()) {
+      if (runs.size <= KEPT_TEST_RUNS) break
+      runs.delete(old)
     }
+    const log = request.log
+    log.info(fields, 'Test notification requested.')
+    const check: Promise<void> = runTestNotification(client, db(), stopChecks.signal).then((report) => {
+      run.report = report
+      log.info({ ...fields, outcome: report.outcome }, 'Test notification checked.')
+    }, (err: unknown) => {
+      const stopped = stopChecks.signal.aborted
+      run.report = { ok: false, outcome: 'storehook-error', message: stopped ? 'storehook stopped before the check finished.' : `storehook could not finish the check: ${(err as Error).message}` }
+      if (stopped) log.info(fields, 'Test notification check stopped by the shutdown.')
+      else log.error({ ...fields, err }, 'Test notification check failed.')
+    }).finally(() => { checking.delete(check) })
+    checking.add(check)
     return reply.redirect(`/admin/apple?test=${id}`, 303)
   })
 }

@@ -67,7 +67,28 @@ export interface TargetView extends TargetHealth {
   host: string
 }
 
-export function overviewPage (ctx: PageContext, data: { overview: Overview; hourly: Array<{ hour: number; n: number }>; targets: TargetView[]; latest: Listed[] }): Html {
+// The catch-up at a glance: is it on, and did each app and environment's
+// last run find anything or fail. The figures are on the Apple page.
+function catchUpCard (ctx: PageContext, c: CatchUpState): Html {
+  return html`<section class="card catch-up"><h2>Catch-up from Apple ${catchUpPills(c)}</h2>
+${!c.enabled
+    ? html`<p class="muted">Off: the App Store Server API keys are not set, so notifications Apple failed to deliver are not asked for again.</p>`
+    : c.runs.length === 0
+      ? html`<p class="muted">No catch-up has run yet.</p>`
+      : html`<ul class="runs">${c.runs.map((r) => html`<li>${r.environment} · ${r.bundleId}: ${r.lastError !== null
+        ? html`<span class="error">failed ${ago(r.started, ctx.now)}: ${r.lastError}</span>`
+        : r.finished === null
+          ? html`<span class="pill pending">not finished</span> started ${ago(r.started, ctx.now)}`
+          : html`${r.new > 0 ? html`<span class="pill ok">${r.new} new</span>` : '0 new'} of ${r.seen} seen${r.refused > 0 ? html`, <span class="pill bad">${r.refused} refused</span>` : ''}, ${ago(r.finished, ctx.now)}`}</li>`)}</ul>`}
+<p class="small"><a href="/admin/apple">Last runs and the test notification →</a></p>
+</section>`
+}
+
+function catchUpPills (c: CatchUpState): Html {
+  return html`${c.enabled ? html`<span class="pill ok">on</span>` : html`<span class="pill bad">off</span>`}${c.running ? html` <span class="pill pending">running now</span>` : ''}`
+}
+
+export function overviewPage (ctx: PageContext, data: { overview: Overview; hourly: Array<{ hour: number; n: number }>; targets: TargetView[]; latest: Listed[]; catchUp: CatchUpState }): Html {
   const max = Math.max(1, ...data.hourly.map((h) => h.n))
   const total = data.hourly.reduce((n, h) => n + h.n, 0)
   return layout(ctx, 'overview', 'Overview', html`<h1>Overview</h1>
@@ -83,6 +104,7 @@ ${data.overview.lastReceived.map((r) => html`<tr><td>${r.environment ?? '(none)'
 <div class="axis">${data.hourly.map((h, i) => html`<span>${i % 3 === 0 ? new Date(h.hour).toISOString().slice(11, 13) : ''}</span>`)}</div>
 <p class="small muted">Per hour, UTC. ${data.overview.last24h.map((r) => html`<span class="pill ${r.verification}">${r.environment ?? '(none)'} · ${r.verification}: ${r.n}</span>`)}</p>
 </section>
+${catchUpCard(ctx, data.catchUp)}
 </div>
 <h2>Targets</h2>
 <table><tr><th>Target</th><th>Pending</th><th>Oldest pending</th><th>Dead</th><th>Delivered</th><th>Success rate</th><th>Last success</th><th>Last error</th></tr>
@@ -205,18 +227,37 @@ ${data.items.map((q) => html`<tr><td>${q.id}</td><td class="mono">${utc(q.receiv
 ${data.nextHref !== null ? html`<p class="pager"><a href="${data.nextHref}">Older →</a></p>` : ''}`)
 }
 
-export type TestResult = (TestReport | ApiRefusal) & { at: number }
+// A test notification asked from the dashboard; `report` stays null while
+// storehook is still following it.
+export interface TestRun {
+  environment: string
+  bundleId: string
+  at: number
+  report: TestReport | ApiRefusal | CheckFailed | null
+}
+
+// Test notifications asked from the dashboard that are kept for their page.
+export const KEPT_TEST_RUNS = 20
+
+// The check itself broke (not Apple's answer): a bug, or a shutdown.
+export interface CheckFailed { ok: false; outcome: 'storehook-error'; message: string }
 
 function duration (ms: number | null): string {
   if (ms === null) return '-'
   return ms % 3_600_000 === 0 ? `${ms / 3_600_000} h` : ms % 60_000 === 0 ? `${ms / 60_000} min` : `${Math.round(ms / 1000)} s`
 }
 
-function testResult (r: TestResult): Html {
-  const good = r.ok
-  return html`<section class="card test-result" data-outcome="${r.outcome}"><h2>Test notification, ${r.environment}, ${r.bundleId} <span class="pill ${good ? 'ok' : 'bad'}">${good ? 'reached every target' : r.outcome}</span></h2>
-<p class="small muted">Asked ${utc(r.at)}.</p>
-<p class="${good ? '' : 'error'}">${r.message}</p>
+function testResult (run: TestRun | 'gone'): Html {
+  if (run === 'gone') return html`<section class="card test-result" data-outcome="gone"><p class="muted">That test-notification result is no longer here: storehook keeps the last ${KEPT_TEST_RUNS}, in memory, until it restarts.</p></section>`
+  const r = run.report
+  const title = html`Test notification, ${run.environment}, ${run.bundleId}`
+  if (r === null) {
+    return html`<section class="card test-result" data-outcome="running"><h2>${title} <span class="pill pending">asking Apple…</span></h2>
+<p>Asked ${utc(run.at)}. storehook is waiting for Apple's send attempt, then for the TEST notification to reach storehook and every target. This page reloads itself until the verdict is in (up to a minute).</p></section>`
+  }
+  return html`<section class="card test-result" data-outcome="${r.outcome}"><h2>${title} <span class="pill ${r.ok ? 'ok' : 'bad'}">${r.ok ? 'reached every target' : r.outcome}</span></h2>
+<p class="small muted">Asked ${utc(run.at)}.</p>
+<p class="${r.ok ? '' : 'error'}">${r.message}</p>
 ${'sendAttempts' in r && r.sendAttempts.length > 0 ? html`<p class="small">Apple's send attempts: ${r.sendAttempts.map((a) => html`<span class="pill ${a.sendAttemptResult === 'SUCCESS' ? 'ok' : 'bad'}">${utc(a.attemptDate)} ${a.sendAttemptResult}</span>`)}</p>` : ''}
 ${'targets' in r && r.targets.length > 0 ? html`<table><tr><th>Target</th><th>Status</th><th>Attempts</th><th>Last error</th></tr>
 ${r.targets.map((t) => html`<tr><td>${t.name}</td><td>${statusPill(t.status)}</td><td>${t.attempts}</td><td class="error">${t.lastError ?? (t.lastStatusCode !== null ? `HTTP ${t.lastStatusCode}` : '')}</td></tr>`)}</table>` : ''}
@@ -226,12 +267,12 @@ ${'notificationId' in r && r.notificationId !== null ? html`<p><a href="${notifi
 
 // The App Store Server API side: the automatic catch-up from Apple's
 // notification history, and a test notification followed end to end.
-export function applePage (ctx: PageContext, data: { catchUp: CatchUpState; apps: string[]; result: TestResult | null; notConfigured: string }): Html {
+export function applePage (ctx: PageContext, data: { catchUp: CatchUpState; apps: string[]; test: TestRun | 'gone' | null; notConfigured: string }): Html {
   const c = data.catchUp
   return layout(ctx, 'apple', 'Apple', html`<h1>Apple</h1>
-${data.result !== null ? testResult(data.result) : ''}
+${data.test !== null ? testResult(data.test) : ''}
 <div class="grid">
-<section class="card catch-up"><h2>Automatic catch-up ${c.enabled ? html`<span class="pill ok">on</span>` : html`<span class="pill bad">off</span>`}${c.running ? html` <span class="pill pending">running now</span>` : ''}</h2>
+<section class="card catch-up"><h2>Automatic catch-up ${catchUpPills(c)}</h2>
 ${c.enabled
     ? html`<p class="small muted">At start and every ${duration(c.intervalMs)}, storehook asks Apple's notification history for what Apple failed to deliver (a margin of ${duration(c.marginMs)} before the last run), and puts whatever it did not have into the outbox.</p>`
     : html`<p class="error">${data.notConfigured}</p><p class="small muted">Without these, storehook cannot ask Apple for notifications it missed (catch-up, <code>storehook backfill</code>) nor request a test notification.</p>`}
@@ -254,5 +295,5 @@ ${c.runs.map((r) => html`<tr class="run"><td>${r.bundleId}</td><td>${r.environme
 <td>${r.finished === null ? html`<span class="pill pending">not finished</span>` : html`<span class="mono small">${utc(r.finished)}</span> <span class="muted small">${ago(r.finished, ctx.now)}</span>`}</td>
 <td class="mono small">${utc(r.window.startDate)} to ${utc(r.window.endDate)}</td><td>${r.pages}</td><td>${r.seen}</td>
 <td>${r.new > 0 ? html`<span class="pill ok">${r.new}</span>` : '0'}</td><td>${r.already}</td><td>${r.refused > 0 ? html`<span class="pill bad">${r.refused}</span>` : '0'}</td>
-<td class="error">${r.lastError ?? ''}</td></tr>`)}</table>`}`)
+<td class="error">${r.lastError ?? ''}</td></tr>`)}</table>`}`, typeof data.test === 'object' && data.test?.report === null ? { refreshSeconds: 2 } : {})
 }

@@ -9,7 +9,7 @@ import { replayMatching } from '../ops/replay.ts'
 import { getNotification, listNotifications, notificationDetail, targetHealth, type NotificationFilter } from '../outbox/queries.ts'
 import { listQuarantine, quarantineSize } from '../outbox/store.ts'
 import type { ApiEnvironment } from '../appstore/client.ts'
-import { catchUpState, runTestNotification } from '../appstore/operator.ts'
+import { catchUpState, runTestNotification, testNotificationClient } from '../appstore/operator.ts'
 
 interface ListQuery extends NotificationFilter {
   limit?: number
@@ -160,7 +160,7 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
     }
   }, async (request) => {
     const environment = request.body?.environment ?? 'Sandbox'
-    const report = await runTestNotification(config, app.database.db, environment, request.body?.bundleId)
+    const report = await runTestNotification(testNotificationClient(config, environment, request.body?.bundleId), app.database.db)
     request.log.info({ environment, bundleId: report.bundleId, outcome: report.outcome }, 'Test notification checked.')
     return report
   })

@@ -4,7 +4,8 @@
 // on a machine without Chromium; .ci/run installs it and runs
 // `npm run test:browser`, which builds first (the server runs from dist/).
 //
-//   npm run test:browser                  log in, search, open, replay, see the new attempt
+//   npm run test:browser                  log in, search, open, replay, see the new attempt;
+//                                         request a test notification and watch the verdict come in
 //   npm run screenshot                    seed realistic data and save docs/dashboard.png
 //
 // Prints one line per check and ends with "browser: N passed, N failed";
@@ -15,6 +16,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { ADMIN_TOKEN, api } from '../helpers/admin.ts'
+import { startAppleApi } from '../helpers/apple-api.ts'
+import { applePki } from '../helpers/apple-keys.ts'
 import { v2Body } from '../helpers/notifications.ts'
 import { spawnServer, type ServerProcess } from '../helpers/process.ts'
 import { startTarget, type Responder, type Target } from '../helpers/target.ts'
@@ -99,6 +102,15 @@ async function logIn (page: Page, url: string): Promise<void> {
   await Promise.all([page.waitForURL(`${url}/admin`), page.click('button[type=submit]')])
 }
 
+// Refused pages (the 401 of a wrong token, a missing favicon) log "Failed to
+// load resource"; what must never appear is a CSP refusal or a script error.
+function watchPolicy (page: Page): string[] {
+  const violations: string[] = []
+  page.on('console', (m) => { if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) violations.push(m.text()) })
+  page.on('pageerror', (err) => violations.push(err.message))
+  return violations
+}
+
 async function endToEnd (browser: Browser): Promise<void> {
   const w = await startWorld({ RETRY_GIVE_UP_AFTER_MS: '400' })
   try {
@@ -110,11 +122,7 @@ async function endToEnd (browser: Browser): Promise<void> {
 
     const context = await browser.newContext()
     const page = await context.newPage()
-    const policyViolations: string[] = []
-    // Refused pages (the 401 of a wrong token, a missing favicon) log "Failed to
-    // load resource"; what must never appear is a CSP refusal or a script error.
-    page.on('console', (m) => { if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) policyViolations.push(m.text()) })
-    page.on('pageerror', (err) => policyViolations.push(err.message))
+    const policyViolations = watchPolicy(page)
 
     await page.goto(`${w.server.url}/admin`)
     check(page.url() === `${w.server.url}/admin/login`, 'not logged in: the overview redirects to the login form', page.url())
@@ -165,6 +173,46 @@ async function endToEnd (browser: Browser): Promise<void> {
   }
 }
 
+// The button against the mock App Store Server API: the POST answers at once
+// and dashboard.js reloads the result page until the verdict is in.
+async function testNotification (browser: Browser): Promise<void> {
+  const cleanups: Array<() => void> = []
+  const apple = await startAppleApi()
+  let w: World | null = null
+  try {
+    const pki = applePki({ teardown: (fn) => { cleanups.push(fn) } }, apple.url)
+    w = await startWorld({ ...pki.env, RETRY_GIVE_UP_AFTER_MS: '400' })
+    apple.deliverTestsTo(`${w.server.url}/apple/notifications`, pki.chain)
+    const page = await browser.newPage()
+    const policyViolations = watchPolicy(page)
+    await logIn(page, w.server.url)
+    await page.click('nav >> text=Apple')
+    check(await page.locator('h1').textContent() === 'Apple', 'the Apple page is in the navigation')
+
+    const result = page.locator('section.test-result')
+    const verdict = page.locator('section.test-result:not([data-outcome="running"])')
+    await page.selectOption('select[name=environment]', 'Sandbox')
+    await Promise.all([page.waitForURL(/\/admin\/apple\?test=/), page.locator('button', { hasText: 'Request a test notification' }).click()])
+    // The dead delivery takes RETRY_GIVE_UP_AFTER_MS, and the check polls every 2 s.
+    check(await result.getAttribute('data-outcome') === 'running', 'the button answers at once, while the check runs')
+    await verdict.waitFor({ timeout: 30_000 })
+    check(await result.getAttribute('data-outcome') === 'target-failed', 'with one target down the verdict names it', String(await result.getAttribute('data-outcome')))
+    check(/but target revenuecat failed with HTTP 503/.test(await result.textContent() ?? ''), 'and says how it failed')
+
+    w.revenuecat.respond(ok200)
+    await Promise.all([page.waitForURL(/\/admin\/apple\?test=/), page.locator('button', { hasText: 'Request a test notification' }).click()])
+    await verdict.waitFor({ timeout: 30_000 })
+    check(await result.getAttribute('data-outcome') === 'reached-every-target', 'once fixed it reached every target', String(await result.getAttribute('data-outcome')))
+    check(w.backend.received.length === 2 && w.revenuecat.received.length >= 2, 'the targets got both TEST notifications')
+    check(policyViolations.length === 0, 'no Content-Security-Policy violation and no script error on the Apple page', policyViolations.join(' | '))
+    await page.close()
+  } finally {
+    await stopWorld(w)
+    await apple.close()
+    for (const fn of cleanups) fn()
+  }
+}
+
 // Realistic data for the README: several types, two targets, one of them
 // failing for the latest notifications (some dead, some still retrying).
 async function screenshot (browser: Browser): Promise<void> {
@@ -203,7 +251,11 @@ async function screenshot (browser: Browser): Promise<void> {
 let browser: Browser | null = null
 try {
   browser = await launch()
-  await (SCREENSHOT ? screenshot(browser) : endToEnd(browser))
+  if (SCREENSHOT) await screenshot(browser)
+  else {
+    await endToEnd(browser)
+    await testNotification(browser)
+  }
 } catch (err) {
   check(false, 'the run finished', (err as Error).stack ?? String(err))
 } finally {
