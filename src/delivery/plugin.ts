@@ -24,7 +24,8 @@ export default fp<{ config: Config }>(async (app, { config }) => {
       onOutcome: (name, outcome, verdict) => {
         app.metrics.deliveries.inc({ target: name, outcome: verdict })
         app.metrics.deliveryDuration.observe({ target: name }, outcome.durationMs / 1000)
-      }
+      },
+      onExpired: (name, count) => { app.metrics.deliveries.inc({ target: name, outcome: 'dead' }, count) }
     }))
   }
   const unsubscribe = app.outbox.onEnqueued((targets) => {

@@ -15,6 +15,8 @@ export interface WorkerOptions {
   retry: BackoffOptions & { giveUpAfterMs: number }
   pollIntervalMs: number
   onOutcome?: (target: string, outcome: DeliveryOutcome, verdict: Verdict) => void
+  // Deliveries given up without an attempt of their own (the target was failing).
+  onExpired?: (target: string, count: number) => void
 }
 
 export type Verdict = 'delivered' | 'retry' | 'dead' | 'released'
@@ -109,7 +111,10 @@ export class TargetWorker {
         // The others, never probed, still give up on time (the probe itself,
         // leased now, goes through the usual verdict).
         const expired = await this.#outbox.expire(this.target.name, Date.now() - this.#opts.retry.giveUpAfterMs)
-        if (expired > 0) this.#log.error({ target: this.target.name, expired }, 'Deliveries are dead: gave up while the target was failing.')
+        if (expired > 0) {
+          this.#log.error({ target: this.target.name, expired }, 'Deliveries are dead: gave up while the target was failing.')
+          this.#opts.onExpired?.(this.target.name, expired)
+        }
       }
       if (this.#stopping) {
         await Promise.all(claimed.map((c) => this.#outbox.release(c.deliveryId, c.fence)))

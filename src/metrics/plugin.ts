@@ -35,7 +35,7 @@ export default fp(async (app) => {
     }),
     deliveries: new Counter({
       name: 'storehook_deliveries_total',
-      help: 'Delivery attempts by target and outcome (delivered, retry, dead, released).',
+      help: 'Delivery attempts by target and outcome (delivered, retry, dead, released); dead also counts deliveries given up unprobed while their target was failing.',
       labelNames: ['target', 'outcome'],
       registers: [registry]
     }),
