@@ -1,7 +1,8 @@
 // Drain: a backlog of N pending deliveries (seeded through the real outbox
 // code), then storehook starts with the target live: deliveries per second,
 // vs a plain undici client posting the same bodies to the same target with
-// the same concurrency (the delivery floor).
+// the same concurrency (the delivery floor). PROF=1 writes the server's CPU
+// profiles (--cpu-prof) to /tmp/prof/drain, to see where a delivery's time goes.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -72,7 +73,6 @@ export async function runDrainBench (opts: { count: number }): Promise<DrainResu
       const storehook = await startStorehook({ DATABASE_PATH: join(dir, 'drain.db'), FORWARD_TARGETS: `http://${name}/hook`, VERIFY_SIGNATURES: 'off', LOG_LEVEL: 'warn' }, process.env.PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/prof/drain'] : [])
       try {
         // Measured from the moment it serves: what it delivered while starting is left out of both sides.
-        const st = process.env.STRACE !== undefined ? (await import('node:child_process')).spawn('strace', ['-c', '-f', '-p', String(storehook.process.pid), '-o', '/tmp/strace.out'], { stdio: 'inherit' }) : null
         const t0 = performance.now()
         const [cpu0, targetCpu2] = [cpuMsOf(storehook.process.pid), cpuMsOf(target.process.pid)]
         const c0 = (await countAtTarget(target)) - opts.count
@@ -80,7 +80,6 @@ export async function runDrainBench (opts: { count: number }): Promise<DrainResu
         const storehookPerS = (opts.count - c0) / ((performance.now() - t0) / 1000)
         const [cpu1, targetCpu3] = [cpuMsOf(storehook.process.pid), cpuMsOf(target.process.pid)]
         const n = opts.count - c0
-        st?.kill('SIGINT')
         const cpu = [targetCpu0, targetCpu1, cpu0, cpu1, targetCpu2, targetCpu3].includes(null)
           ? null
           : {

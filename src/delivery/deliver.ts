@@ -79,9 +79,8 @@ export function buildHeaders (client: TargetClient, req: DeliveryRequest, nowMs:
   return headers
 }
 
-function describeError (err: unknown, client: TargetClient, timedOut: boolean): string {
-  const timeoutMs = client.target.timeoutMs
-  if (client.shuttingDown && !timedOut) return 'aborted: storehook is shutting down'
+function describeError (err: unknown, timeoutMs: number, timedOut: boolean, shutdown: boolean): string {
+  if (shutdown) return 'aborted: storehook is shutting down'
   if (timedOut || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
     return `timeout after ${timeoutMs} ms`
   }
@@ -168,7 +167,7 @@ export function deliver (client: TargetClient, req: DeliveryRequest): Promise<De
         finish({
           ok: false,
           statusCode: null,
-          error: describeError(cut ?? err, client, timedOut),
+          error: describeError(cut ?? err, client.target.timeoutMs, timedOut, shutdown),
           retryAfterMs: null,
           responseExcerpt: null,
           aborted: shutdown

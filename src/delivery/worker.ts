@@ -94,16 +94,15 @@ export class TargetWorker {
     }
     this.#claiming = true
     try {
-      let want = this.#claimAhead() - this.#sending - this.#ready.length
       if (this.#failing()) {
         const wait = this.#probeAt - Date.now()
         if (wait > 0) {
           await this.#arm(wait)
           return
         }
-        if (this.#sending + this.#ready.length > 0) return
-        want = 1
       }
+      // While failing: one probe at a time, nothing claimed ahead.
+      const want = (this.#failing() ? 1 : this.#claimAhead()) - this.#sending - this.#ready.length
       if (want <= 0) return
       const leaseEnd = Date.now() + this.#leaseMs
       const claimed = await this.#outbox.claim(this.target.name, want, this.#leaseMs)
@@ -117,7 +116,7 @@ export class TargetWorker {
         }
       }
       if (this.#stopping) {
-        await Promise.all(claimed.map((c) => this.#outbox.release(c.deliveryId, c.fence)))
+        await Promise.all(claimed.map((c) => this.#giveBack(c)))
         return
       }
       for (const c of claimed) this.#ready.push({ c, leaseEnd })
@@ -161,6 +160,12 @@ export class TargetWorker {
     return this.target.concurrency * perSlot
   }
 
+  // A claim that was never sent goes back: due at once, no attempt counted.
+  // If the database refuses, the lease expiring does the same, later.
+  #giveBack (c: ClaimedDelivery): Promise<boolean> {
+    return this.#outbox.release(c.deliveryId, c.fence).catch(() => false)
+  }
+
   #failing (): boolean {
     return this.#failures >= FAILING_AFTER
   }
@@ -173,7 +178,7 @@ export class TargetWorker {
       // again while it is on the wire. One that waited too long (the target
       // slowed down after the claim) goes back, due at once, fence bumped.
       if (Date.now() + this.target.timeoutMs + 1_000 > leaseEnd) {
-        void this.#outbox.release(c.deliveryId, c.fence).catch(() => false).finally(() => this.wake())
+        void this.#giveBack(c).finally(() => this.wake())
         continue
       }
       this.#start(c)
@@ -270,7 +275,7 @@ export class TargetWorker {
     if (this.#failures === FAILING_AFTER) {
       this.#log.warn({ target: this.target.name, failures: this.#failures }, 'Target is failing: probing it with one delivery at a time until it answers.')
       // What was claimed ahead goes back, due at once, no attempt counted.
-      for (const { c } of this.#ready.splice(0)) void this.#outbox.release(c.deliveryId, c.fence).catch(() => false)
+      for (const { c } of this.#ready.splice(0)) void this.#giveBack(c)
     }
     if (!this.#failing()) return
     const probes = this.#failures - FAILING_AFTER + 1
@@ -306,7 +311,7 @@ export class TargetWorker {
     // A tick may still be waiting on its claim; it releases what it got.
     while (this.#claiming) await new Promise((resolve) => setImmediate(resolve))
     const waiting = this.#ready.splice(0)
-    await Promise.all(waiting.map(({ c }) => this.#outbox.release(c.deliveryId, c.fence).catch(() => false)))
+    await Promise.all(waiting.map(({ c }) => this.#giveBack(c)))
     await this.#client.agent.close()
   }
 }

@@ -146,7 +146,7 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
     }
   })
 
-  // ---- Issue 6: catch-up state and the test notification (for the dashboard) ----
+  // ---- Issue 6: catch-up state and the test notification (the dashboard's Apple page shows the same, src/appstore/operator.ts) ----
 
   app.get('/api/catch-up', async () => catchUpState(config, app.database.db, app.catchUp?.running ?? false))
 
