@@ -21,6 +21,9 @@ export class StorageError extends Error {
 }
 
 // The writer is a .ts file when run from source (tests, tsx) and .js when built.
+// How long delivery outcomes may wait for other messages to travel with.
+const OUTCOME_DELAY_MS = 1
+
 const WRITER_URL = new URL(`./writer-thread${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url)
 
 export class Outbox {
@@ -29,6 +32,8 @@ export class Outbox {
   #nextId = 1
   #pending = new Map<number, { resolve: (v: any) => void; reject: (e: unknown) => void }>()
   #outgoing: Request[] = []
+  #sendSoon: NodeJS.Immediate | null = null
+  #sendLater: NodeJS.Timeout | null = null
   #listeners = new Set<(targets: readonly string[]) => void>()
   #closed: Promise<void> | null = null
   #onCrash: (err: unknown) => void
@@ -68,21 +73,39 @@ export class Outbox {
   }
 
   #call<T> (op: string, ...args: unknown[]): Promise<T> {
+    return this.#queue(op, args, false)
+  }
+
+  // Delivery outcomes: nobody waits on them but the worker's bookkeeping,
+  // and the writer holds them up to 2 ms for a shared commit anyway.
+  #callLater<T> (op: string, ...args: unknown[]): Promise<T> {
+    return this.#queue(op, args, true)
+  }
+
+  #queue<T> (op: string, args: unknown[], later: boolean): Promise<T> {
     if (this.#closed !== null && op !== 'close') return Promise.reject(new StorageError('outbox is closed', undefined, 'StorageError'))
     return new Promise<T>((resolve, reject) => {
       const id = this.#nextId++
       this.#pending.set(id, { resolve, reject })
-      if (this.#outgoing.push([id, op, args]) === 1) setImmediate(() => this.#send())
+      this.#outgoing.push([id, op, args])
+      if (!later) this.#sendSoon ??= setImmediate(() => this.#send())
+      else if (this.#sendSoon === null) this.#sendLater ??= setTimeout(() => this.#send(), OUTCOME_DELAY_MS)
     })
   }
 
   // Everything asked for in one turn of the event loop (the requests parsed
   // in one poll, the outcomes of the targets that answered) travels in one
   // message: per message, the thread hop cost more CPU than the write itself.
+  // Outcomes alone wait a moment more, for company: a target answering one
+  // request at a time would otherwise cost a message per delivery.
   #send (): void {
+    if (this.#sendSoon !== null) clearImmediate(this.#sendSoon)
+    if (this.#sendLater !== null) clearTimeout(this.#sendLater)
+    this.#sendSoon = null
+    this.#sendLater = null
     const batch = this.#outgoing
     this.#outgoing = []
-    this.#writer().postMessage(batch)
+    if (batch.length > 0) this.#writer().postMessage(batch)
   }
 
   onEnqueued (fn: (targets: readonly string[]) => void): () => void {
@@ -107,10 +130,10 @@ export class Outbox {
     return claimed
   }
 
-  complete (a: store.AttemptRecord): Promise<boolean> { return this.#call('complete', a) }
-  scheduleRetry (a: store.AttemptRecord, nextAttemptAt: number): Promise<boolean> { return this.#call('scheduleRetry', a, nextAttemptAt) }
-  markDead (a: store.AttemptRecord): Promise<boolean> { return this.#call('markDead', a) }
-  releaseAttempt (a: store.AttemptRecord): Promise<boolean> { return this.#call('releaseAttempt', a) }
+  complete (a: store.AttemptRecord): Promise<boolean> { return this.#callLater('complete', a) }
+  scheduleRetry (a: store.AttemptRecord, nextAttemptAt: number): Promise<boolean> { return this.#callLater('scheduleRetry', a, nextAttemptAt) }
+  markDead (a: store.AttemptRecord): Promise<boolean> { return this.#callLater('markDead', a) }
+  releaseAttempt (a: store.AttemptRecord): Promise<boolean> { return this.#callLater('releaseAttempt', a) }
   release (deliveryId: number, fence: number): Promise<boolean> { return this.#call('release', deliveryId, fence) }
   expire (target: string, arrivedBefore: number): Promise<number> { return this.#call('expire', target, arrivedBefore) }
   reclaimLeases (): Promise<number> { return this.#call('reclaimLeases') }
