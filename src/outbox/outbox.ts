@@ -20,10 +20,10 @@ export class StorageError extends Error {
   }
 }
 
-// The writer is a .ts file when run from source (tests, tsx) and .js when built.
 // How long delivery outcomes may wait for other messages to travel with.
 const OUTCOME_DELAY_MS = 1
 
+// The writer is a .ts file when run from source (tests, tsx) and .js when built.
 const WRITER_URL = new URL(`./writer-thread${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url)
 
 export class Outbox {

@@ -3,7 +3,7 @@
 // next call, without a process restart.
 import { mkdirSync, rmdirSync } from 'node:fs'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { migrate, openDatabase } from '../../src/db/client.ts'
 import { Outbox, StorageError } from '../../src/outbox/outbox.ts'
 import { listDeliveries } from '../../src/outbox/store.ts'
@@ -36,16 +36,48 @@ t.test('a writer that dies is replaced by the next call', async (t) => {
   t.equal(listDeliveries(database.db, 'n1').length, 1, 'and its commit is visible to another connection')
 })
 
-t.test('a closed outbox refuses new calls with a StorageError', async (t) => {
-  const path = join(tempDir(t), 'c.db')
+// A migrated database, an outbox writing to it, and a connection to read it back.
+function migratedOutbox (t: Test, file: string): { database: ReturnType<typeof openDatabase>; outbox: Outbox } {
+  const path = join(tempDir(t), file)
   const database = openDatabase(path)
   migrate(database)
-  t.teardown(() => database.close())
   const outbox = new Outbox({ path, busyTimeoutMs: 100 })
+  t.teardown(() => database.close())
+  t.teardown(() => outbox.close())
+  return { database, outbox }
+}
+
+t.test('a closed outbox refuses new calls with a StorageError', async (t) => {
+  const { outbox } = migratedOutbox(t, 'c.db')
   await outbox.probe()
   await outbox.close()
   await outbox.close()
   const err = await outbox.probe().catch((e: unknown) => e)
   t.ok(err instanceof StorageError)
   t.match((err as Error).message, /closed/)
+})
+
+// Outcomes wait a moment on the main thread for other messages to travel
+// with (outbox.ts OUTCOME_DELAY_MS): one sent alone must still arrive, and
+// one queued just before close() must be committed, not dropped with the timer.
+t.test('delayed outcomes: one alone commits, and close() takes the last one along', async (t) => {
+  const { database, outbox } = migratedOutbox(t, 'o.db')
+  for (const id of ['o1', 'o2']) {
+    await outbox.enqueue({
+      id, dedupeKey: id, receivedAt: Date.now(), source: 'webhook', version: 2, notificationUuid: id,
+      notificationType: 'TEST', verification: 'unchecked', body: Buffer.from(`{"signedPayload":"${id}"}`)
+    }, ['a'])
+  }
+  const [first, second] = await outbox.claim('a', 2, 60_000)
+  const record = (c: typeof first) => ({
+    deliveryId: c!.deliveryId, fence: c!.fence, attempt: c!.attempt, startedAt: Date.now(), durationMs: 1, statusCode: 200, error: null, responseExcerpt: null
+  })
+
+  t.equal(await outbox.complete(record(first)), true, 'an outcome sent on its own is recorded')
+  t.equal(listDeliveries(database.db, first!.notificationId)[0]!.status, 'delivered')
+
+  const pending = outbox.complete(record(second))
+  await outbox.close()
+  t.equal(await pending, true, 'the outcome queued before close() was committed by it')
+  t.equal(listDeliveries(database.db, second!.notificationId)[0]!.status, 'delivered')
 })
