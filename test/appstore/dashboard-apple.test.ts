@@ -81,6 +81,8 @@ t.test('the test-notification button follows the TEST to storehook and every tar
   t.match(form.text, /<form method="post" action="\/admin\/apple\/test-notification"><input type="hidden" name="_csrf"/)
 
   api.deliverTestsTo(`${s.url}/apple/notifications`, pki.chain)
+  // The catch-up at start asks Apple too: let it finish before counting.
+  await until(() => s.app.database.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM history_runs WHERE finished_at IS NOT NULL`)!.n === 2, 10_000, 'the catch-up at start')
   const before = api.requests.length
   const noToken = await postForm(s.url, '/admin/apple/test-notification', { environment: 'Sandbox' }, { cookie })
   t.equal(noToken.status, 403, 'refused without the CSRF token')
