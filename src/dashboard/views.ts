@@ -295,5 +295,5 @@ ${c.runs.map((r) => html`<tr class="run"><td>${r.bundleId}</td><td>${r.environme
 <td>${r.finished === null ? html`<span class="pill pending">not finished</span>` : html`<span class="mono small">${utc(r.finished)}</span> <span class="muted small">${ago(r.finished, ctx.now)}</span>`}</td>
 <td class="mono small">${utc(r.window.startDate)} to ${utc(r.window.endDate)}</td><td>${r.pages}</td><td>${r.seen}</td>
 <td>${r.new > 0 ? html`<span class="pill ok">${r.new}</span>` : '0'}</td><td>${r.already}</td><td>${r.refused > 0 ? html`<span class="pill bad">${r.refused}</span>` : '0'}</td>
-<td class="error">${r.lastError ?? ''}</td></tr>`)}</table>`}`, typeof data.test === 'object' && data.test?.report === null ? { refreshSeconds: 2 } : {})
+<td class="error">${r.lastError ?? ''}</td></tr>`)}</table>`}`, data.test !== null && data.test !== 'gone' && data.test.report === null ? { refreshSeconds: 2 } : {})
 }

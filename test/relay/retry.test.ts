@@ -158,8 +158,9 @@ t.test('deliveries to a target that stays down still give up on time, probed or 
   const unprobed = count(s, sql`SELECT count(*) AS n FROM deliveries WHERE last_error LIKE 'gave up: the target was failing%'`)
   t.ok(unprobed > 0, `some were given up without another attempt (${unprobed})`)
   // Logged when the writer's reply arrives, a moment after another connection can see the rows.
-  await until(() => s.logs.some((l) => l.includes('gave up while the target was failing')), 5000, 'the give-up log line')
-  t.ok(s.logs.some((l) => l.includes('gave up while the target was failing')), 'and that is logged')
+  const gaveUpLine = (l: string): boolean => l.includes('gave up while the target was failing')
+  await until(() => s.logs.some(gaveUpLine), 5000, 'the give-up log line')
+  t.ok(s.logs.some(gaveUpLine), 'and that is logged')
   const metrics = await fetch(`${s.url}/metrics`).then((r) => r.text())
   t.match(metrics, new RegExp(`storehook_deliveries_total\\{target="127\\.0\\.0\\.1:${port}",outcome="dead"\\} 20\\n`), 'every death is counted, probed or not')
 })

@@ -5,9 +5,17 @@ import { mkdirSync, rmdirSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { migrate, openDatabase } from '../../src/db/client.ts'
-import { Outbox, StorageError } from '../../src/outbox/outbox.ts'
+import { Outbox, StorageError, type AttemptRecord, type ClaimedDelivery, type NewNotification } from '../../src/outbox/outbox.ts'
 import { listDeliveries } from '../../src/outbox/store.ts'
 import { tempDir } from '../helpers/app.ts'
+
+// A minimal notification row: what these tests store needs no real payload.
+function testRow (id: string): NewNotification {
+  return {
+    id, dedupeKey: id, receivedAt: Date.now(), source: 'webhook', version: 2, notificationUuid: id,
+    notificationType: 'TEST', verification: 'unchecked', body: Buffer.from('{"signedPayload":"a.b.c"}')
+  }
+}
 
 t.test('a writer that dies is replaced by the next call', async (t) => {
   const path = join(tempDir(t), 'w.db')
@@ -28,10 +36,7 @@ t.test('a writer that dies is replaced by the next call', async (t) => {
   t.teardown(() => database.close())
 
   await outbox.probe()
-  const stored = await outbox.enqueue({
-    id: 'n1', dedupeKey: 'n1', receivedAt: Date.now(), source: 'webhook', version: 2, notificationUuid: 'n1',
-    notificationType: 'TEST', verification: 'unchecked', body: Buffer.from('{"signedPayload":"a.b.c"}')
-  }, ['a'])
+  const stored = await outbox.enqueue(testRow('n1'), ['a'])
   t.same(stored.targets, ['a'], 'the new writer stores')
   t.equal(listDeliveries(database.db, 'n1').length, 1, 'and its commit is visible to another connection')
 })
@@ -62,14 +67,9 @@ t.test('a closed outbox refuses new calls with a StorageError', async (t) => {
 // one queued just before close() must be committed, not dropped with the timer.
 t.test('delayed outcomes: one alone commits, and close() takes the last one along', async (t) => {
   const { database, outbox } = migratedOutbox(t, 'o.db')
-  for (const id of ['o1', 'o2']) {
-    await outbox.enqueue({
-      id, dedupeKey: id, receivedAt: Date.now(), source: 'webhook', version: 2, notificationUuid: id,
-      notificationType: 'TEST', verification: 'unchecked', body: Buffer.from(`{"signedPayload":"${id}"}`)
-    }, ['a'])
-  }
+  for (const id of ['o1', 'o2']) await outbox.enqueue(testRow(id), ['a'])
   const [first, second] = await outbox.claim('a', 2, 60_000)
-  const record = (c: typeof first) => ({
+  const record = (c: ClaimedDelivery | undefined): AttemptRecord => ({
     deliveryId: c!.deliveryId, fence: c!.fence, attempt: c!.attempt, startedAt: Date.now(), durationMs: 1, statusCode: 200, error: null, responseExcerpt: null
   })
 
