@@ -8,9 +8,10 @@ declare module 'fastify' {
   }
 }
 
-// One worker per target, woken by every commit that gives it work. Workers
-// start when the app is ready and stop, within the shutdown deadline, before
-// the outbox and the database close.
+// One worker per target, handed each fresh delivery it has room for, and
+// woken by every commit that leaves it rows to claim. Workers start when the
+// app is ready and stop, within the shutdown deadline, before the outbox and
+// the database close.
 export default fp<{ config: Config }>(async (app, { config }) => {
   const log = app.log.child({ component: 'delivery' })
   const workers = new Map<string, TargetWorker>()
@@ -28,9 +29,10 @@ export default fp<{ config: Config }>(async (app, { config }) => {
       onExpired: (name, count) => { app.metrics.deliveries.inc({ target: name, outcome: 'dead' }, count) }
     }))
   }
-  const unsubscribe = app.outbox.onEnqueued((targets) => {
-    for (const name of targets) workers.get(name)?.wake()
+  const unsubscribe = app.outbox.onEnqueued((targets, seenFrom) => {
+    for (const name of targets) workers.get(name)?.wake(seenFrom)
   })
+  const handoffs = [...workers.values()].map((w) => app.outbox.handOffTo(w.target.name, w))
   app.decorate('delivery', { workers })
   app.addHook('onReady', async () => {
     if (workers.size === 0) log.warn('No forwarding target is configured: notifications are accepted and kept, but not forwarded. Set FORWARD_TARGETS or STOREHOOK_CONFIG.')
@@ -38,6 +40,7 @@ export default fp<{ config: Config }>(async (app, { config }) => {
   })
   app.addHook('onClose', async () => {
     unsubscribe()
+    for (const stop of handoffs) stop()
     await Promise.all([...workers.values()].map((w) => w.stop(config.shutdownTimeoutMs)))
   })
 }, { name: 'storehook-delivery', dependencies: ['storehook-outbox', 'storehook-metrics'], fastify: '5.x' })

@@ -1,10 +1,11 @@
 // Drains one target: claim due deliveries up to the target's concurrency,
 // POST each, record the outcome. One worker per target, so a dead or slow
-// target only ever fills its own slots.
+// target only ever fills its own slots. A fresh notification usually skips
+// the claim: the commit that stores it leases it to this worker (Handoff).
 import pRetry from 'p-retry'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { TargetConfig } from '../config.ts'
-import type { AttemptRecord, ClaimedDelivery, Outbox } from '../outbox/outbox.ts'
+import type { AttemptRecord, ClaimedDelivery, Handoff, Outbox } from '../outbox/outbox.ts'
 import { retryDelayMs, type BackoffOptions } from './backoff.ts'
 import { abortInflight, createClient, deliver, type DeliveryOutcome, type TargetClient } from './deliver.ts'
 
@@ -31,14 +32,14 @@ const FAILING_AFTER = 5
 // within a minute (unless it asked for longer with Retry-After).
 const PROBE_MAX_MS = 60_000
 
-export class TargetWorker {
+export class TargetWorker implements Handoff {
   readonly target: TargetConfig
   #outbox: Outbox
   #log: Logger
   #opts: WorkerOptions
   #client: TargetClient
   // Longer than a request can take, so a live attempt is never re-claimed.
-  #leaseMs: number
+  readonly leaseMs: number
   // Every claimed delivery until its outcome is recorded (shutdown waits for these).
   #inflight = new Map<number, Promise<void>>()
   // Requests on the wire: what the concurrency limit counts. A slot frees as
@@ -47,6 +48,15 @@ export class TargetWorker {
   #sending = 0
   // Claimed, waiting for a free slot, with the time their lease runs out.
   #ready: Array<{ c: ClaimedDelivery; leaseEnd: number }> = []
+  // Fresh deliveries promised to this worker and being committed (outbox.ts Handoff).
+  #reserved = 0
+  // The database may hold due deliveries no claim has picked up yet. Set by
+  // every outside wake (a commit that wrote a row to claim, the due-time
+  // timer, a replay); cleared when a claim that comes after all of them (in
+  // the writer's order, Outbox.sequence) comes back short. While it is clear,
+  // finishing a delivery claims nothing: fresh ones arrive by handoff.
+  #backlog = true
+  #backlogFrom = 0
   // How long this target takes to answer, smoothed: sets how far ahead to claim.
   #answerMs = 100
   // Failed attempts in a row, and while failing, when the next probe may go.
@@ -66,7 +76,7 @@ export class TargetWorker {
     this.#log = opts.log
     this.#opts = opts
     this.#client = createClient(opts.target)
-    this.#leaseMs = opts.target.timeoutMs * 2 + 5_000
+    this.leaseMs = opts.target.timeoutMs * 2 + 5_000
   }
 
   start (): void {
@@ -79,7 +89,39 @@ export class TargetWorker {
     return this.#sending
   }
 
-  wake (): void {
+  // `seenFrom`: the op number from which a claim sees the work this wake is
+  // about; by default, whatever is already asked of the writer.
+  wake (seenFrom = this.#outbox.sequence()): void {
+    this.#backlog = true
+    if (seenFrom > this.#backlogFrom) this.#backlogFrom = seenFrom
+    this.#schedule()
+  }
+
+  // Never beyond what a claim would have taken ahead. Older deliveries due
+  // in the database still get their share: while the backlog flag is up,
+  // every slot that frees runs a claim for the room left.
+  reserve (): boolean {
+    if (!this.#started || this.#stopping || this.#failing()) return false
+    if (this.#sending + this.#ready.length + this.#reserved >= this.#claimAhead()) return false
+    this.#reserved++
+    return true
+  }
+
+  take (c: ClaimedDelivery, leaseEnd: number): void {
+    this.#reserved--
+    if (this.#stopping || this.#failing()) {
+      void this.#giveBack(c).finally(() => this.wake())
+      return
+    }
+    this.#ready.push({ c, leaseEnd })
+    this.#pump()
+  }
+
+  cancel (): void {
+    this.#reserved--
+  }
+
+  #schedule (): void {
     if (!this.#started || this.#stopping || this.#tickQueued !== null) return
     this.#tickQueued = setImmediate(() => {
       this.#tickQueued = null
@@ -101,11 +143,13 @@ export class TargetWorker {
           return
         }
       }
+      if (!this.#backlog && !this.#failing()) return
       // While failing: one probe at a time, nothing claimed ahead.
-      const want = (this.#failing() ? 1 : this.#claimAhead()) - this.#sending - this.#ready.length
+      const want = (this.#failing() ? 1 : this.#claimAhead()) - this.#sending - this.#ready.length - this.#reserved
       if (want <= 0) return
-      const leaseEnd = Date.now() + this.#leaseMs
-      const claimed = await this.#outbox.claim(this.target.name, want, this.#leaseMs)
+      const claimSeq = this.#outbox.sequence()
+      const leaseEnd = Date.now() + this.leaseMs
+      const claimed = await this.#outbox.claim(this.target.name, want, this.leaseMs)
       if (this.#failing()) {
         // The others, never probed, still give up on time (the probe itself,
         // leased now, goes through the usual verdict).
@@ -121,7 +165,11 @@ export class TargetWorker {
       }
       for (const c of claimed) this.#ready.push({ c, leaseEnd })
       this.#pump()
-      if (claimed.length < want) await this.#arm()
+      if (claimed.length < want) {
+        // Caught up, unless a wake is about work this claim came too early to see.
+        if (this.#backlogFrom <= claimSeq) this.#backlog = false
+        await this.#arm()
+      }
     } catch (err) {
       // The database is unavailable (disk full, locked): try again on the poll.
       this.#log.error({ target: this.target.name, err }, 'Claiming deliveries failed.')
@@ -130,7 +178,7 @@ export class TargetWorker {
       this.#claiming = false
       if (this.#again) {
         this.#again = false
-        this.wake()
+        this.#schedule()
       }
     }
   }
@@ -192,10 +240,12 @@ export class TargetWorker {
         // The outcome could not be recorded even after retries: the lease
         // will expire and the delivery will be tried again (at-least-once).
         this.#log.error({ notificationId: c.notificationId, target: this.target.name, attempt: c.attempt, err }, 'Recording a delivery outcome failed.')
+        // Its lease runs out later: the due-time timer must know.
+        this.wake()
       })
       .finally(() => {
         this.#inflight.delete(c.deliveryId)
-        this.wake()
+        this.#schedule()
       })
     this.#inflight.set(c.deliveryId, p)
   }
@@ -208,7 +258,7 @@ export class TargetWorker {
     } finally {
       this.#sending--
       this.#pump()
-      this.wake()
+      this.#schedule()
     }
     this.#answerMs += (outcome.durationMs - this.#answerMs) / 8
     const record: AttemptRecord = {
@@ -261,6 +311,9 @@ export class TargetWorker {
     else if (verdict === 'dead') this.#log.error({ ...fields, error: outcome.error }, 'Delivery is dead: gave up.')
     else if (verdict === 'released') this.#log.info(fields, 'Delivery released for shutdown.')
     else this.#log.warn({ ...fields, error: outcome.error }, 'Delivery failed; will retry.')
+    // A delivery due again (now or after its backoff) is database work: the
+    // next claim, or the due-time timer, must see it.
+    if (verdict === 'retry' || verdict === 'released') this.wake()
     this.#opts.onOutcome?.(this.target.name, outcome, verdict)
   }
 

@@ -11,6 +11,19 @@ import type { Request, Response, WriterData } from './writer-thread.ts'
 
 export type { AttemptRecord, ClaimedDelivery, EnqueueResult, NewNotification } from './store.ts'
 
+// A target's worker, offered each fresh delivery before it is written: one it
+// reserves is written already leased and handed to it with the body in
+// memory, so the happy path costs no claim (a database round trip, a commit,
+// and the body read back from disk).
+export interface Handoff {
+  // How long the lease of a handed-off delivery runs, as a claim's would.
+  readonly leaseMs: number
+  // Room for one more delivery right now? Every true is followed by take() or cancel().
+  reserve: () => boolean
+  take: (c: store.ClaimedDelivery, leaseEnd: number) => void
+  cancel: () => void
+}
+
 export class StorageError extends Error {
   readonly code: string | undefined
   constructor (message: string, code: string | undefined, name: string) {
@@ -34,7 +47,8 @@ export class Outbox {
   #outgoing: Request[] = []
   #sendSoon: NodeJS.Immediate | null = null
   #sendLater: NodeJS.Timeout | null = null
-  #listeners = new Set<(targets: readonly string[]) => void>()
+  #listeners = new Set<(targets: readonly string[], seen: number) => void>()
+  #handoffs = new Map<string, Handoff>()
   #closed: Promise<void> | null = null
   #onCrash: (err: unknown) => void
 
@@ -108,19 +122,51 @@ export class Outbox {
     if (batch.length > 0) this.#writer().postMessage(batch)
   }
 
-  onEnqueued (fn: (targets: readonly string[]) => void): () => void {
+  // The writer runs ops in the order they were asked for, so an op's number
+  // tells what it sees: a claim numbered n sees every row written by ops
+  // numbered below n. The number the next op will get:
+  sequence (): number {
+    return this.#nextId
+  }
+
+  // Listeners get the targets with new rows to claim, and the op number from
+  // which a claim sees them.
+  onEnqueued (fn: (targets: readonly string[], seenFrom: number) => void): () => void {
     this.#listeners.add(fn)
     return () => { this.#listeners.delete(fn) }
   }
 
-  #notify (targets: readonly string[]): void {
+  #notify (targets: readonly string[], seenFrom: number): void {
     if (targets.length === 0) return
-    for (const fn of this.#listeners) fn(targets)
+    for (const fn of this.#listeners) fn(targets, seenFrom)
+  }
+
+  handOffTo (target: string, handoff: Handoff): () => void {
+    this.#handoffs.set(target, handoff)
+    return () => { if (this.#handoffs.get(target) === handoff) this.#handoffs.delete(target) }
   }
 
   async enqueue (n: store.NewNotification, targets: readonly string[]): Promise<store.EnqueueResult> {
-    const result = await this.#call<store.EnqueueResult>('enqueue', n, targets)
-    this.#notify(result.targets)
+    const reserved: Array<[string, Handoff, number]> = []
+    for (const target of targets) {
+      const h = this.#handoffs.get(target)
+      if (h?.reserve() === true) reserved.push([target, h, Date.now() + h.leaseMs])
+    }
+    let result: store.EnqueueResult
+    const seenFrom = this.#nextId + 1
+    try {
+      result = await this.#call<store.EnqueueResult>('enqueue', n, targets, reserved.map(([t, , until]) => [t, until]))
+    } catch (err) {
+      for (const [, h] of reserved) h.cancel()
+      throw err
+    }
+    for (const [target, h, leaseEnd] of reserved) {
+      const l = result.leased.find((d) => d.target === target)
+      if (l === undefined) h.cancel()
+      else h.take({ deliveryId: l.deliveryId, notificationId: result.id, target, attempt: 1, fence: 1, retrySince: l.retrySince, body: n.body as Buffer }, leaseEnd)
+    }
+    // Only targets with rows still to claim need their worker woken.
+    this.#notify(result.leased.length === 0 ? result.targets : result.targets.filter((t) => !result.leased.some((l) => l.target === t)), seenFrom)
     return result
   }
 
@@ -155,8 +201,9 @@ export class Outbox {
 
   // Replays to `targets`, or to every target the notification already has.
   async replay (notificationId: string, targets?: readonly string[]): Promise<string[]> {
+    const seenFrom = this.#nextId + 1
     const replayed = await this.#call<string[]>('replay', notificationId, targets ?? null)
-    this.#notify(replayed)
+    this.#notify(replayed, seenFrom)
     return replayed
   }
 

@@ -17,7 +17,20 @@ export interface EnqueueResult {
   duplicate: boolean
   // Targets that got a new delivery row: their workers are woken after the commit.
   targets: string[]
+  // Delivery rows written already leased to the caller's worker (attempt 1,
+  // fence 1): a target with a free slot gets its fresh notification without
+  // a claim of its own. Empty for a duplicate.
+  leased: LeasedDelivery[]
 }
+
+export interface LeasedDelivery {
+  target: string
+  deliveryId: number
+  retrySince: number
+}
+
+// Targets whose new delivery rows are leased at once, and until when.
+export type Leases = ReadonlyArray<readonly [target: string, leaseUntil: number]>
 
 export interface ClaimedDelivery {
   deliveryId: number
@@ -59,6 +72,11 @@ function prepareStatements (db: Db) {
       notificationId: p('notificationId'), target: p('target'), status: 'pending', nextAttemptAt: p('now'),
       retrySince: p('now'), createdAt: p('now'), updatedAt: p('now')
     }).prepare(),
+    // The row as a claim would leave it: first attempt, fence 1, leased.
+    insertLeasedDelivery: db.insert(deliveries).values({
+      notificationId: p('notificationId'), target: p('target'), status: 'pending', attempts: 1, fence: 1,
+      leaseUntil: p('leaseUntil'), nextAttemptAt: p('leaseUntil'), retrySince: p('now'), createdAt: p('now'), updatedAt: p('now')
+    }).returning({ id: deliveries.id }).prepare(),
     dueIds: db.select({ id: deliveries.id }).from(deliveries)
       .where(and(eq(deliveries.target, p('target')), eq(deliveries.status, 'pending'), lte(deliveries.nextAttemptAt, p('now'))))
       .orderBy(asc(deliveries.nextAttemptAt), asc(deliveries.id)).limit(p('limit')).prepare(),
@@ -104,7 +122,7 @@ function statements (db: Db): ReturnType<typeof prepareStatements> {
   return s
 }
 
-export function enqueue (db: Db, n: NewNotification, targets: readonly string[], now: number): EnqueueResult {
+export function enqueue (db: Db, n: NewNotification, targets: readonly string[], now: number, leases: Leases = []): EnqueueResult {
   const st = statements(db)
   const inserted = st.insertNotification.all({
     subtype: null, environment: null, bundleId: null, appAppleId: null, signedDate: null, originalTransactionId: null,
@@ -113,10 +131,19 @@ export function enqueue (db: Db, n: NewNotification, targets: readonly string[],
   if (inserted.length === 0) {
     // The conflict proves the row exists in this same transaction.
     const existing = st.idByDedupeKey.get({ dedupeKey: n.dedupeKey })!
-    return { id: existing.id, duplicate: true, targets: [] }
+    return { id: existing.id, duplicate: true, targets: [], leased: [] }
   }
-  for (const target of targets) st.insertDelivery.run({ notificationId: n.id, target, now })
-  return { id: n.id, duplicate: false, targets: [...targets] }
+  const leased: LeasedDelivery[] = []
+  for (const target of targets) {
+    const leaseUntil = leases.find(([t]) => t === target)?.[1]
+    if (leaseUntil === undefined) {
+      st.insertDelivery.run({ notificationId: n.id, target, now })
+      continue
+    }
+    const { id } = st.insertLeasedDelivery.get({ notificationId: n.id, target, leaseUntil, now })!
+    leased.push({ target, deliveryId: id, retrySince: now })
+  }
+  return { id: n.id, duplicate: false, targets: [...targets], leased }
 }
 
 // Claims up to `limit` due deliveries of one target. The lease is written as

@@ -28,8 +28,8 @@ const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byt
 
 // Writes go through the group commit; reads answer at once from this connection.
 const ops: Record<string, (...args: any[]) => unknown> = {
-  enqueue: (n: store.NewNotification, targets: string[]) =>
-    commits.run(() => store.enqueue(db, { ...n, body: buf(n.body as Uint8Array) }, targets, Date.now())),
+  enqueue: (n: store.NewNotification, targets: string[], leases: store.Leases) =>
+    commits.run(() => store.enqueue(db, { ...n, body: buf(n.body as Uint8Array) }, targets, Date.now(), leases)),
   // Delivery bookkeeping is relaxed (db/client.ts Durability): a power cut
   // can at worst undo a lease or an outcome, and the delivery is sent again.
   claim: (target: string, limit: number, leaseMs: number) => commits.run(() => {

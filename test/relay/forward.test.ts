@@ -100,3 +100,30 @@ t.test('a claimed delivery that waited too long for a slot goes back instead of 
   t.ok(rows.every((r) => r.attempts === 1), 'no attempt was counted for a claim that went back')
   t.ok(rows.some((r) => r.fence > 1), 'some claims went back and were claimed again')
 })
+
+t.test('a fresh notification to a target with room goes out without a claim: stored leased, sent from memory', async (t) => {
+  const a = await startTarget()
+  t.teardown(a.close)
+  // No backstop poll during the test: any claim would be one the worker chose to make.
+  const s = await startApp(t, { FORWARD_TARGETS: a.url, POLL_INTERVAL_MS: '60000' })
+  // The writes at start (lease reclaim, retention, the worker's first claim,
+  // which finds nothing) are over once the count holds still.
+  let before = await s.app.outbox.stats()
+  await until(async () => {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const now = await s.app.outbox.stats()
+    const still = now.ops === before.ops && now.ops >= 2
+    before = now
+    return still
+  }, 5000, 'the start-up writes')
+  const body = v2Body()
+  const r = await s.post(body)
+  const [got] = await a.waitFor(1)
+  t.ok(got!.body.equals(body), 'byte for byte')
+  t.equal(got!.headers['x-storehook-attempt'], '1')
+  await until(() => s.logs.some((l) => l.includes('"msg":"Delivered."')), 5000, 'the outcome')
+  const after = await s.app.outbox.stats()
+  t.equal(after.ops - before.ops, 2, 'two writes: the notification with its leased delivery, then the outcome')
+  const [d] = s.app.database.db.all<{ status: string; attempts: number; fence: number }>(sql`SELECT status, attempts, fence FROM deliveries WHERE notification_id = ${r.json.id}`)
+  t.same(d, { status: 'delivered', attempts: 1, fence: 1 })
+})

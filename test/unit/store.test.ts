@@ -42,6 +42,30 @@ t.test('a stale attempt can never overwrite a newer result', async (t) => {
   t.equal(store.listAttempts(db, d!.id).length, 3, 'the stale attempts are still history')
 })
 
+t.test('a delivery leased at enqueue is what a claim would have left, and falls due when its lease ends', async (t) => {
+  const { db } = setup(t)
+  const stored = store.enqueue(db, notification('n1'), ['a', 'b'], 1000, [['a', 4000]])
+  t.equal(stored.leased.length, 1, 'only the target that asked gets a lease')
+  const [leased] = stored.leased
+  t.equal(leased!.target, 'a')
+  t.equal(leased!.retrySince, 1000, 'its give-up clock starts at arrival')
+  const a = store.listDeliveries(db, 'n1').find((d) => d.target === 'a')!
+  t.equal(a.id, leased!.deliveryId)
+  t.match(a, { status: 'pending', attempts: 1, fence: 1, leaseUntil: 4000, nextAttemptAt: 4000 })
+  t.same(store.claimDue(db, 'a', 10, 3999, 9000), [], 'no claim takes it while the lease runs')
+  t.equal(store.claimDue(db, 'b', 10, 1000, 9000).length, 1, 'the other target claims its row as usual')
+  t.equal(store.complete(db, { deliveryId: a.id, fence: 1, attempt: 1, startedAt: 1000, durationMs: 1, statusCode: 200, error: null, responseExcerpt: null }, 1100), true,
+    'the holder records with fence 1')
+
+  // A holder that died: the row falls due at the lease's end, and the next claim fences it out.
+  const other = store.enqueue(db, notification('n2'), ['a'], 2000, [['a', 5000]]).leased[0]!
+  const [again] = store.claimDue(db, 'a', 10, 5000, 9000)
+  t.equal(again!.deliveryId, other.deliveryId)
+  t.match(again, { attempt: 2, fence: 2 })
+  t.equal(store.markDead(db, { deliveryId: other.deliveryId, fence: 1, attempt: 1, startedAt: 2000, durationMs: 1, statusCode: 500, error: null, responseExcerpt: null }, 5001), false,
+    'the dead holder cannot record')
+})
+
 t.test('reclaimLeases makes leased rows due at once and fences their old holders', async (t) => {
   const { db } = setup(t)
   store.enqueue(db, notification('n1'), ['a', 'b'], 1000)
@@ -55,8 +79,8 @@ t.test('reclaimLeases makes leased rows due at once and fences their old holders
 
 t.test('enqueue dedupes on the key and replay resets the give-up clock', async (t) => {
   const { db } = setup(t)
-  t.same(store.enqueue(db, notification('n1', 'uuid-1'), ['a'], 1000), { id: 'n1', duplicate: false, targets: ['a'] })
-  t.same(store.enqueue(db, notification('n2', 'uuid-1'), ['a'], 1001), { id: 'n1', duplicate: true, targets: [] })
+  t.same(store.enqueue(db, notification('n1', 'uuid-1'), ['a'], 1000), { id: 'n1', duplicate: false, targets: ['a'], leased: [] })
+  t.same(store.enqueue(db, notification('n2', 'uuid-1'), ['a'], 1001, [['a', 5000]]), { id: 'n1', duplicate: true, targets: [], leased: [] }, 'a repeat is not leased to anyone')
   const [c] = store.claimDue(db, 'a', 1, 1000, 2000)
   store.markDead(db, attempt(c!, 500), 1500)
   t.same(store.replay(db, 'n1', ['a', 'b'], 5000), ['a', 'b'])
