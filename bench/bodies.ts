@@ -37,7 +37,7 @@ export function bodyFactory (sizes: number[] = [4096, 6144, 8192, 10240, 12288])
 // storehook verifies every one for real (APPLE_ROOT_CERTS points at its root).
 // Signatures cover the payload, so these cannot be spliced: they are made up
 // front, `count` of them, each with its own notificationUUID.
-export async function signedBodies (count: number): Promise<{ next: () => Buffer; floorNext: () => Buffer; rootPem: string }> {
+export async function signedBodies (count: number): Promise<{ next: () => Buffer; durableNext: () => Buffer; floorNext: () => Buffer; rootPem: string }> {
   const { makeChain, makeRoot, notificationPayload, signNotification } = await import('../test/helpers/apple-chain.ts')
   const root = makeRoot()
   const chain = makeChain({ root })
@@ -49,6 +49,8 @@ export async function signedBodies (count: number): Promise<{ next: () => Buffer
   })
   let i = 0
   let j = 0
-  // The floor has no dedupe, so it may cycle over a few; storehook gets each body once.
-  return { next: () => bodies[i++ % bodies.length]!, floorNext: () => bodies[j++ % 5000]!, rootPem: root.pem }
+  let k = 0
+  // The verifying floor has no dedupe, so it may cycle over a few; storehook
+  // and the durable floor each get every body once, from their own cursor.
+  return { next: () => bodies[i++ % bodies.length]!, durableNext: () => bodies[k++ % bodies.length]!, floorNext: () => bodies[j++ % 5000]!, rootPem: root.pem }
 }

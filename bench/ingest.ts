@@ -1,6 +1,8 @@
 // Durable ingest vs bare Fastify, in one run: both receive the same stream of
 // distinct 4-12 KB notifications; storehook also forwards everything to a
-// live target while it ingests.
+// live target while it ingests. The durable floor (servers/durable.ts) runs
+// the same rounds: the same contract with nothing but the work it requires,
+// so storehook's own overhead and the machine's limit can be told apart.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,6 +14,9 @@ export interface IngestRow {
   bare: LoadResult
   storehook: LoadResult
   ratio: number
+  // bench/servers/durable.ts: the same contract with nothing but the work it
+  // requires. Its ratio to bare Fastify is the most any relay reaches here.
+  durable: LoadResult
   forwardedDuringRun: number
   // The naive synchronous forwarder (verify off only), same target.
   naive: LoadResult | null
@@ -37,15 +42,22 @@ export async function runIngestBench (opts: IngestBenchOptions = {}): Promise<In
   const env: Record<string, string> = { VERIFY_SIGNATURES: 'off' }
   let next = bodyFactory()
   let floorNext = next
+  let durableNext = next
   if (opts.verify === 'enforce') {
     const signed = await signedBodies(60_000)
     next = signed.next
     floorNext = signed.floorNext
+    durableNext = signed.durableNext
     writeFileSync(join(dir, 'root.pem'), signed.rootPem)
     Object.assign(env, { VERIFY_SIGNATURES: 'enforce', APPLE_ROOT_CERTS: join(dir, 'root.pem') })
   }
   const bare = await startChild(['--import', 'tsx', opts.verify === 'enforce' ? 'bench/servers/verifying.ts' : 'bench/servers/bare.ts'])
   const target = await startChild(['--import', 'tsx', 'bench/servers/target.ts'], {}, true)
+  const durable = await startChild(['--import', 'tsx', 'bench/servers/durable.ts'], {
+    DATABASE_PATH: join(dir, 'durable.db'),
+    TARGET_URL: `http://127.0.0.1:${target.port}/hook`,
+    FLOOR_VERIFY: opts.verify === 'enforce' ? '1' : '0'
+  })
   const storehook = await startStorehook({
     DATABASE_PATH: join(dir, 'bench.db'),
     FORWARD_TARGETS: `http://127.0.0.1:${target.port}/hook`,
@@ -56,8 +68,13 @@ export async function runIngestBench (opts: IngestBenchOptions = {}): Promise<In
   const naiveUrl = `http://127.0.0.1:${naive?.port ?? 0}/apple/notifications`
   const bareUrl = `http://127.0.0.1:${bare.port}/apple/notifications`
   const url = `http://127.0.0.1:${storehook.port}/apple/notifications`
+  const durableUrl = `http://127.0.0.1:${durable.port}/apple/notifications`
+  // Warm-up, each contender alone; the durable floor, like storehook, keeps
+  // forwarding between rounds, so it is frozen whenever it is not measured.
   storehook.process.kill('SIGSTOP')
   await load(bareUrl, floorNext, { connections: 50, durationS: 2 })
+  await load(durableUrl, durableNext, { connections: 50, durationS: 2 })
+  durable.process.kill('SIGSTOP')
   storehook.process.kill('SIGCONT')
   await load(url, next, { connections: 50, durationS: 2 })
   try {
@@ -65,6 +82,7 @@ export async function runIngestBench (opts: IngestBenchOptions = {}): Promise<In
       const bares: LoadResult[] = []
       const ours: LoadResult[] = []
       const theirs: LoadResult[] = []
+      const floors: LoadResult[] = []
       let forwarded = 0
       for (let i = 0; i < rounds; i++) {
         // storehook keeps forwarding its backlog between rounds: freeze it
@@ -72,6 +90,9 @@ export async function runIngestBench (opts: IngestBenchOptions = {}): Promise<In
         storehook.process.kill('SIGSTOP')
         bares.push(await load(bareUrl, floorNext, { connections, durationS }))
         if (naive !== null) theirs.push(await load(naiveUrl, next, { connections, durationS }))
+        durable.process.kill('SIGCONT')
+        floors.push(await load(durableUrl, durableNext, { connections, durationS }))
+        durable.process.kill('SIGSTOP')
         storehook.process.kill('SIGCONT')
         const before = await countAtTarget(target)
         ours.push(await load(url, next, { connections, durationS }))
@@ -88,12 +109,15 @@ export async function runIngestBench (opts: IngestBenchOptions = {}): Promise<In
         bare: b,
         storehook: { ...o, requests: ours.reduce((n, r) => n + r.requests, 0), non2xx: ours.reduce((n, r) => n + r.non2xx, 0), errors: ours.reduce((n, r) => n + r.errors, 0) },
         ratio: o.rps / b.rps,
+        durable: pick(floors),
         forwardedDuringRun: forwarded,
         naive: theirs.length > 0 ? pick(theirs) : null
       })
     }
   } finally {
     await storehook.stop()
+    durable.process.kill('SIGCONT')
+    await durable.stop()
     await naive?.stop()
     await target.stop()
     await bare.stop()
