@@ -5,6 +5,8 @@
 // target, record the attempt in the next commit. No logs, no metrics, no
 // leases or claims, no error handling beyond a 400, and with FLOOR_VERIFY=1
 // the verifying floor's single cached-key ES256 check before the write.
+// bench/floors.ts takes parts away to price them: FLOOR_INDEXES=dedupe keeps
+// only the dedupe index of notifications, FLOOR_FORWARD=0 sends nothing.
 // Whatever this reaches on a machine, no implementation of the same contract
 // reaches much more there: it is what the ingest goals are measured against
 // to tell storehook's own overhead from the machine's limit.
@@ -31,6 +33,10 @@ function writer (): void {
   const folder = fileURLToPath(new URL('../../drizzle', import.meta.url))
   for (const file of readdirSync(folder).filter((f) => f.endsWith('.sql')).sort()) {
     for (const statement of readFileSync(join(folder, file), 'utf8').split('--> statement-breakpoint')) if (statement.trim() !== '') db.exec(statement)
+  }
+  if (workerData.indexes === 'dedupe') {
+    const lookups = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'notifications' AND sql IS NOT NULL AND name != 'notifications_dedupe_key'").all() as Array<{ name: string }>
+    for (const { name } of lookups) db.exec(`DROP INDEX ${name}`)
   }
   const insertNotification = db.prepare(`INSERT INTO notifications (${COLUMNS}) VALUES (${COLUMNS.split(',').map(() => '?').join(',')}) ON CONFLICT(dedupe_key) DO NOTHING`)
   const insertDelivery = db.prepare("INSERT INTO deliveries (notification_id, target, status, attempts, fence, lease_until, next_attempt_at, retry_since, created_at, updated_at) VALUES (?, 't', 'pending', 1, 1, ?, ?, ?, ?, ?)")
@@ -74,7 +80,7 @@ async function server (): Promise<void> {
   const checkSignature = process.env.FLOOR_VERIFY === '1'
   // A worker does not inherit tsx's loader on Node 20: it registers it, then runs this file.
   const thread = new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(import.meta.url)}) })`,
-    { eval: true, workerData: { path: process.env.DATABASE_PATH } })
+    { eval: true, workerData: { path: process.env.DATABASE_PATH, indexes: process.env.FLOOR_INDEXES ?? 'all' } })
   const pool = new Pool(target.origin, { connections: 4 })
   const waiting = new Map<number, (deliveryId: number) => void>()
   let nextKey = 1
@@ -143,7 +149,7 @@ async function server (): Promise<void> {
         tx.originalTransactionId ?? null, tx.transactionId ?? null, tx.productId ?? null, tx.appAccountToken ?? null, checkSignature ? 'verified' : 'unchecked', raw]])
       soon()
     })
-    if (deliveryId > 0) forward(id, deliveryId, raw)
+    if (deliveryId > 0 && process.env.FLOOR_FORWARD !== '0') forward(id, deliveryId, raw)
     return { ok: true }
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
