@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { bodyFactory } from './bodies.ts'
-import { countAtTarget, load, median, startChild, startStorehook, type Child, type LoadResult } from './lib.ts'
+import { countAtTarget, load, median, startChild, startDurableFloor, startStorehook, type Child, type LoadResult } from './lib.ts'
 import { describeMachine, writeSection } from './report.ts'
 
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 50)
@@ -20,8 +20,7 @@ const started = new Date().toISOString().slice(0, 16).replace('T', ' ')
 const dir = mkdtempSync(join(tmpdir(), 'storehook-floors-'))
 const target = await startChild(['--import', 'tsx', 'bench/servers/target.ts'], {}, true)
 const hook = `http://127.0.0.1:${target.port}/hook`
-const floor = (name: string, env: Record<string, string>): Promise<Child> =>
-  startChild(['--import', 'tsx', 'bench/servers/durable.ts'], { DATABASE_PATH: join(dir, `${name}.db`), TARGET_URL: hook, ...env })
+const floor = (name: string, env: Record<string, string>): Promise<Child> => startDurableFloor(join(dir, `${name}.db`), hook, env)
 const contenders: Array<[string, Child]> = [
   ['bare Fastify', await startChild(['--import', 'tsx', 'bench/servers/bare.ts'])],
   ['durable floor', await floor('whole', {})],

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { bodyFactory, signedBodies } from './bodies.ts'
-import { countAtTarget, load, median, startChild, startStorehook, type LoadResult } from './lib.ts'
+import { countAtTarget, load, median, startChild, startDurableFloor, startStorehook, type LoadResult } from './lib.ts'
 
 export interface IngestRow {
   connections: number
@@ -15,7 +15,7 @@ export interface IngestRow {
   storehook: LoadResult
   ratio: number
   // bench/servers/durable.ts: the same contract with nothing but the work it
-  // requires. Its ratio to bare Fastify is the most any relay reaches here.
+  // requires. Its ratio to bare Fastify is about the most any relay reaches here.
   durable: LoadResult
   forwardedDuringRun: number
   // The naive synchronous forwarder (verify off only), same target.
@@ -53,11 +53,7 @@ export async function runIngestBench (opts: IngestBenchOptions = {}): Promise<In
   }
   const bare = await startChild(['--import', 'tsx', opts.verify === 'enforce' ? 'bench/servers/verifying.ts' : 'bench/servers/bare.ts'])
   const target = await startChild(['--import', 'tsx', 'bench/servers/target.ts'], {}, true)
-  const durable = await startChild(['--import', 'tsx', 'bench/servers/durable.ts'], {
-    DATABASE_PATH: join(dir, 'durable.db'),
-    TARGET_URL: `http://127.0.0.1:${target.port}/hook`,
-    FLOOR_VERIFY: opts.verify === 'enforce' ? '1' : '0'
-  })
+  const durable = await startDurableFloor(join(dir, 'durable.db'), `http://127.0.0.1:${target.port}/hook`, { FLOOR_VERIFY: opts.verify === 'enforce' ? '1' : '0' })
   const storehook = await startStorehook({
     DATABASE_PATH: join(dir, 'bench.db'),
     FORWARD_TARGETS: `http://127.0.0.1:${target.port}/hook`,

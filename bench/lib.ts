@@ -25,6 +25,12 @@ export async function freePort (): Promise<number> {
   return port
 }
 
+// The durable floor (servers/durable.ts) on its own database file, forwarding
+// to `targetUrl`; `env` takes parts of it away or adds the signature check.
+export function startDurableFloor (databasePath: string, targetUrl: string, env: Record<string, string> = {}): Promise<Child> {
+  return startChild(['--import', 'tsx', 'bench/servers/durable.ts'], { DATABASE_PATH: databasePath, TARGET_URL: targetUrl, ...env })
+}
+
 // Starts storehook on a free port and waits until /healthz answers (its
 // "listening" log line is not printed below LOG_LEVEL=info).
 export async function startStorehook (env: Record<string, string>, nodeArgs: string[] = []): Promise<Child> {

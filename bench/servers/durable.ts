@@ -11,13 +11,13 @@
 // reaches much more there: it is what the ingest goals are measured against
 // to tell storehook's own overhead from the machine's limit.
 import { randomUUID, verify, X509Certificate, type KeyObject } from 'node:crypto'
-import { readdirSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import Database from 'better-sqlite3'
+import { drizzle } from 'drizzle-orm/better-sqlite3'
+import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import Fastify from 'fastify'
 import { Pool } from 'undici'
+import { migrationsFolder } from '../../src/db/client.ts'
 
 // [notification id, delivery id, attempt started, duration ms, status]
 type Outcome = [string, number, number, number, number]
@@ -30,10 +30,8 @@ function writer (): void {
   const db = new Database(workerData.path as string)
   db.pragma('journal_mode = WAL')
   db.pragma('synchronous = FULL')
-  const folder = fileURLToPath(new URL('../../drizzle', import.meta.url))
-  for (const file of readdirSync(folder).filter((f) => f.endsWith('.sql')).sort()) {
-    for (const statement of readFileSync(join(folder, file), 'utf8').split('--> statement-breakpoint')) if (statement.trim() !== '') db.exec(statement)
-  }
+  // storehook's own migrations, applied the way it applies them.
+  migrate(drizzle(db), { migrationsFolder: migrationsFolder() })
   if (workerData.indexes === 'dedupe') {
     const lookups = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'notifications' AND sql IS NOT NULL AND name != 'notifications_dedupe_key'").all() as Array<{ name: string }>
     for (const { name } of lookups) db.exec(`DROP INDEX ${name}`)

@@ -153,7 +153,8 @@ export class Outbox {
       if (h?.reserve() === true) reserved.push([target, h, Date.now() + h.leaseMs])
     }
     let result: store.EnqueueResult
-    const seenFrom = this.#nextId + 1
+    // The enqueue is the next op: a claim after it sees its rows.
+    const seenFrom = this.sequence() + 1
     try {
       result = await this.#call<store.EnqueueResult>('enqueue', n, targets, reserved.map(([t, , until]) => [t, until]))
     } catch (err) {
@@ -161,12 +162,12 @@ export class Outbox {
       throw err
     }
     for (const [target, h, leaseEnd] of reserved) {
-      const l = result.leased.find((d) => d.target === target)
-      if (l === undefined) h.cancel()
-      else h.take({ deliveryId: l.deliveryId, notificationId: result.id, target, attempt: 1, fence: 1, retrySince: l.retrySince, body: n.body as Buffer }, leaseEnd)
+      const leased = result.leased.find((d) => d.target === target)
+      if (leased === undefined) h.cancel()
+      else h.take({ ...leased, body: n.body as Buffer }, leaseEnd)
     }
     // Only targets with rows still to claim need their worker woken.
-    this.#notify(result.leased.length === 0 ? result.targets : result.targets.filter((t) => !result.leased.some((l) => l.target === t)), seenFrom)
+    this.#notify(result.targets.filter((t) => !result.leased.some((l) => l.target === t)), seenFrom)
     return result
   }
 
@@ -201,7 +202,7 @@ export class Outbox {
 
   // Replays to `targets`, or to every target the notification already has.
   async replay (notificationId: string, targets?: readonly string[]): Promise<string[]> {
-    const seenFrom = this.#nextId + 1
+    const seenFrom = this.sequence() + 1
     const replayed = await this.#call<string[]>('replay', notificationId, targets ?? null)
     this.#notify(replayed, seenFrom)
     return replayed

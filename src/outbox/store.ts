@@ -17,17 +17,14 @@ export interface EnqueueResult {
   duplicate: boolean
   // Targets that got a new delivery row: their workers are woken after the commit.
   targets: string[]
-  // Delivery rows written already leased to the caller's worker (attempt 1,
-  // fence 1): a target with a free slot gets its fresh notification without
-  // a claim of its own. Empty for a duplicate.
+  // Delivery rows written already leased to the caller's worker, as a claim
+  // would return them but for the body, which the caller has in memory: a
+  // target with a free slot gets its fresh notification without a claim of
+  // its own. Empty for a duplicate.
   leased: LeasedDelivery[]
 }
 
-export interface LeasedDelivery {
-  target: string
-  deliveryId: number
-  retrySince: number
-}
+export type LeasedDelivery = Omit<ClaimedDelivery, 'body'>
 
 // Targets whose new delivery rows are leased at once, and until when.
 export type Leases = ReadonlyArray<readonly [target: string, leaseUntil: number]>
@@ -141,7 +138,7 @@ export function enqueue (db: Db, n: NewNotification, targets: readonly string[],
       continue
     }
     const { id } = st.insertLeasedDelivery.get({ notificationId: n.id, target, leaseUntil, now })!
-    leased.push({ target, deliveryId: id, retrySince: now })
+    leased.push({ deliveryId: id, notificationId: n.id, target, attempt: 1, fence: 1, retrySince: now })
   }
   return { id: n.id, duplicate: false, targets: [...targets], leased }
 }
