@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import { notificationTypeLabel, OTHER, vocabularyLabel } from '../apple/vocabulary.ts'
 import type { Config } from '../config.ts'
 import { ingestFromConfig, type Ingest } from './ingest.ts'
 
@@ -8,19 +9,18 @@ declare module 'fastify' {
   }
 }
 
-const ENVIRONMENTS = new Set(['Production', 'Sandbox', 'Xcode', 'LocalTesting'])
-
 export default fp<{ config: Config }>(async (app, { config }) => {
   app.decorate('ingest', ingestFromConfig(config, {
     outbox: app.outbox,
     observe: (n, verification, outcome) => {
-      // Label values come from the payload: refused ones (anyone can send
-      // those) and odd shapes are folded, so no sender can grow /metrics.
+      // Label values come from the payload, so only Apple's documented ones
+      // are kept (src/apple/vocabulary.ts): no sender can grow /metrics.
+      // Refused payloads (anyone can send those) say nothing worth a label.
       const trusted = outcome !== 'refused'
       app.metrics.received.inc({
         version: n.version,
-        environment: trusted && ENVIRONMENTS.has(n.environment ?? '') ? n.environment! : 'other',
-        type: trusted && /^[A-Z_]{1,64}$/.test(n.notificationType) ? n.notificationType : 'OTHER',
+        environment: trusted ? vocabularyLabel('environments', n.environment) : OTHER,
+        type: trusted ? notificationTypeLabel(n.version, n.notificationType) : OTHER,
         verification,
         outcome
       })

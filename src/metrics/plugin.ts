@@ -4,6 +4,7 @@
 import { sql } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { vocabularyLabel } from '../apple/vocabulary.ts'
 
 export interface Metrics {
   registry: Registry
@@ -85,9 +86,15 @@ export default fp(async (app) => {
     registers: [registry],
     collect () {
       this.reset()
+      // The table keeps whatever environment a payload named: the rows are
+      // folded here (newest per label), so a sender who named thousands of
+      // environments still adds one series, `other`, also after a restart.
+      const latest = new Map<string, number>()
       for (const r of db.all<{ environment: string | null; at: number }>(sql`SELECT environment, max(received_at) AS at FROM notifications GROUP BY environment`)) {
-        this.set({ environment: r.environment ?? 'unknown' }, r.at / 1000)
+        const environment = vocabularyLabel('environments', r.environment)
+        latest.set(environment, Math.max(latest.get(environment) ?? 0, r.at))
       }
+      for (const [environment, at] of latest) this.set({ environment }, at / 1000)
     }
   })
   new Gauge({ // eslint-disable-line no-new
