@@ -3,11 +3,11 @@
 // the routes.
 import type { Server } from 'node:http'
 import fp from 'fastify-plugin'
-import { LogController, type FastifyBaseLogger, type FastifyError, type FastifyHttpOptions, type FastifyInstance } from 'fastify'
+import { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import type { Config } from './config.ts'
 import databasePlugin from './db/plugin.ts'
 import deliveryPlugin from './delivery/plugin.ts'
-import { AppError, describeError, errorTable, logRefusal } from './errors.ts'
+import { answerFromErrorTable } from './errors.ts'
 import ingestPlugin from './ingest/plugin.ts'
 import catchUpPlugin from './catchup/plugin.ts'
 import outboxPlugin from './outbox/plugin.ts'
@@ -40,14 +40,7 @@ export function serverOptions (config: Config, logger: FastifyBaseLogger): Fasti
 }
 
 async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
-  fastify.setErrorHandler((err: FastifyError | AppError, request, reply) => {
-    const { status, code, message } = describeError(err)
-    logRefusal(request, err, status, code)
-    void reply.code(status).send({ error: message, code })
-  })
-  fastify.setNotFoundHandler((_request, reply) => {
-    void reply.code(404).send({ error: errorTable.NOT_FOUND.message, code: 'NOT_FOUND' })
-  })
+  answerFromErrorTable(fastify)
 
   await fastify.register(databasePlugin, { config: opts.config })
   await fastify.register(outboxPlugin, { config: opts.config })
@@ -57,7 +50,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   // Issue 6: catch up from Apple's notification history (needs the ingest).
   await fastify.register(catchUpPlugin, { config: opts.config })
   await fastify.register(healthRoutes)
-  await fastify.register(metricsRoutes)
+  await fastify.register(metricsRoutes, { config: opts.config })
   await fastify.register(notificationRoutes, { config: opts.config })
   await fastify.register(adminRoutes, { config: opts.config, prefix: '/admin' })
   await fastify.register(dashboardRoutes, { config: opts.config, prefix: '/admin' })

@@ -36,6 +36,12 @@ export interface Config {
   retry: { minDelayMs: number; maxDelayMs: number; giveUpAfterMs: number }
   deliveryTimeoutMs: number
   adminToken: string | null
+  // Bearer token /metrics then asks for; null: /metrics answers anyone.
+  metricsToken: string | null
+  // A second listener (plain HTTP, on HOST) that serves /metrics and nothing
+  // else, for a scraper on a private network (Fly's cannot send a token);
+  // the main listener then has no /metrics. null: /metrics on the main one.
+  metricsPort: number | null
   tls: { certPath: string; keyPath: string } | null
   logLevel: string
   bodyLimitBytes: number
@@ -82,6 +88,13 @@ function int (env: Env, name: string, def: number, min: number, max = Number.MAX
   const n = Number(raw)
   if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`)
   return n
+}
+
+// A bearer token people choose: long enough that guessing it is hopeless.
+function token (env: Env, name: string): string | null {
+  const value = str(env, name) ?? null
+  if (value !== null && value.length < 16) throw new ConfigError(name, 'must be at least 16 characters')
+  return value
 }
 
 function list (env: Env, name: string): string[] | null {
@@ -308,11 +321,12 @@ export function loadConfig (env: Env = process.env): Config {
   }
   const named = uniqueNames(targets)
 
-  const adminToken = str(env, 'ADMIN_TOKEN') ?? null
-  if (adminToken !== null && adminToken.length < 16) throw new ConfigError('ADMIN_TOKEN', 'must be at least 16 characters')
+  const port = int(env, 'PORT', 8080, 0, 65535)
+  const metricsPort = str(env, 'METRICS_PORT') === undefined ? null : int(env, 'METRICS_PORT', 0, 0, 65535)
+  if (metricsPort !== null && metricsPort !== 0 && metricsPort === port) throw new ConfigError('METRICS_PORT', `must differ from PORT (${port})`)
 
   return Object.freeze({
-    port: int(env, 'PORT', 8080, 0, 65535),
+    port,
     host: str(env, 'HOST') ?? '0.0.0.0',
     databasePath: str(env, 'DATABASE_PATH') ?? './data/storehook.db',
     targets: named,
@@ -322,7 +336,9 @@ export function loadConfig (env: Env = process.env): Config {
     sharedSecret: str(env, 'APPLE_SHARED_SECRET') ?? null,
     retry: { minDelayMs, maxDelayMs, giveUpAfterMs },
     deliveryTimeoutMs,
-    adminToken,
+    adminToken: token(env, 'ADMIN_TOKEN'),
+    metricsToken: token(env, 'METRICS_TOKEN'),
+    metricsPort,
     tls: certPath !== undefined && keyPath !== undefined ? { certPath, keyPath } : null,
     logLevel,
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),

@@ -2,7 +2,7 @@
 // single error handler in app.ts turns them into `{ "error": message, "code": code }`.
 // 4xx messages are written for the sender (they say what is wrong with the
 // request); 5xx messages never carry internals.
-import type { FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
 
 export const errorTable = {
   BODY_NOT_JSON: { status: 400, message: 'Body is not valid JSON.' },
@@ -76,4 +76,16 @@ export function logRefusal (request: FastifyRequest, err: Error, status: number,
   } else {
     request.log.info({ code, url: request.routeOptions.url, status }, 'Request refused.')
   }
+}
+
+// Every listener answers errors and unknown routes from the one table.
+export function answerFromErrorTable (fastify: FastifyInstance): void {
+  fastify.setErrorHandler((err: FastifyError | AppError, request, reply) => {
+    const { status, code, message } = describeError(err)
+    logRefusal(request, err, status, code)
+    void reply.code(status).send({ error: message, code })
+  })
+  fastify.setNotFoundHandler((_request, reply) => {
+    void reply.code(404).send({ error: errorTable.NOT_FOUND.message, code: 'NOT_FOUND' })
+  })
 }

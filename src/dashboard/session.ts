@@ -20,6 +20,12 @@ export function sameSecret (presented: string, expected: string): boolean {
   return timingSafeEqual(digest(presented), digest(expected))
 }
 
+// `Authorization: Bearer <token>`, as the admin API and /metrics take it.
+export function bearerMatches (authorization: string | undefined, expected: string): boolean {
+  const header = authorization ?? ''
+  return sameSecret(header.startsWith('Bearer ') ? header.slice(7) : '', expected)
+}
+
 export interface Session {
   id: string
   expiresAt: number

@@ -4,7 +4,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
 import { AppError } from '../errors.ts'
-import { sameSecret } from '../dashboard/session.ts'
+import { bearerMatches } from '../dashboard/session.ts'
 import { replayMatching } from '../ops/replay.ts'
 import { getNotification, listNotifications, notificationDetail, targetHealth, type NotificationFilter } from '../outbox/queries.ts'
 import { listQuarantine, quarantineSize } from '../outbox/store.ts'
@@ -40,9 +40,7 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
   }
 
   app.addHook('onRequest', async (request) => {
-    const header = request.headers.authorization ?? ''
-    const presented = header.startsWith('Bearer ') ? header.slice(7) : ''
-    if (!sameSecret(presented, token)) throw new AppError('UNAUTHORIZED')
+    if (!bearerMatches(request.headers.authorization, token)) throw new AppError('UNAUTHORIZED')
   })
 
   app.get<{ Querystring: ListQuery }>('/api/notifications', {

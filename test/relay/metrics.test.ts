@@ -1,12 +1,13 @@
+import { createServer, type AddressInfo } from 'node:net'
+import { join } from 'node:path'
 import t from 'tap'
-import { startApp, until } from '../helpers/app.ts'
+import { loadConfig } from '../../src/config.ts'
+import { startServer } from '../../src/server.ts'
+import { startApp, tempDir, until } from '../helpers/app.ts'
+import { scrape } from '../helpers/metrics.ts'
 import { v1Body, v2Body } from '../helpers/notifications.ts'
 import { startTarget } from '../helpers/target.ts'
 
-async function scrape (url: string): Promise<string> {
-  const res = await fetch(`${url}/metrics`)
-  return res.text()
-}
 
 t.test('/metrics exposes received, deliveries, pending and oldest pending', async (t) => {
   const down = await startTarget()
@@ -34,4 +35,73 @@ t.test('/metrics exposes received, deliveries, pending and oldest pending', asyn
   t.match(text, /storehook_database_bytes \d+/)
   t.notMatch(text, /storehook_outbox_dead\{[^}]*\} [1-9]/, 'nothing is dead yet')
   t.notMatch(text, /token|secret/i)
+})
+
+// Security review, finding 9: /metrics names targets; an operator can close it.
+const METRICS_TOKEN = 'metrics-token-0123456789'
+
+t.test('METRICS_TOKEN: /metrics asks for the bearer token, in constant time, with a JSON 401', async (t) => {
+  const s = await startApp(t, { METRICS_TOKEN })
+  const wrong: Array<Record<string, string>> = [{}, { authorization: 'Bearer wrong-token-0123456789' }, { authorization: METRICS_TOKEN }, { authorization: `Basic ${METRICS_TOKEN}` }]
+  for (const headers of wrong) {
+    const res = await fetch(`${s.url}/metrics`, { headers })
+    t.equal(res.status, 401, JSON.stringify(headers))
+    t.same(await res.json(), { error: 'Missing or wrong bearer token.', code: 'UNAUTHORIZED' })
+  }
+  const res = await fetch(`${s.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })
+  t.equal(res.status, 200)
+  t.match(await res.text(), /storehook_notifications_received_total/)
+  t.equal((await fetch(`${s.url}/healthz`)).status, 200, 'the rest needs no token')
+  t.equal((await s.post(v1Body())).status, 200, 'Apple needs no token')
+  t.notOk(s.logs.join('').includes(METRICS_TOKEN), 'the token is never logged')
+})
+
+t.test('without METRICS_TOKEN nor METRICS_PORT, /metrics stays public (the default is unchanged)', async (t) => {
+  const s = await startApp(t)
+  t.equal((await fetch(`${s.url}/metrics`)).status, 200)
+})
+
+function metricsUrl (logs: string[]): string {
+  const m = /Metrics listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(logs.join(''))
+  if (m === null) throw new Error('no metrics listener in the logs')
+  return m[1]!
+}
+
+t.test('METRICS_PORT: /metrics only on its own listener, which serves nothing else and closes with the app', async (t) => {
+  const s = await startApp(t, { HOST: '127.0.0.1', METRICS_PORT: '0' })
+  const side = metricsUrl(s.logs)
+  t.not(side, s.url)
+  await s.post(v1Body({ type: 'DID_RENEW' }))
+  const text = await (await fetch(`${side}/metrics`)).text()
+  t.match(text, /storehook_notifications_received_total\{version="1",environment="Production",type="DID_RENEW"/)
+  const off = await fetch(`${s.url}/metrics`)
+  t.equal(off.status, 404, 'the public listener has no /metrics')
+  t.same(await off.json(), { error: 'Not found.', code: 'NOT_FOUND' })
+  for (const [method, path] of [['GET', '/healthz'], ['GET', '/admin/api/notifications'], ['POST', '/apple/notifications'], ['GET', '/metrics/x']] as const) {
+    const res = await fetch(`${side}${path}`, { method, headers: { 'content-type': 'application/json' }, body: method === 'POST' ? v1Body() : undefined })
+    t.equal(res.status, 404, `${method} ${path} is not served there`)
+    t.same(await res.json(), { error: 'Not found.', code: 'NOT_FOUND' })
+  }
+  await s.close()
+  await t.rejects(fetch(`${side}/metrics`), 'closed with the app')
+})
+
+t.test('METRICS_PORT with METRICS_TOKEN: the private listener asks for the token too', async (t) => {
+  const s = await startApp(t, { HOST: '127.0.0.1', METRICS_PORT: '0', METRICS_TOKEN })
+  const side = metricsUrl(s.logs)
+  const refused = await fetch(`${side}/metrics`)
+  t.equal(refused.status, 401)
+  t.same(await refused.json(), { error: 'Missing or wrong bearer token.', code: 'UNAUTHORIZED' })
+  t.equal((await fetch(`${side}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).status, 200)
+})
+
+t.test('a METRICS_PORT already taken stops the start, and what had started is closed', async (t) => {
+  const taken = createServer()
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { taken.close() })
+  const port = (taken.address() as AddressInfo).port
+  // startServer, as `storehook serve` runs it: it must close what started
+  // (the writer thread would keep the process alive), or this test hangs.
+  const config = loadConfig({ DATABASE_PATH: join(tempDir(t), 'x.db'), HOST: '127.0.0.1', PORT: '0', METRICS_PORT: String(port), LOG_LEVEL: 'silent' })
+  await t.rejects(startServer(config), { code: 'EADDRINUSE' })
 })

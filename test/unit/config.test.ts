@@ -16,7 +16,16 @@ t.test('defaults match SPEC.md', async (t) => {
   t.equal(c.logLevel, 'info')
   t.same(c.targets, [])
   t.equal(c.adminToken, null)
+  t.equal(c.metricsToken, null, '/metrics public by default')
+  t.equal(c.metricsPort, null, '/metrics on the main listener by default')
   t.ok(Object.isFrozen(c))
+})
+
+t.test('METRICS_TOKEN and METRICS_PORT are read', async (t) => {
+  const c = loadConfig({ METRICS_TOKEN: ' metrics-token-0123456789 ', METRICS_PORT: '9091' })
+  t.equal(c.metricsToken, 'metrics-token-0123456789')
+  t.equal(c.metricsPort, 9091)
+  t.equal(loadConfig({ METRICS_PORT: '' }).metricsPort, null, 'empty is unset')
 })
 
 t.test('FORWARD_TARGETS become targets named by host', async (t) => {
@@ -67,6 +76,11 @@ t.test('each bad value names its variable and the problem', async (t) => {
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL: must be one of/],
     [{ TLS_CERT_PATH: '/x.pem' }, /^TLS_KEY_PATH: TLS_CERT_PATH and TLS_KEY_PATH must be set together/],
     [{ ADMIN_TOKEN: 'short' }, /^ADMIN_TOKEN: must be at least 16 characters/],
+    [{ METRICS_TOKEN: 'short' }, /^METRICS_TOKEN: must be at least 16 characters/],
+    [{ METRICS_PORT: 'nine' }, /^METRICS_PORT: must be a whole number/],
+    [{ METRICS_PORT: '70000' }, /^METRICS_PORT: must be between 0 and 65535/],
+    [{ METRICS_PORT: '8080' }, /^METRICS_PORT: must differ from PORT \(8080\)/],
+    [{ PORT: '9091', METRICS_PORT: '9091' }, /^METRICS_PORT: must differ from PORT \(9091\)/],
     [{ STOREHOOK_CONFIG: join(dir, 'missing.json') }, /^STOREHOOK_CONFIG: cannot read .*ENOENT/],
     [{ STOREHOOK_CONFIG: file('{nope') }, /^STOREHOOK_CONFIG: .* is not valid JSON/],
     [{ STOREHOOK_CONFIG: file('{"targets": {}}') }, /^STOREHOOK_CONFIG: "targets" must be an array/],
