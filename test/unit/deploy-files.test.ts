@@ -91,6 +91,16 @@ t.test('fly.toml: the kill signal is handled and the timeout outlasts the gracef
   t.equal(config.trustProxy, 'fly')
 })
 
+t.test('fly.toml: Fly scrapes /metrics on the private metrics port, which no public service exposes', async (t) => {
+  const metrics = fly.metrics as Table
+  const config = loadConfig(env)
+  t.equal(metrics.path, '/metrics')
+  t.equal(metrics.port, config.metricsPort, '[metrics] port is METRICS_PORT')
+  t.not(metrics.port, http.internal_port, 'not the port the public service forwards to')
+  t.equal(fly.services, undefined, 'no [[services]] that could publish it')
+  t.equal(config.metricsToken, null, 'no token: Fly\'s scraper cannot send one')
+})
+
 t.test('fly.toml reader refuses what it does not understand', async (t) => {
   t.throws(() => parseToml('a = 1\nports = [80, 443]'), /line 2: value not understood/)
   t.throws(() => parseToml('x = {a = 1}'), /line 1: value not understood/)
