@@ -37,6 +37,13 @@ t.test('/metrics exposes received, deliveries, pending and oldest pending', asyn
   t.notMatch(text, /token|secret/i)
 })
 
+t.test('a target URL\'s path and query (where tokens live) never reach /metrics, only its name', async (t) => {
+  const s = await startApp(t, { FORWARD_TARGETS: 'http://127.0.0.1:1/path-secret-abc/hook?token=query-secret-xyz', RETRY_MIN_DELAY_MS: '5000', RETRY_MAX_DELAY_MS: '5000' })
+  await s.post(v1Body())
+  await until(async () => (await scrape(s.url)).includes('storehook_deliveries_total{target="127.0.0.1:1",outcome="retry"} 1'), 5000, 'a failed attempt')
+  t.notMatch(await scrape(s.url), /path-secret|query-secret|token=/)
+})
+
 // Security review, finding 9: /metrics names targets; an operator can close it.
 const METRICS_TOKEN = 'metrics-token-0123456789'
 
