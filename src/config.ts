@@ -263,11 +263,14 @@ function uniqueNames (targets: Array<TargetConfig & { explicit: boolean }>): Tar
 // nginx): the proxy keeps connections to the app open between requests and
 // reuses them, so the app must not be the side that closes an idle one first,
 // or a request the proxy writes onto a connection the app is closing is lost
-// (a 502 to Apple). Fly does not document the idle time of its pool; hyper,
-// which it is built on, drops idle pooled connections after 90 s, nginx's
-// keepalive_timeout is 75 s, AWS ALB's 60 s and Caddy's 2 min. The keep-alive
-// default outlasts all but Caddy (README says to raise it there). Directly
-// exposed, the idle ones cost a socket each and MAX_CONNECTIONS bounds them.
+// (a 502 to Apple). Fly does not document how long its proxy keeps an idle
+// connection to the app: users report 60 s, and hyper (the Rust HTTP library
+// fly-proxy is built on) drops idle pooled connections after 90 s by default;
+// nginx's upstream keepalive_timeout is 60 s, AWS ALB's 60 s, Caddy's 2 min.
+// 95 s outlasts all but Caddy (README says to raise it there); Node closes
+// the connection 1 s after that, past the `Keep-Alive: timeout=95` it
+// advertises. Directly exposed, each idle connection costs a socket for that
+// long, and MAX_CONNECTIONS bounds how many there are.
 // Apple sends a few KB in one go: 30 s for a whole request and 10 s for its
 // headers leave any real sender a wide margin and let nobody hold a socket
 // for Node's 5 minutes. The cap sits above fly.toml's hard_limit (1000
