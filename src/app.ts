@@ -8,6 +8,7 @@ import type { Config } from './config.ts'
 import databasePlugin from './db/plugin.ts'
 import deliveryPlugin from './delivery/plugin.ts'
 import { answerFromErrorTable } from './errors.ts'
+import { answerClientError, nodeServerOptions } from './limits.ts'
 import ingestPlugin from './ingest/plugin.ts'
 import catchUpPlugin from './catchup/plugin.ts'
 import outboxPlugin from './outbox/plugin.ts'
@@ -29,8 +30,14 @@ export function serverOptions (config: Config, logger: FastifyBaseLogger): Fasti
     // lines would double the log volume and halve the throughput.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
-    // Slow senders must not hold a connection for Node's default five minutes.
-    requestTimeout: 30_000,
+    // Slow senders must not hold a connection for Node's default five minutes
+    // (src/limits.ts). Fastify sets these two on the server after creating
+    // it; the `http` options give them, and the interval that enforces them,
+    // to http.createServer itself (buildApp does the same for HTTPS).
+    requestTimeout: config.connections.requestTimeoutMs,
+    keepAliveTimeout: config.connections.keepAliveTimeoutMs,
+    http: nodeServerOptions(config.connections),
+    clientErrorHandler: answerClientError,
     return503OnClosing: true,
     // Start-up applies migrations, and a new index on a large outbox takes
     // longer than Fastify's default 10 s per plugin (so does a worker thread

@@ -57,6 +57,19 @@ export interface Config {
   trustProxy: 'none' | 'fly' | 'forwarded'
   // App Store Server API (backfill, catch-up, test notification); null: feature off.
   appleApi: AppleApiConfig | null
+  // What one client may hold of the listener (see src/limits.ts).
+  connections: ConnectionLimits
+}
+
+export interface ConnectionLimits {
+  // From a request's first byte to its last; slower bodies get 408.
+  requestTimeoutMs: number
+  // From a connection's first byte (or its opening) to the end of the headers.
+  headersTimeoutMs: number
+  // How long a connection may sit idle between one answer and the next request.
+  keepAliveTimeoutMs: number
+  // Open sockets at once; the ones over it are closed as they arrive.
+  maxConnections: number
 }
 
 export class ConfigError extends Error {
@@ -259,6 +272,36 @@ function uniqueNames (targets: Array<TargetConfig & { explicit: boolean }>): Tar
   })
 }
 
+// Defaults for both ways storehook is reached. Behind Fly's proxy (or Caddy,
+// nginx): the proxy keeps connections to the app open between requests and
+// reuses them, so the app must not be the side that closes an idle one first,
+// or a request the proxy writes onto a connection the app is closing is lost
+// (a 502 to Apple). Fly does not document how long its proxy keeps an idle
+// connection to the app: users report 60 s, and hyper (the Rust HTTP library
+// fly-proxy is built on) drops idle pooled connections after 90 s by default;
+// nginx's upstream keepalive_timeout is 60 s, AWS ALB's 60 s, Caddy's 2 min.
+// 95 s outlasts all but Caddy (README says to raise it there); Node closes
+// the connection 1 s after that, past the `Keep-Alive: timeout=95` it
+// advertises. Directly exposed, each idle connection costs a socket for that
+// long, and MAX_CONNECTIONS bounds how many there are.
+// Apple sends a few KB in one go: 30 s for a whole request and 10 s for its
+// headers leave any real sender a wide margin and let nobody hold a socket
+// for Node's 5 minutes. The cap sits above fly.toml's hard_limit (1000
+// requests) so Fly sheds load before storehook refuses a connection.
+function connectionLimits (env: Env): ConnectionLimits {
+  const requestTimeoutMs = int(env, 'REQUEST_TIMEOUT_MS', 30_000, 100, 600_000)
+  const headersTimeoutMs = int(env, 'HEADERS_TIMEOUT_MS', Math.min(10_000, requestTimeoutMs), 100, 600_000)
+  // The headers are part of the request: a longer window for them would never
+  // apply, and Node refuses one at construction.
+  if (headersTimeoutMs > requestTimeoutMs) throw new ConfigError('HEADERS_TIMEOUT_MS', `must be at most REQUEST_TIMEOUT_MS (${requestTimeoutMs})`)
+  return {
+    requestTimeoutMs,
+    headersTimeoutMs,
+    keepAliveTimeoutMs: int(env, 'KEEP_ALIVE_TIMEOUT_MS', 95_000, 100, 3_600_000),
+    maxConnections: int(env, 'MAX_CONNECTIONS', 2048, 1, 1_000_000)
+  }
+}
+
 function trustProxy (env: Env): Config['trustProxy'] {
   const v = str(env, 'TRUST_PROXY') ?? 'none'
   if (v !== 'none' && v !== 'fly' && v !== 'forwarded') throw new ConfigError('TRUST_PROXY', `must be none, fly or forwarded, got "${v}"`)
@@ -349,6 +392,7 @@ export function loadConfig (env: Env = process.env): Config {
     allowedSourceIps: cidrs(env),
     trustProxy: trustProxy(env),
     appleApi: appleApi(env, file),
+    connections: connectionLimits(env),
     quarantine: {
       maxItems: int(env, 'QUARANTINE_MAX_ITEMS', 10_000, 0),
       maxBytes: int(env, 'QUARANTINE_MAX_BYTES', 64 * 1_048_576, 0)

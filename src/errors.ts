@@ -25,6 +25,8 @@ export const errorTable = {
   CROSS_SITE_REFUSED: { status: 403, message: 'Refused: the form did not come from this dashboard (missing or stale CSRF token, or another origin). Reload the page and try again.' },
   NOT_FOUND: { status: 404, message: 'Not found.' },
   BAD_REQUEST: { status: 400, message: 'Bad request.' },
+  REQUEST_TIMEOUT: { status: 408, message: 'The request was not received in time (REQUEST_TIMEOUT_MS, HEADERS_TIMEOUT_MS).' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are too large.' },
   STORAGE_UNAVAILABLE: { status: 503, message: 'The notification could not be stored; retry later.' },
   NOT_READY: { status: 503, message: 'Not ready.' },
   INTERNAL: { status: 500, message: 'Internal error.' }

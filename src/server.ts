@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
 import app, { serverOptions } from './app.ts'
 import type { Config } from './config.ts'
+import { capConnections, nodeServerOptions } from './limits.ts'
 import { readTlsPair, secureContextOptions, watchCertificate } from './tls.ts'
 import { VERSION } from './version.ts'
 
@@ -21,13 +22,18 @@ export async function buildApp (config: Config, logger: Logger): Promise<Fastify
   const options = serverOptions(config, logger as FastifyBaseLogger)
   if (config.tls === null) {
     const fastify = Fastify(options)
+    capConnections(fastify.server, config.connections)
     await fastify.register(app, { config })
     return fastify
   }
   const tls = config.tls
   const pair = readTlsPair(tls)
   // The routes never look at the transport, so the HTTPS instance is typed as the HTTP one.
-  const fastify = Fastify({ ...options, https: secureContextOptions(pair) } as unknown as typeof options) as unknown as FastifyInstance
+  // Fastify hands `https` alone to https.createServer (never `http`), so the
+  // timeouts and their checking interval go there too.
+  const https = { ...secureContextOptions(pair), ...nodeServerOptions(config.connections) }
+  const fastify = Fastify({ ...options, https } as unknown as typeof options) as unknown as FastifyInstance
+  capConnections(fastify.server, config.connections)
   const stopWatching = watchCertificate(fastify.server as unknown as Parameters<typeof watchCertificate>[0], tls, pair, logger.child({ component: 'tls' }))
   fastify.addHook('onClose', async () => { stopWatching() })
   await fastify.register(app, { config })

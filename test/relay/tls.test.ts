@@ -11,21 +11,9 @@ import { pino } from 'pino'
 import { ConfigError, loadConfig } from '../../src/config.ts'
 import { buildApp } from '../../src/server.ts'
 import { tempDir, until } from '../helpers/app.ts'
-import { makeCert, type Cert } from '../helpers/apple-chain.ts'
 import { v2Body } from '../helpers/notifications.ts'
+import { keyPem, serverCert } from '../helpers/server-cert.ts'
 import { startTarget } from '../helpers/target.ts'
-
-// subjectAltName = IP:127.0.0.1 (SEQUENCE { [7] 7f000001 }), so the client
-// checks the name for real instead of skipping the check.
-const SAN_LOCALHOST_IP = { oid: '2.5.29.17', valueHex: '300687047f000001' }
-
-function serverCert (cn: string): Cert {
-  return makeCert({ name: `/CN=${cn}`, extensions: [SAN_LOCALHOST_IP], notBefore: new Date(Date.now() - 86_400_000), notAfter: new Date(Date.now() + 86_400_000) })
-}
-
-function keyPem (cert: Cert): string {
-  return cert.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string
-}
 
 // As certbot does: write elsewhere, then rename over the live file.
 function replace (path: string, content: string): void {

@@ -18,7 +18,14 @@ t.test('defaults match SPEC.md', async (t) => {
   t.equal(c.adminToken, null)
   t.equal(c.metricsToken, null, '/metrics public by default')
   t.equal(c.metricsPort, null, '/metrics on the main listener by default')
+  t.same(c.connections, { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 95_000, maxConnections: 2048 })
   t.ok(Object.isFrozen(c))
+})
+
+t.test('connection limits: the headers window follows a shorter request timeout', async (t) => {
+  t.same(loadConfig({ REQUEST_TIMEOUT_MS: '5000' }).connections, { requestTimeoutMs: 5000, headersTimeoutMs: 5000, keepAliveTimeoutMs: 95_000, maxConnections: 2048 })
+  t.same(loadConfig({ REQUEST_TIMEOUT_MS: '20000', HEADERS_TIMEOUT_MS: '2000', KEEP_ALIVE_TIMEOUT_MS: '1000', MAX_CONNECTIONS: '10' }).connections,
+    { requestTimeoutMs: 20_000, headersTimeoutMs: 2000, keepAliveTimeoutMs: 1000, maxConnections: 10 })
 })
 
 t.test('METRICS_TOKEN and METRICS_PORT are read', async (t) => {
@@ -81,6 +88,11 @@ t.test('each bad value names its variable and the problem', async (t) => {
     [{ METRICS_PORT: '70000' }, /^METRICS_PORT: must be between 0 and 65535/],
     [{ METRICS_PORT: '8080' }, /^METRICS_PORT: must differ from PORT \(8080\)/],
     [{ PORT: '9091', METRICS_PORT: '9091' }, /^METRICS_PORT: must differ from PORT \(9091\)/],
+    [{ REQUEST_TIMEOUT_MS: '30s' }, /^REQUEST_TIMEOUT_MS: must be a whole number/],
+    [{ REQUEST_TIMEOUT_MS: '0' }, /^REQUEST_TIMEOUT_MS: must be between 100 and/],
+    [{ HEADERS_TIMEOUT_MS: '40000' }, /^HEADERS_TIMEOUT_MS: must be at most REQUEST_TIMEOUT_MS \(30000\)/],
+    [{ KEEP_ALIVE_TIMEOUT_MS: '-5' }, /^KEEP_ALIVE_TIMEOUT_MS: must be a whole number/],
+    [{ MAX_CONNECTIONS: '0' }, /^MAX_CONNECTIONS: must be between 1 and/],
     [{ STOREHOOK_CONFIG: join(dir, 'missing.json') }, /^STOREHOOK_CONFIG: cannot read .*ENOENT/],
     [{ STOREHOOK_CONFIG: file('{nope') }, /^STOREHOOK_CONFIG: .* is not valid JSON/],
     [{ STOREHOOK_CONFIG: file('{"targets": {}}') }, /^STOREHOOK_CONFIG: "targets" must be an array/],
@@ -114,6 +126,13 @@ t.test('the program stops at start with one clear line and exit code 1', async (
   const r = await runCli(['serve'], { DATABASE_PATH: join(dir, 'x.db'), RETRY_MIN_DELAY_MS: 'soon' })
   t.equal(r.code, 1)
   t.equal(r.stderr, 'storehook: RETRY_MIN_DELAY_MS: must be a whole number, got "soon"\n')
+})
+
+t.test('a bad connection limit stops start-up with one line naming it', async (t) => {
+  const dir = tempDir(t)
+  const r = await runCli(['serve'], { DATABASE_PATH: join(dir, 'x.db'), PORT: '0', HOST: '127.0.0.1', MAX_CONNECTIONS: 'many' })
+  t.equal(r.code, 1)
+  t.equal(r.stderr, 'storehook: MAX_CONNECTIONS: must be a whole number, got "many"\n')
 })
 
 t.test('a root certificate file that cannot be used stops start-up with one line', async (t) => {
