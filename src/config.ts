@@ -33,6 +33,9 @@ export interface Config {
   appleRootCerts: string[]
   bundleIds: string[] | null
   sharedSecret: string | null
+  // V1 is unsigned: under enforce it is refused unless APPLE_SHARED_SECRET
+  // checks it or the operator explicitly accepts it unauthenticated.
+  allowUnauthenticatedV1: boolean
   retry: { minDelayMs: number; maxDelayMs: number; giveUpAfterMs: number }
   deliveryTimeoutMs: number
   adminToken: string | null
@@ -82,6 +85,15 @@ function int (env: Env, name: string, def: number, min: number, max = Number.MAX
   const n = Number(raw)
   if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`)
   return n
+}
+
+// Only the two words: a "yes" or "1" that silently meant false would be worse
+// than a refusal to start.
+function bool (env: Env, name: string, def: boolean): boolean {
+  const raw = str(env, name)
+  if (raw === undefined) return def
+  if (raw === 'true' || raw === 'false') return raw === 'true'
+  throw new ConfigError(name, `must be true or false, got "${raw}"`)
 }
 
 function list (env: Env, name: string): string[] | null {
@@ -320,6 +332,7 @@ export function loadConfig (env: Env = process.env): Config {
     appleRootCerts: list(env, 'APPLE_ROOT_CERTS') ?? [],
     bundleIds: list(env, 'APPLE_BUNDLE_IDS'),
     sharedSecret: str(env, 'APPLE_SHARED_SECRET') ?? null,
+    allowUnauthenticatedV1: bool(env, 'ALLOW_UNAUTHENTICATED_V1', false),
     retry: { minDelayMs, maxDelayMs, giveUpAfterMs },
     deliveryTimeoutMs,
     adminToken,

@@ -21,6 +21,8 @@ export interface PolicyOptions {
   mode: VerifyMode
   bundleIds: readonly string[] | null
   sharedSecret: string | null
+  // Under enforce, a V1 with no secret to check it is refused unless this is true.
+  allowUnauthenticatedV1: boolean
   signatures: SignatureCheck
 }
 
@@ -43,7 +45,18 @@ export function judge (n: DecodedNotification, opts: PolicyOptions): Verdict {
   }
   if (opts.mode === 'off') return { verification: 'unchecked', reason: 'VERIFY_SIGNATURES=off' }
   if (n.version === 1) {
-    if (opts.sharedSecret === null) return { verification: 'unchecked', reason: 'V1 notifications are unsigned and APPLE_SHARED_SECRET is not set' }
+    if (opts.sharedSecret === null) {
+      // Nothing can vouch for it. Under log the operator asked to accept and
+      // mark everything (a forged V2 passes too), so it is marked unchecked;
+      // under enforce only the explicit opt-in lets it through.
+      if (opts.mode === 'enforce' && !opts.allowUnauthenticatedV1) throw new AppError('V1_UNAUTHENTICATED')
+      return {
+        verification: 'unchecked',
+        reason: opts.mode === 'enforce'
+          ? 'V1 notifications are unsigned; accepted unchecked because ALLOW_UNAUTHENTICATED_V1=true'
+          : 'V1 notifications are unsigned and APPLE_SHARED_SECRET is not set'
+      }
+    }
     if (n.password === null || !secretsEqual(n.password, opts.sharedSecret)) {
       return refuseOrMark(opts.mode, 'SHARED_SECRET_MISMATCH', 'V1 notification password does not match APPLE_SHARED_SECRET.')
     }

@@ -102,3 +102,39 @@ t.test('APPLE_BUNDLE_IDS refuses other bundles; APPLE_SHARED_SECRET guards V1', 
   const rows = s.app.database.db.all<{ version: number; verification: string }>(sql`SELECT version, verification FROM notifications ORDER BY id`)
   t.same(rows, [{ version: 2, verification: 'verified' }, { version: 1, verification: 'verified' }])
 })
+
+// Finding 1 of the security review: V1 has no signature, so under enforce
+// without APPLE_SHARED_SECRET anyone could post a REFUND that was stored and
+// forwarded. It must be refused unless the operator opts in.
+t.test('under enforce without APPLE_SHARED_SECRET, a V1 is refused: nothing stored, nothing forwarded', async (t) => {
+  const pki = trustedPki(t)
+  const target = await startTarget()
+  t.teardown(target.close)
+  const s = await startApp(t, { VERIFY_SIGNATURES: 'enforce', APPLE_ROOT_CERTS: pki.rootPath, FORWARD_TARGETS: target.url })
+  const forged = await s.post('{"notification_type":"REFUND","bid":"com.example.app"}')
+  t.equal(forged.status, 403, 'a forged V1 REFUND is refused')
+  t.equal(forged.json.code, 'V1_UNAUTHENTICATED')
+  t.match(forged.json.error, /APPLE_SHARED_SECRET/, 'says how to fix it: set the shared secret')
+  t.match(forged.json.error, /ALLOW_UNAUTHENTICATED_V1=true/, '... or opt in')
+  t.equal((await s.post(v1Body({ bid: 'com.example.app' }))).status, 403, 'so is a well-formed one')
+  const counts = (): unknown => s.app.database.db.get(sql`SELECT (SELECT count(*) FROM notifications) AS notifications, (SELECT count(*) FROM deliveries) AS deliveries`)
+  t.same(counts(), { notifications: 0, deliveries: 0 }, 'nothing was stored, so nothing can be forwarded')
+
+  // A genuine V2 after it is the only thing the target ever receives.
+  const genuine = Buffer.from(body(pki.sign()))
+  t.equal((await s.post(genuine)).status, 200)
+  await target.waitFor(1)
+  t.ok(target.received[0]!.body.equals(genuine), 'the target received the genuine V2, not the V1')
+  t.same(counts(), { notifications: 1, deliveries: 1 })
+  const readyz = await fetch(`${s.url}/readyz`)
+  t.same(await readyz.json(), { status: 'ready' }, '/readyz carries no opt-in detail')
+})
+
+t.test('under log, a V1 without APPLE_SHARED_SECRET is accepted and marked unchecked; under off, unchanged', async (t) => {
+  for (const mode of ['log', 'off']) {
+    const s = await startApp(t, { VERIFY_SIGNATURES: mode })
+    t.equal((await s.post(v1Body())).status, 200, `${mode}: accepted`)
+    t.equal(s.app.database.db.get<{ verification: string }>(sql`SELECT verification FROM notifications`)!.verification, 'unchecked', `${mode}: unchecked`)
+    t.same(await (await fetch(`${s.url}/readyz`)).json(), { status: 'ready' }, `${mode}: no opt-in detail`)
+  }
+})
