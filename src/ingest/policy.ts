@@ -2,7 +2,7 @@
 // accepted, and with which verification status. Refusals throw a 403 AppError.
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { DecodedNotification } from '../apple/payload.ts'
-import type { VerifyMode } from '../config.ts'
+import type { Config, VerifyMode } from '../config.ts'
 import { AppError, type ErrorCode } from '../errors.ts'
 
 export type VerificationStatus = 'verified' | 'unverified' | 'unchecked'
@@ -25,6 +25,16 @@ export interface PolicyOptions {
   allowUnauthenticatedV1: boolean
   signatures: SignatureCheck
 }
+
+// Whether anyone on the internet can post a V1 that is stored and forwarded
+// although the operator asked for enforce: the start-up log, /readyz and the
+// dashboard say so, with the same words, for as long as it holds.
+export function acceptsUnauthenticatedV1 (c: Pick<Config, 'verify' | 'sharedSecret' | 'allowUnauthenticatedV1'>): boolean {
+  return c.verify === 'enforce' && c.sharedSecret === null && c.allowUnauthenticatedV1
+}
+
+export const UNAUTHENTICATED_V1_WARNING = 'ALLOW_UNAUTHENTICATED_V1=true: V1 notifications are unsigned and are accepted and forwarded without any check, '
+  + 'so anyone who can reach this URL can forge one. Set APPLE_SHARED_SECRET to check their password, or switch the app to V2 notifications.'
 
 // Hash both sides first so the comparison is constant-time whatever the lengths.
 function secretsEqual (a: string, b: string): boolean {
