@@ -56,7 +56,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(ingestPlugin, { config: opts.config })
   // Issue 6: catch up from Apple's notification history (needs the ingest).
   await fastify.register(catchUpPlugin, { config: opts.config })
-  await fastify.register(healthRoutes)
+  await fastify.register(healthRoutes, { config: opts.config })
   await fastify.register(metricsRoutes, { config: opts.config })
   await fastify.register(notificationRoutes, { config: opts.config })
   await fastify.register(adminRoutes, { config: opts.config, prefix: '/admin' })

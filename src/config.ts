@@ -33,6 +33,9 @@ export interface Config {
   appleRootCerts: string[]
   bundleIds: string[] | null
   sharedSecret: string | null
+  // V1 is unsigned: under enforce it is refused unless APPLE_SHARED_SECRET
+  // checks it or the operator explicitly accepts it unauthenticated.
+  allowUnauthenticatedV1: boolean
   retry: { minDelayMs: number; maxDelayMs: number; giveUpAfterMs: number }
   deliveryTimeoutMs: number
   adminToken: string | null
@@ -108,6 +111,15 @@ function token (env: Env, name: string): string | null {
   const value = str(env, name) ?? null
   if (value !== null && value.length < 16) throw new ConfigError(name, 'must be at least 16 characters')
   return value
+}
+
+// Only the two words: a "yes" or "1" that silently meant false would be worse
+// than a refusal to start.
+function bool (env: Env, name: string, def: boolean): boolean {
+  const raw = str(env, name)
+  if (raw === undefined) return def
+  if (raw === 'true' || raw === 'false') return raw === 'true'
+  throw new ConfigError(name, `must be true or false, got "${raw}"`)
 }
 
 function list (env: Env, name: string): string[] | null {
@@ -377,6 +389,7 @@ export function loadConfig (env: Env = process.env): Config {
     appleRootCerts: list(env, 'APPLE_ROOT_CERTS') ?? [],
     bundleIds: list(env, 'APPLE_BUNDLE_IDS'),
     sharedSecret: str(env, 'APPLE_SHARED_SECRET') ?? null,
+    allowUnauthenticatedV1: bool(env, 'ALLOW_UNAUTHENTICATED_V1', false),
     retry: { minDelayMs, maxDelayMs, giveUpAfterMs },
     deliveryTimeoutMs,
     adminToken: token(env, 'ADMIN_TOKEN'),

@@ -19,6 +19,12 @@ export const errorTable = {
   ENVIRONMENT_NOT_TRUSTED: { status: 403, message: 'Environment is not trusted.' },
   BUNDLE_NOT_ALLOWED: { status: 403, message: 'Bundle ID is not accepted here.' },
   SHARED_SECRET_MISMATCH: { status: 403, message: 'V1 notification password does not match APPLE_SHARED_SECRET.' },
+  // V1 carries no signature: under enforce only the shared secret can vouch for it.
+  V1_UNAUTHENTICATED: {
+    status: 403,
+    message: 'V1 notifications are unsigned and cannot be checked: under VERIFY_SIGNATURES=enforce they are refused unless APPLE_SHARED_SECRET is set '
+      + '(their password must then match it) or the operator accepts them unauthenticated with ALLOW_UNAUTHENTICATED_V1=true.'
+  },
   SOURCE_NOT_ALLOWED: { status: 403, message: 'Sender address is not allowed.' },
   UNAUTHORIZED: { status: 401, message: 'Missing or wrong bearer token.' },
   LOGIN_FAILED: { status: 401, message: 'Wrong admin token.' },

@@ -6,6 +6,7 @@ import { pino, type Logger } from 'pino'
 import app, { serverOptions } from './app.ts'
 import type { Config } from './config.ts'
 import { capConnections, nodeServerOptions } from './limits.ts'
+import { acceptsUnauthenticatedV1 } from './ingest/policy.ts'
 import { readTlsPair, secureContextOptions, watchCertificate } from './tls.ts'
 import { VERSION } from './version.ts'
 
@@ -67,7 +68,9 @@ export async function startServer (config: Config): Promise<RunningServer> {
     version: VERSION,
     database: config.databasePath,
     targets: config.targets.map((t) => t.name),
-    verify: config.verify
+    verify: config.verify,
+    // The ingest warned at start; repeated here, on the line people look for.
+    ...(acceptsUnauthenticatedV1(config) ? { unauthenticatedV1: 'accepted (ALLOW_UNAUTHENTICATED_V1=true)' } : {})
   }, 'storehook is serving.')
   let closing: Promise<void> | null = null
   const close = (): Promise<void> => {

@@ -40,6 +40,7 @@ button{cursor:pointer}button.primary{background:var(--accent);border-color:var(-
 button.danger{color:var(--bad);border-color:#e3a3a3}
 form.inline{display:inline;margin:0}
 .flash{background:#effaf2;border:1px solid #b7dfc2;padding:8px 12px;border-radius:6px;margin-bottom:14px}
+.banner{margin:0;padding:10px 16px;background:#fdf0f0;border-bottom:2px solid var(--bad);color:var(--bad);font-weight:600}
 dl.fields{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0}
 dl.fields dt{color:var(--muted)}dl.fields dd{margin:0;word-break:break-all}
 .chart{display:flex;align-items:flex-end;gap:3px;height:120px;padding-top:6px;border-bottom:1px solid var(--line)}

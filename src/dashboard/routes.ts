@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../config.ts'
 import { AppError, describeError, logRefusal } from '../errors.ts'
+import { acceptsUnauthenticatedV1, UNAUTHENTICATED_V1_WARNING } from '../ingest/policy.ts'
 import { API_NOT_CONFIGURED, catchUpState, runTestNotification, testNotificationClient } from '../appstore/operator.ts'
 import { replayMatching } from '../ops/replay.ts'
 import { parseWhen } from '../ops/when.ts'
@@ -63,6 +64,7 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
   const sessions = createSessions()
   const targetNames = config.targets.map((t) => t.name)
   const db = (): typeof app.database.db => app.database.db
+  const warnings = acceptsUnauthenticatedV1(config) ? [UNAUTHENTICATED_V1_WARNING] : []
 
   // Forms post application/x-www-form-urlencoded. @fastify/formbody is not
   // installed, and URLSearchParams is all it would do. The parser is scoped
@@ -112,7 +114,7 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
   function context (request: FastifyRequest): PageContext {
     const session = request.dashboardSession
     const counts = session !== null ? attentionCounts(db()) : { dead: 0, quarantined: 0 }
-    return { csrf: session !== null ? sessions.csrfToken(session) : null, now: Date.now(), deadCount: counts.dead, quarantineCount: counts.quarantined }
+    return { csrf: session !== null ? sessions.csrfToken(session) : null, now: Date.now(), deadCount: counts.dead, quarantineCount: counts.quarantined, warnings }
   }
 
   function page (reply: FastifyReply, body: Html, status = 200): FastifyReply {

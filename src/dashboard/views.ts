@@ -11,6 +11,9 @@ export interface PageContext {
   now: number
   deadCount: number
   quarantineCount: number
+  // Configuration that weakens a promise (e.g. unauthenticated V1 accepted
+  // under enforce): a banner on every page behind the login.
+  warnings: readonly string[]
 }
 
 type Listed = NotificationSummary & { deliveries: DeliveryRow[] }
@@ -29,6 +32,7 @@ function layout (ctx: PageContext, section: Section, title: string, body: Html, 
     ? html`<nav>${link('/admin', 'overview', 'Overview')}${link('/admin/notifications', 'notifications', 'Notifications')}${link('/admin/dead', 'dead', 'Dead letters', ctx.deadCount)}${link('/admin/quarantine', 'quarantine', 'Quarantine', ctx.quarantineCount)}${link('/admin/apple', 'apple', 'Apple')}</nav>
 <form method="post" action="/admin/logout">${csrfField(ctx)}<button type="submit">Log out</button></form>`
     : ''}</header>
+${ctx.csrf !== null ? ctx.warnings.map((w) => html`<p class="banner" role="alert">${w}</p>`) : ''}
 <main>${body}</main>
 </body></html>`
 }

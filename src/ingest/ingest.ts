@@ -144,7 +144,13 @@ export function ingestFromConfig (config: Config, opts: Pick<IngestOptions, 'out
   return createIngest({
     ...opts,
     targets: config.targets,
-    policy: { mode: config.verify, bundleIds: config.bundleIds, sharedSecret: config.sharedSecret, signatures: createVerifier({ roots }) },
+    policy: {
+      mode: config.verify,
+      bundleIds: config.bundleIds,
+      sharedSecret: config.sharedSecret,
+      allowUnauthenticatedV1: config.allowUnauthenticatedV1,
+      signatures: createVerifier({ roots })
+    },
     quarantine: config.quarantine
   })
 }

@@ -2,7 +2,7 @@
 // accepted, and with which verification status. Refusals throw a 403 AppError.
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { DecodedNotification } from '../apple/payload.ts'
-import type { VerifyMode } from '../config.ts'
+import type { Config, VerifyMode } from '../config.ts'
 import { AppError, type ErrorCode } from '../errors.ts'
 
 export type VerificationStatus = 'verified' | 'unverified' | 'unchecked'
@@ -21,8 +21,20 @@ export interface PolicyOptions {
   mode: VerifyMode
   bundleIds: readonly string[] | null
   sharedSecret: string | null
+  // Under enforce, a V1 with no secret to check it is refused unless this is true.
+  allowUnauthenticatedV1: boolean
   signatures: SignatureCheck
 }
+
+// Whether anyone on the internet can post a V1 that is stored and forwarded
+// although the operator asked for enforce: the start-up log, /readyz and the
+// dashboard say so, with the same words, for as long as it holds.
+export function acceptsUnauthenticatedV1 (c: Pick<Config, 'verify' | 'sharedSecret' | 'allowUnauthenticatedV1'>): boolean {
+  return c.verify === 'enforce' && c.sharedSecret === null && c.allowUnauthenticatedV1
+}
+
+export const UNAUTHENTICATED_V1_WARNING = 'ALLOW_UNAUTHENTICATED_V1=true: V1 notifications are unsigned and are accepted and forwarded without any check, '
+  + 'so anyone who can reach this URL can forge one. Set APPLE_SHARED_SECRET to check their password, or switch the app to V2 notifications.'
 
 // Hash both sides first so the comparison is constant-time whatever the lengths.
 function secretsEqual (a: string, b: string): boolean {
@@ -43,7 +55,18 @@ export function judge (n: DecodedNotification, opts: PolicyOptions): Verdict {
   }
   if (opts.mode === 'off') return { verification: 'unchecked', reason: 'VERIFY_SIGNATURES=off' }
   if (n.version === 1) {
-    if (opts.sharedSecret === null) return { verification: 'unchecked', reason: 'V1 notifications are unsigned and APPLE_SHARED_SECRET is not set' }
+    if (opts.sharedSecret === null) {
+      // Nothing can vouch for it. Under log the operator asked to accept and
+      // mark everything (a forged V2 passes too), so it is marked unchecked;
+      // under enforce only the explicit opt-in lets it through.
+      if (opts.mode === 'enforce' && !opts.allowUnauthenticatedV1) throw new AppError('V1_UNAUTHENTICATED')
+      return {
+        verification: 'unchecked',
+        reason: opts.mode === 'enforce'
+          ? 'V1 notifications are unsigned; accepted unchecked because ALLOW_UNAUTHENTICATED_V1=true'
+          : 'V1 notifications are unsigned and APPLE_SHARED_SECRET is not set'
+      }
+    }
     if (n.password === null || !secretsEqual(n.password, opts.sharedSecret)) {
       return refuseOrMark(opts.mode, 'SHARED_SECRET_MISMATCH', 'V1 notification password does not match APPLE_SHARED_SECRET.')
     }

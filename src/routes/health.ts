@@ -1,11 +1,16 @@
 // /healthz: the process answers. /readyz: the database is migrated and a
 // write reaches the disk right now (Fly and load balancers route on it).
 import type { FastifyInstance } from 'fastify'
+import type { Config } from '../config.ts'
 import { AppError } from '../errors.ts'
+import { acceptsUnauthenticatedV1, UNAUTHENTICATED_V1_WARNING } from '../ingest/policy.ts'
 
-export default async function healthRoutes (app: FastifyInstance): Promise<void> {
+export default async function healthRoutes (app: FastifyInstance, { config }: { config: Config }): Promise<void> {
   const log = app.log.child({ component: 'health' })
-  const okSchema = { response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } }
+  const okSchema = { response: { 200: { type: 'object', properties: { status: { type: 'string' }, detail: { type: 'string' } } } } }
+  // Ready all the same (routing traffic away would lose notifications), but
+  // whoever checks readiness sees that the operator opted out of a check.
+  const detail = acceptsUnauthenticatedV1(config) ? { detail: UNAUTHENTICATED_V1_WARNING } : {}
 
   app.get('/healthz', { schema: okSchema }, async () => ({ status: 'ok' }))
 
@@ -18,6 +23,6 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
       log.warn({ err }, 'Readiness probe could not write to the database.')
       throw new AppError('NOT_READY', 'The database is not writable.')
     }
-    return { status: 'ready' }
+    return { status: 'ready', ...detail }
   })
 }

@@ -1,5 +1,7 @@
 // Notification bodies for relay tests. They are unsigned (the relay tests
 // run with VERIFY_SIGNATURES=off); signature tests use test/helpers/apple-chain.ts.
+// Under enforce, a V1 is refused (V1_UNAUTHENTICATED) unless APPLE_SHARED_SECRET
+// matches its `password` or ALLOW_UNAUTHENTICATED_V1=true.
 import { randomUUID } from 'node:crypto'
 
 const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url')

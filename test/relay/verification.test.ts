@@ -3,8 +3,10 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { sql } from 'drizzle-orm'
 import t from 'tap'
+import { ADMIN_TOKEN } from '../helpers/admin.ts'
 import { startApp, tempDir } from '../helpers/app.ts'
 import { decodePart, makeChain, makeRoot, notificationPayload, replacePart, signJws, signNotification, type Chain } from '../helpers/apple-chain.ts'
+import { get, login } from '../helpers/dashboard.ts'
 import { v1Body } from '../helpers/notifications.ts'
 import { startTarget } from '../helpers/target.ts'
 
@@ -101,4 +103,84 @@ t.test('APPLE_BUNDLE_IDS refuses other bundles; APPLE_SHARED_SECRET guards V1', 
   t.equal((await s.post(v1Body({ bid: 'com.example', password: 'right-secret' }))).status, 200)
   const rows = s.app.database.db.all<{ version: number; verification: string }>(sql`SELECT version, verification FROM notifications ORDER BY id`)
   t.same(rows, [{ version: 2, verification: 'verified' }, { version: 1, verification: 'verified' }])
+})
+
+// Finding 1 of the security review: V1 has no signature, so under enforce
+// without APPLE_SHARED_SECRET anyone could post a REFUND that was stored and
+// forwarded. It must be refused unless the operator opts in.
+t.test('under enforce without APPLE_SHARED_SECRET, a V1 is refused: nothing stored, nothing forwarded', async (t) => {
+  const pki = trustedPki(t)
+  const target = await startTarget()
+  t.teardown(target.close)
+  const s = await startApp(t, { VERIFY_SIGNATURES: 'enforce', APPLE_ROOT_CERTS: pki.rootPath, FORWARD_TARGETS: target.url })
+  const forged = await s.post('{"notification_type":"REFUND","bid":"com.example.app"}')
+  t.equal(forged.status, 403, 'a forged V1 REFUND is refused')
+  t.equal(forged.json.code, 'V1_UNAUTHENTICATED')
+  t.match(forged.json.error, /APPLE_SHARED_SECRET/, 'says how to fix it: set the shared secret')
+  t.match(forged.json.error, /ALLOW_UNAUTHENTICATED_V1=true/, '... or opt in')
+  t.equal((await s.post(v1Body({ bid: 'com.example.app' }))).status, 403, 'so is a well-formed one')
+  const counts = (): unknown => s.app.database.db.get(sql`SELECT (SELECT count(*) FROM notifications) AS notifications, (SELECT count(*) FROM deliveries) AS deliveries`)
+  t.same(counts(), { notifications: 0, deliveries: 0 }, 'nothing was stored, so nothing can be forwarded')
+
+  // A genuine V2 after it is the only thing the target ever receives.
+  const genuine = Buffer.from(body(pki.sign()))
+  t.equal((await s.post(genuine)).status, 200)
+  await target.waitFor(1)
+  t.ok(target.received[0]!.body.equals(genuine), 'the target received the genuine V2, not the V1')
+  t.same(counts(), { notifications: 1, deliveries: 1 })
+  const readyz = await fetch(`${s.url}/readyz`)
+  t.same(await readyz.json(), { status: 'ready' }, '/readyz carries no opt-in detail')
+})
+
+t.test('ALLOW_UNAUTHENTICATED_V1=true accepts V1 unchecked under enforce, and says so in the log, /readyz and the dashboard', async (t) => {
+  const target = await startTarget()
+  t.teardown(target.close)
+  const s = await startApp(t, { VERIFY_SIGNATURES: 'enforce', ALLOW_UNAUTHENTICATED_V1: 'true', FORWARD_TARGETS: target.url, ADMIN_TOKEN })
+  const warned = s.logs.map((l) => JSON.parse(l)).filter((l) => l.level === 40 && /ALLOW_UNAUTHENTICATED_V1=true/.test(l.msg))
+  t.equal(warned.length, 1, 'one warning at start-up')
+  t.match(warned[0].msg, /APPLE_SHARED_SECRET/, 'it says how to close the hole')
+
+  const v1 = v1Body({ type: 'REFUND' })
+  t.equal((await s.post(v1)).status, 200, 'accepted')
+  await target.waitFor(1)
+  t.ok(target.received[0]!.body.equals(v1), 'and forwarded byte for byte')
+  const row = s.app.database.db.get<{ verification: string; verification_error: string }>(sql`SELECT verification, verification_error FROM notifications`)
+  t.equal(row!.verification, 'unchecked', 'stored as unchecked')
+  t.match(row!.verification_error, /ALLOW_UNAUTHENTICATED_V1=true/, 'with the reason')
+
+  const readyz = await fetch(`${s.url}/readyz`)
+  t.equal(readyz.status, 200, '/readyz stays 200')
+  const ready = await readyz.json() as { status: string; detail: string }
+  t.equal(ready.status, 'ready')
+  t.match(ready.detail, /ALLOW_UNAUTHENTICATED_V1=true/, 'with a detail naming the opt-in')
+
+  const { cookie } = await login(s.url)
+  for (const path of ['/admin', '/admin/notifications', '/admin/quarantine']) {
+    t.match((await get(s.url, path, cookie)).text, /<p class="banner" role="alert">ALLOW_UNAUTHENTICATED_V1=true/, `${path} shows the warning banner`)
+  }
+  t.notMatch((await get(s.url, '/admin/login')).text, /ALLOW_UNAUTHENTICATED_V1/, 'but not to someone not logged in')
+})
+
+t.test('without the opt-in, the dashboard shows no banner; the opt-in has no effect beside APPLE_SHARED_SECRET', async (t) => {
+  const plain = await startApp(t, { VERIFY_SIGNATURES: 'enforce', ADMIN_TOKEN })
+  t.notMatch((await get(plain.url, '/admin', (await login(plain.url)).cookie)).text, /class="banner"/)
+  t.notOk(plain.logs.some((l) => /ALLOW_UNAUTHENTICATED_V1/.test(l)), 'and the log says nothing of it')
+
+  const s = await startApp(t, { VERIFY_SIGNATURES: 'enforce', ALLOW_UNAUTHENTICATED_V1: 'true', APPLE_SHARED_SECRET: 'right-secret' })
+  t.ok(s.logs.some((l) => /ALLOW_UNAUTHENTICATED_V1=true has no effect: APPLE_SHARED_SECRET is set/.test(l)), 'start-up says the secret wins')
+  t.notOk(s.logs.some((l) => /right-secret/.test(l)), 'without the secret itself')
+  const wrong = await s.post(v1Body({ password: 'wrong-secret' }))
+  t.equal(wrong.status, 403)
+  t.equal(wrong.json.code, 'SHARED_SECRET_MISMATCH', 'a wrong password is still refused')
+  t.same(await (await fetch(`${s.url}/readyz`)).json(), { status: 'ready' })
+  t.equal(s.app.database.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)!.n, 0, 'nothing stored')
+})
+
+t.test('under log, a V1 without APPLE_SHARED_SECRET is accepted and marked unchecked; under off, unchanged', async (t) => {
+  for (const mode of ['log', 'off']) {
+    const s = await startApp(t, { VERIFY_SIGNATURES: mode })
+    t.equal((await s.post(v1Body())).status, 200, `${mode}: accepted`)
+    t.equal(s.app.database.db.get<{ verification: string }>(sql`SELECT verification FROM notifications`)!.verification, 'unchecked', `${mode}: unchecked`)
+    t.same(await (await fetch(`${s.url}/readyz`)).json(), { status: 'ready' }, `${mode}: no opt-in detail`)
+  }
 })

@@ -19,6 +19,7 @@ t.test('defaults match SPEC.md', async (t) => {
   t.equal(c.metricsToken, null, '/metrics public by default')
   t.equal(c.metricsPort, null, '/metrics on the main listener by default')
   t.same(c.connections, { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 95_000, maxConnections: 2048 })
+  t.equal(c.allowUnauthenticatedV1, false, 'V1 without a shared secret is refused under enforce unless opted in')
   t.ok(Object.isFrozen(c))
 })
 
@@ -33,6 +34,12 @@ t.test('METRICS_TOKEN and METRICS_PORT are read', async (t) => {
   t.equal(c.metricsToken, 'metrics-token-0123456789')
   t.equal(c.metricsPort, 9091)
   t.equal(loadConfig({ METRICS_PORT: '' }).metricsPort, null, 'empty is unset')
+})
+
+t.test('ALLOW_UNAUTHENTICATED_V1 is true or false', async (t) => {
+  t.equal(loadConfig({ ALLOW_UNAUTHENTICATED_V1: 'true' }).allowUnauthenticatedV1, true)
+  t.equal(loadConfig({ ALLOW_UNAUTHENTICATED_V1: ' false ' }).allowUnauthenticatedV1, false)
+  t.equal(loadConfig({ ALLOW_UNAUTHENTICATED_V1: '' }).allowUnauthenticatedV1, false, 'empty is unset')
 })
 
 t.test('FORWARD_TARGETS become targets named by host', async (t) => {
@@ -75,6 +82,9 @@ t.test('each bad value names its variable and the problem', async (t) => {
     [{ PORT: 'eighty' }, /^PORT: must be a whole number/],
     [{ PORT: '70000' }, /^PORT: must be between 0 and 65535/],
     [{ VERIFY_SIGNATURES: 'maybe' }, /^VERIFY_SIGNATURES: must be enforce, log or off/],
+    [{ ALLOW_UNAUTHENTICATED_V1: 'yes' }, /^ALLOW_UNAUTHENTICATED_V1: must be true or false, got "yes"/],
+    [{ ALLOW_UNAUTHENTICATED_V1: '1' }, /^ALLOW_UNAUTHENTICATED_V1: must be true or false/],
+    [{ ALLOW_UNAUTHENTICATED_V1: 'TRUE' }, /^ALLOW_UNAUTHENTICATED_V1: must be true or false/],
     [{ FORWARD_TARGETS: 'not a url' }, /^FORWARD_TARGETS: a target URL is not a valid absolute URL/],
     [{ FORWARD_TARGETS: 'ftp://x.example.com/' }, /^FORWARD_TARGETS: a target URL must be http or https/],
     [{ RETRY_MIN_DELAY_MS: '5000', RETRY_MAX_DELAY_MS: '1000' }, /^RETRY_MAX_DELAY_MS: must be at least RETRY_MIN_DELAY_MS/],
@@ -126,6 +136,10 @@ t.test('the program stops at start with one clear line and exit code 1', async (
   const r = await runCli(['serve'], { DATABASE_PATH: join(dir, 'x.db'), RETRY_MIN_DELAY_MS: 'soon' })
   t.equal(r.code, 1)
   t.equal(r.stderr, 'storehook: RETRY_MIN_DELAY_MS: must be a whole number, got "soon"\n')
+  // A misspelt opt-in must not start a server that silently refuses (or accepts) V1.
+  const v1 = await runCli(['serve'], { DATABASE_PATH: join(dir, 'x.db'), ALLOW_UNAUTHENTICATED_V1: 'yes' })
+  t.equal(v1.code, 1)
+  t.equal(v1.stderr, 'storehook: ALLOW_UNAUTHENTICATED_V1: must be true or false, got "yes"\n')
 })
 
 t.test('a bad connection limit stops start-up with one line naming it', async (t) => {
