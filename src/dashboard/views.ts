@@ -173,7 +173,7 @@ function replayForm (ctx: PageContext, id: string, target: string | null, label:
   return html`<form class="inline" method="post" action="${notificationHref(id)}/replay">${csrfField(ctx)}${target !== null ? html`<input type="hidden" name="target" value="${target}">` : ''}<button type="submit" class="${primary ? 'primary' : ''}">${label}</button></form>`
 }
 
-export function notificationPage (ctx: PageContext, data: { notification: Omit<NotificationRow, 'body' | 'dedupeKey'>; payload: unknown; body: string; deliveries: Array<DeliveryRow & { history: AttemptRow[] }>; targets: string[]; flash: string | null }): Html {
+export function notificationPage (ctx: PageContext, data: { notification: Omit<NotificationRow, 'body' | 'dedupeKey'>; payload: unknown; payloadError: string | null; body: string; deliveries: Array<DeliveryRow & { history: AttemptRow[] }>; targets: string[]; flash: string | null }): Html {
   const n = data.notification
   const fields: Array<[string, unknown]> = [
     ['Storehook ID', n.id], ['Received', utc(n.receivedAt)], ['Source', n.source], ['Version', n.version],
@@ -202,7 +202,9 @@ ${d.history.length === 0 ? html`<p class="muted small">No attempt yet.</p>` : ht
 ${d.history.map((a) => html`<tr class="attempt"><td>${a.attempt}</td><td class="mono">${utc(a.startedAt)}</td><td>${a.durationMs} ms</td><td>${a.statusCode !== null ? html`<span class="pill ${a.statusCode >= 200 && a.statusCode < 300 ? 'ok' : 'bad'}">${a.statusCode}</span>` : '-'}</td><td class="error">${a.error ?? ''}</td><td class="mono small">${a.responseExcerpt ?? ''}</td></tr>`)}</table>`}
 </section>`)}
 <h2>Payload</h2>
-<pre>${data.payload !== null ? JSON.stringify(data.payload, null, 2) : data.body}</pre>`, pending ? { refreshSeconds: 2 } : {})
+${data.payload !== null
+    ? html`<pre>${JSON.stringify(data.payload, null, 2)}</pre>`
+    : html`<p class="muted">This body cannot be shown decoded: ${data.payloadError ?? 'it does not decode'} Its raw text as stored:</p><pre>${data.body}</pre>`}`, pending ? { refreshSeconds: 2 } : {})
 }
 
 export function deadPage (ctx: PageContext, data: { targets: Array<{ name: string; dead: number; items: Listed[] }>; flash: string | null }): Html {

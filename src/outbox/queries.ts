@@ -4,6 +4,7 @@ import { and, desc, eq, gte, inArray, lt, lte, sql, type SQL } from 'drizzle-orm
 import { decodeNotificationBody } from '../apple/payload.ts'
 import type { Db } from '../db/client.ts'
 import { deliveries, notifications } from '../db/schema.ts'
+import { maskTopLevelPassword, SECRET_MASK } from './secret-mask.ts'
 import { listAttempts, type AttemptRow, type DeliveryRow, type NotificationRow } from './store.ts'
 
 export interface NotificationFilter {
@@ -163,23 +164,36 @@ export function attentionCounts (db: Db): { dead: number; quarantined: number } 
 
 export interface NotificationDetail {
   notification: NotificationSummary
-  // The decoded payload, or null when the stored body no longer decodes.
+  // The decoded payload, or null when the stored body does not decode; then
+  // payloadError says why. A V1 body's top-level password is masked in both.
   payload: unknown
+  payloadError: string | null
   body: string
   deliveries: Array<DeliveryRow & { history: AttemptRow[] }>
 }
 
-// One notification as the admin API and the dashboard show it.
+// One notification as the admin API and the dashboard show it, whatever the
+// row holds (it may predate today's checks, or have been written straight
+// into the database). The payload is only ever what today's decoder accepts,
+// so it nests at most MAX_JSON_DEPTH levels and serialises safely; anything
+// else is shown as its raw text, which is one string.
 export function notificationDetail (db: Db, id: string): NotificationDetail | null {
   const found = getNotification(db, id)
   if (found === null) return null
   const { body, dedupeKey, ...notification } = found.notification
   void dedupeKey
   let payload: unknown = null
+  let payloadError: string | null = null
   try {
-    payload = decodeNotificationBody(body).payload
-  } catch {
-    // Stored under VERIFY_SIGNATURES=off or before a decoder change: show the raw text.
+    const decoded = decodeNotificationBody(body)
+    // A V1 body is the payload: its password is the shared secret. A V2
+    // payload is Apple's signed JWS payload, which has no such field.
+    payload = decoded.version === 1 && Object.hasOwn(decoded.payload, 'password')
+      ? { ...decoded.payload, password: SECRET_MASK }
+      : decoded.payload
+  } catch (err) {
+    // The decoder only throws AppError, whose message says what is wrong.
+    payloadError = err instanceof Error ? err.message : 'The stored body does not decode.'
   }
-  return { notification, payload, body: body.toString('utf8'), deliveries: found.deliveries }
+  return { notification, payload, payloadError, body: maskTopLevelPassword(body), deliveries: found.deliveries }
 }

@@ -59,7 +59,7 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
   app.get<{ Params: { id: string } }>('/api/notifications/:id', async (request) => {
     const found = notificationDetail(app.database.db, request.params.id)
     if (found === null) throw new AppError('NOT_FOUND', `No notification ${request.params.id}.`)
-    return { ...found.notification, payload: found.payload, body: found.body, deliveries: found.deliveries }
+    return { ...found.notification, payload: found.payload, payloadError: found.payloadError, body: found.body, deliveries: found.deliveries }
   })
 
   app.post<{ Params: { id: string }; Body: { targets?: string[] } | undefined }>('/api/notifications/:id/replay', {

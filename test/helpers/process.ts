@@ -2,6 +2,8 @@
 // so tests can kill it with SIGKILL and start it again on the same file.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const BIN = fileURLToPath(new URL('../../bin/storehook.js', import.meta.url))
@@ -59,6 +61,31 @@ export async function spawnServer (env: Record<string, string>, args: string[] =
       return code
     }
   }
+}
+
+// The program as Apple meets it in production, for the suites that attack
+// its ingest: signatures enforced against `rootPem` (written into `dir`, with
+// the database), a V1 shared secret, one target, a body limit.
+export interface EnforcingOptions {
+  rootPem: string
+  sharedSecret: string
+  target: string
+  bodyLimitBytes: number
+}
+
+export async function spawnEnforcing (dir: string, o: EnforcingOptions, env: Record<string, string> = {}): Promise<ServerProcess> {
+  const roots = join(dir, 'root.pem')
+  writeFileSync(roots, o.rootPem)
+  return await spawnServer({
+    DATABASE_PATH: join(dir, 'storehook.db'),
+    VERIFY_SIGNATURES: 'enforce',
+    APPLE_ROOT_CERTS: roots,
+    APPLE_SHARED_SECRET: o.sharedSecret,
+    FORWARD_TARGETS: o.target,
+    BODY_LIMIT_BYTES: String(o.bodyLimitBytes),
+    LOG_LEVEL: 'info',
+    ...env
+  })
 }
 
 export async function runCli (args: string[], env: Record<string, string>, runner: Runner = NODE): Promise<{ code: number | null; stdout: string; stderr: string }> {
