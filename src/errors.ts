@@ -3,6 +3,7 @@
 // 4xx messages are written for the sender (they say what is wrong with the
 // request); 5xx messages never carry internals.
 import type { FastifyRequest } from 'fastify'
+import { MAX_JSON_DEPTH } from './apple/depth.ts'
 
 export const errorTable = {
   BODY_NOT_JSON: { status: 400, message: 'Body is not valid JSON.' },
@@ -11,6 +12,7 @@ export const errorTable = {
     status: 400,
     message: 'Body is neither a V2 notification ({"signedPayload": "<JWS>"}) nor a V1 notification (an object with "notification_type").'
   },
+  BODY_TOO_DEEP: { status: 400, message: `Body is nested deeper than ${MAX_JSON_DEPTH} levels of arrays and objects.` },
   PAYLOAD_NOT_JWS: { status: 400, message: 'signedPayload is not a compact JWS (three base64url parts).' },
   PAYLOAD_MALFORMED: { status: 400, message: 'signedPayload does not decode to a notification.' },
   BODY_TOO_LARGE: { status: 413, message: 'Body is larger than the limit.' },

@@ -2,7 +2,8 @@
 // indexes. Pure: no I/O, no verification (the signature verifier runs next, on
 // `jws`), and it never throws anything but AppError, whatever bytes arrive:
 // a stray TypeError here would be a 500, and bad input must only ever be a 400.
-import { AppError } from '../errors.ts'
+import { AppError, isAppError } from '../errors.ts'
+import { MAX_JSON_DEPTH, nestedDeeperThan } from './depth.ts'
 
 export type Environment = 'Production' | 'Sandbox' | 'Xcode' | 'LocalTesting' | string
 
@@ -63,12 +64,19 @@ function finiteNumber (v: unknown): number | null {
   return typeof v === 'number' && Number.isFinite(v) ? v : null
 }
 
+// Every JSON text the decoder reads is first checked for depth (depth.ts):
+// what JSON.parse builds from a deeper one would later break the views.
+const tooDeep = (what: string): AppError =>
+  new AppError('BODY_TOO_DEEP', `${what} is nested deeper than ${MAX_JSON_DEPTH} levels of arrays and objects; Apple's notifications never nest more than a few.`)
+
 // Plain JSON.parse, on purpose: it defines "__proto__" as an own property and
 // never touches a prototype, and this module never merges parsed objects into
 // others nor indexes a lookup table with a parsed key. A reviver or
 // secure-json-parse would cost time on every request to guard against nothing.
-function decodeBase64UrlJson (part: string): unknown {
-  return JSON.parse(Buffer.from(part, 'base64url').toString('utf8'))
+function decodeBase64UrlJson (part: string, what: string): unknown {
+  const bytes = Buffer.from(part, 'base64url')
+  if (nestedDeeperThan(bytes)) throw tooDeep(what)
+  return JSON.parse(bytes.toString('utf8'))
 }
 
 const notJws = (why: string): AppError => new AppError('PAYLOAD_NOT_JWS', `signedPayload is not a compact JWS: ${why}.`)
@@ -86,8 +94,9 @@ export function decodeCompactJws (token: string): { jws: CompactJws; payload: Ob
   if (!BASE64URL.test(headerB64)) throw notJws('its header part has characters outside the base64url alphabet')
   let header: unknown
   try {
-    header = decodeBase64UrlJson(headerB64)
-  } catch {
+    header = decodeBase64UrlJson(headerB64, "signedPayload's header")
+  } catch (err) {
+    if (isAppError(err)) throw err
     throw notJws('its header does not decode to JSON')
   }
   if (!isObject(header)) throw notJws('its header is not a JSON object')
@@ -95,8 +104,9 @@ export function decodeCompactJws (token: string): { jws: CompactJws; payload: Ob
   if (!BASE64URL.test(payloadB64)) throw malformed('the payload part has characters outside the base64url alphabet')
   let payload: unknown
   try {
-    payload = decodeBase64UrlJson(payloadB64)
-  } catch {
+    payload = decodeBase64UrlJson(payloadB64, "signedPayload's payload")
+  } catch (err) {
+    if (isAppError(err)) throw err
     throw malformed('the payload part does not decode to JSON')
   }
   if (!isObject(payload)) throw malformed('the payload is not a JSON object')
@@ -106,6 +116,10 @@ export function decodeCompactJws (token: string): { jws: CompactJws; payload: Ob
 // The nested JWS (signedTransactionInfo, signedRenewalInfo) are covered by the
 // outer signature, so their payload is read without checking their own; and
 // they are only indexing material, so a broken one yields null, never an error.
+// That includes one nested too deep: it is never parsed, and the views never
+// decode it (they show it as the string it is in the payload), so refusing a
+// whole signed notification for a field storehook only indexes would lose it
+// for nothing.
 function nestedPayload (v: unknown): Obj | null {
   if (typeof v !== 'string') return null
   const first = v.indexOf('.')
@@ -114,7 +128,7 @@ function nestedPayload (v: unknown): Obj | null {
   const part = v.slice(first + 1, second)
   if (!BASE64URL.test(part)) return null
   try {
-    const p = decodeBase64UrlJson(part)
+    const p = decodeBase64UrlJson(part, 'a nested JWS')
     return isObject(p) ? p : null
   } catch {
     return null
@@ -226,6 +240,7 @@ function decodeV1 (body: Obj, notificationType: string): DecodedNotification {
 
 export function decodeNotificationBody (raw: Buffer): DecodedNotification {
   if (raw.length === 0) throw new AppError('BODY_EMPTY', 'Body is empty: expected a JSON notification from Apple.')
+  if (nestedDeeperThan(raw)) throw tooDeep('Body')
   let body: unknown
   try {
     body = JSON.parse(raw.toString('utf8'))

@@ -2,6 +2,7 @@ import { generateKeyPairSync, sign, verify, X509Certificate, type KeyObject } fr
 import { readFileSync } from 'node:fs'
 import t, { type Test } from 'tap'
 import { decodeCompactJws, decodeNotificationBody, type DecodedNotification } from '../../src/apple/payload.ts'
+import { MAX_JSON_DEPTH } from '../../src/apple/depth.ts'
 import { AppError, type ErrorCode } from '../../src/errors.ts'
 
 type Obj = Record<string, unknown>
@@ -542,15 +543,46 @@ t.test('__proto__ and constructor keys pollute nothing and decode as plain data'
   t.equal(Object.getPrototypeOf(v2.payload), Object.prototype)
 })
 
-t.test('deep nesting and huge values', async (t) => {
+t.test('nesting deeper than MAX_JSON_DEPTH is refused in the body and in the JWS parts', async (t) => {
+  t.equal(MAX_JSON_DEPTH, 64, 'the agreed limit')
+  const arrays = (n: number): string => '['.repeat(n) + ']'.repeat(n)
+  const objects = (n: number): string => '{"a":'.repeat(n) + '1' + '}'.repeat(n)
+  const v1 = (inner: string): Buffer => Buffer.from(`{"notification_type":"X","deep":${inner}}`)
+  // The outer object is a level: 63 inside it is exactly the limit.
+  t.match(decodeNotificationBody(v1(arrays(63))), { notificationType: 'X' }, '64 levels decode')
+  t.match(decodeNotificationBody(v1(objects(63))), { notificationType: 'X' }, '64 levels of objects decode')
+  const header = b64u({ alg: 'ES256' })
+  const payload = (data: string): string => b64u(`{"notificationType":"T","data":${data}}`)
   const deep = 200_000
-  const nested = '['.repeat(deep) + ']'.repeat(deep)
-  t.match(decodeNotificationBody(Buffer.from(`{"notification_type":"X","deep":${nested}}`)), { notificationType: 'X' })
-  expectCode(t, () => decodeNotificationBody(Buffer.from(nested)), 'BODY_NOT_NOTIFICATION', 'deep array body')
-  expectCode(t, () => decodeNotificationBody(Buffer.from('['.repeat(deep))), 'BODY_NOT_JSON', 'deep unterminated array')
-  const deepPayload = decodeNotificationBody(v2Body(`${b64u({ alg: 'ES256' })}.${b64u(`{"notificationType":"T","data":${'{"a":'.repeat(deep)}1${'}'.repeat(deep)}}`)}.sig`))
-  t.equal(deepPayload.notificationType, 'T')
-  t.equal(deepPayload.bundleId, null)
+  const cases: Array<[string, Buffer, RegExp]> = [
+    ['65 levels of arrays', v1(arrays(64)), /Body is nested deeper than 64 levels/],
+    ['65 levels of objects', v1(objects(64)), /Body is nested deeper than 64 levels/],
+    ['200,000 levels in a V1 body', v1(arrays(deep)), /Body is nested deeper than 64/],
+    ['a deep array body', Buffer.from(arrays(deep)), /Body is nested deeper/],
+    ['a deep unterminated array', Buffer.from('['.repeat(deep)), /Body is nested deeper/],
+    ['1 MB of "["', Buffer.alloc(1_048_576, '['), /Body is nested deeper/],
+    ['a deep JWS payload', v2Body(`${header}.${payload(objects(deep))}.sig`), /signedPayload's payload is nested deeper than 64/],
+    ['a JWS payload one level too deep', v2Body(`${header}.${payload(objects(64))}.sig`), /payload is nested deeper than 64/],
+    ['a deep JWS header', v2Body(`${b64u(`{"alg":"ES256","x":${arrays(deep)}}`)}.${payload('{}')}.sig`), /signedPayload's header is nested deeper than 64/]
+  ]
+  for (const [name, body, message] of cases) {
+    const e = expectCode(t, () => decodeNotificationBody(body), 'BODY_TOO_DEEP', name)
+    t.match(e?.message, message, `${name}: names the limit`)
+    t.equal(e?.statusCode, 400, `${name}: 400`)
+  }
+  t.equal(decodeNotificationBody(v2Body(`${header}.${payload(objects(63))}.sig`)).notificationType, 'T', 'a payload of exactly 64 levels decodes')
+  // Brackets and escaped quotes inside strings are text, not levels.
+  const inStrings = `{"notification_type":"X","s":"${'[{'.repeat(1000)}\\\\","t":"\\\\\\"${'['.repeat(100)}","deep":${arrays(62)}}`
+  t.match(decodeNotificationBody(Buffer.from(inStrings)), { notificationType: 'X' }, 'brackets inside strings do not count')
+  t.same(JSON.parse(inStrings).t, '\\"' + '['.repeat(100), 'the escapes are the ones meant')
+  // The nested JWS are only indexing material: a too-deep one is unreadable
+  // like any other broken one (null fields), never a refusal of the notification.
+  const deepNested = `${header}.${b64u(`{"transactionId":"1","x":${arrays(deep)}}`)}.sig`
+  const n = decodeNotificationBody(v2Body(signJws({ notificationType: 'T', data: { bundleId: 'b', signedTransactionInfo: deepNested, signedRenewalInfo: deepNested } })))
+  t.match(n, { notificationType: 'T', bundleId: 'b', transactionId: null, originalTransactionId: null })
+})
+
+t.test('huge values', async (t) => {
   const big = 'b'.repeat(2_000_000)
   t.equal(decodeNotificationBody(v2Body(signJws({ notificationType: 'T', data: { bundleId: big } }))).bundleId, big, 'a huge value decodes (the body limit bounds it earlier)')
 })

@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { startApp } from '../helpers/app.ts'
+import { v1Body } from '../helpers/notifications.ts'
 import { startTarget } from '../helpers/target.ts'
 
 const b64 = (v: unknown): string => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url')
@@ -46,6 +47,38 @@ t.test('every kind of bad input gets a clear 4xx JSON error and is never stored 
   const missing = await fetch(`${s.url}/nope`)
   t.equal(missing.status, 404)
   t.same(await missing.json(), { error: 'Not found.', code: 'NOT_FOUND' })
+})
+
+t.test('bodies nested deeper than 64 levels are refused with 400 BODY_TOO_DEEP, never stored or forwarded', async (t) => {
+  const target = await startTarget()
+  t.teardown(target.close)
+  const s = await startApp(t, { FORWARD_TARGETS: target.url })
+  const MB = 1_048_576
+  const arrays = (n: number): string => '['.repeat(n) + ']'.repeat(n)
+  const header = b64({ alg: 'ES256' })
+  const cases: Array<[string, string]> = [
+    ['V1 with 100,000 levels (the review\'s case)', `{"notification_type":"DID_RENEW","x":${arrays(100_000)}}`],
+    ['V1 with 65 levels', `{"notification_type":"DID_RENEW","x":${arrays(64)}}`],
+    ['1 MB of "["', '['.repeat(MB)],
+    ['V1 filled to 1 MB with "["', `{"notification_type":"DID_RENEW","x":${'['.repeat(MB - 40)}`],
+    ['signedPayload whose payload nests 300,000 levels', `{"signedPayload":"${header}.${b64(`{"notificationType":"TEST","data":${arrays(300_000)}}`)}.sig"}`]
+  ]
+  for (const [name, body] of cases) {
+    t.ok(body.length <= MB, `${name}: within the body limit (${body.length} bytes)`)
+    const res = await s.post(body)
+    t.equal(res.status, 400, `${name}: 400`)
+    t.equal(res.json?.code, 'BODY_TOO_DEEP', `${name}: BODY_TOO_DEEP`)
+    t.match(res.json?.error, /nested deeper than 64 levels/, `${name}: the reason names the limit`)
+  }
+  // A good one afterwards: it is the only one stored, and the only one the
+  // target gets (it would have come after any refused one).
+  const good = await s.post(v1Body())
+  t.equal(good.status, 200, 'a well-formed notification is still accepted')
+  const [got] = await target.waitFor(1)
+  t.equal(got!.headers['x-storehook-notification-id'], good.json.id, 'the target got the good one first')
+  const rows = s.app.database.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)
+  t.equal(rows!.n, 1, 'nothing refused was stored')
+  t.equal(target.received.length, 1, 'nothing refused was forwarded')
 })
 
 t.test('/healthz and /readyz answer 200 on a migrated, writable database', async (t) => {
