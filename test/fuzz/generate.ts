@@ -1,12 +1,16 @@
 // Malformed notification bodies from a seeded PRNG, so a failure reproduces
-// from its seed and index alone. Every body must be refused under
-// VERIFY_SIGNATURES=enforce with APPLE_SHARED_SECRET set (see the fuzz tests):
-// mutations stay inside the JWS (or break the JSON around it), never add a
-// field beside a genuine signedPayload, and V1 bodies never carry the secret.
+// from its seed and index alone. The 'malformed' family must all be refused
+// under VERIFY_SIGNATURES=enforce with APPLE_SHARED_SECRET set (see the fuzz
+// tests): mutations stay inside the JWS (or break the JSON around it), never
+// add a field beside a genuine signedPayload, and V1 bodies never carry the
+// secret. The 'structural' family (structural.ts) also makes bodies signed by
+// the trusted chain, marked `authentic`: those may be accepted.
 import { makeChain, makeRoot, notificationPayload, replacePart, signJws, signNotification, type Chain } from '../helpers/apple-chain.ts'
+import { structuralKinds, type Fuzzed } from './structural.ts'
+
+export { BODY_LIMIT, SHARED_SECRET, type Fuzzed } from './structural.ts'
 
 export const DEFAULT_SEED = 0x5703e0
-export const SHARED_SECRET = 'fuzz-shared-secret-never-generated'
 
 // mulberry32: tiny, fast, and the same sequence on every machine.
 export function prng (seed: number): () => number {
@@ -19,8 +23,6 @@ export function prng (seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 }
-
-export interface Fuzzed { kind: string; body: Buffer }
 
 const b64 = (v: unknown): string => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url')
 const B64_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
@@ -46,7 +48,10 @@ export function makeMaterial (): Material {
   return { trusted, stranger, noLeafOid, genuine }
 }
 
-export function generator (seed: number, m: Material): (i: number) => Fuzzed {
+export type Family = 'malformed' | 'structural'
+
+// `big`: the share of structural fragments sized to fill the body limit.
+export function generator (seed: number, m: Material, families: readonly Family[] = ['malformed'], big = 0.25): (i: number) => Fuzzed {
   const rnd = prng(seed)
   const int = (n: number): number => Math.floor(rnd() * n)
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!
@@ -100,7 +105,7 @@ export function generator (seed: number, m: Material): (i: number) => Fuzzed {
     return b64({ alg: pick(['ES256', 'ES256', 'none', 'HS256', 'RS256', 'ES384', '', 42, null]), ...(rnd() < 0.9 ? { x5c: pick(x5cs) } : {}) })
   }
 
-  const kinds: Array<[string, () => Buffer]> = [
+  const malformed: Array<[string, () => Buffer]> = [
     ['random bytes', () => Buffer.from(Array.from({ length: int(2000) }, () => int(256)))],
     ['random JSON', () => Buffer.from(JSON.stringify(value(0)) ?? 'null')],
     ['deep nesting', () => { const d = 1 + int(60_000); const o = rnd() < 0.5; return Buffer.from((o ? '{"a":' : '[').repeat(d) + '1' + (o ? '}' : ']').repeat(rnd() < 0.8 ? d : int(d))) }],
@@ -117,10 +122,11 @@ export function generator (seed: number, m: Material): (i: number) => Fuzzed {
     ['payload not an object', () => wrap(signNotification(m.trusted, b64(pick([[value(3)], str(int(50)), int(1000), null, true]))))],
     ['V1 without the secret', () => Buffer.from(JSON.stringify({ notification_type: pick(['DID_RENEW', '', 'X']), environment: pick(['PROD', 'Sandbox', 42]), bid: 'com.example', ...(rnd() < 0.5 ? { password: str(int(40)) } : {}), unified_receipt: value(2) }))]
   ]
-  return (i: number) => {
-    const [kind, make] = kinds[i % kinds.length]!
-    return { kind, body: make() }
-  }
+  const kinds: Array<() => Fuzzed> = [
+    ...(families.includes('malformed') ? malformed.map(([kind, make]) => () => ({ kind, body: make() })) : []),
+    ...(families.includes('structural') ? structuralKinds({ rnd, int, pick }, m, big).map(([, make]) => make) : [])
+  ]
+  return (i: number) => kinds[i % kinds.length]!()
 }
 
 export function seedFromEnv (env: Record<string, string | undefined>): number {
