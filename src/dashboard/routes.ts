@@ -13,7 +13,7 @@ import { attentionCounts, getNotification, hourlyCounts, listNotifications, noti
 import { listQuarantine, quarantineSize } from '../outbox/store.ts'
 import { CSS, JS } from './assets.ts'
 import type { Html } from './html.ts'
-import { createSessions, readCookie, sameSecret, SESSION_COOKIE, SESSION_TTL_MS, sessionCookie, type Session } from './session.ts'
+import { createSessions, readCookie, SESSION_COOKIE, SESSION_TTL_MS, sessionCookie, type Session } from './session.ts'
 import { applePage, deadPage, errorPage, FILTER_FIELDS, listPage, loginPage, notificationPage, overviewPage, quarantinePage, type FilterForm, type PageContext, KEPT_TEST_RUNS, type TestRun } from './views.ts'
 
 declare module 'fastify' {
@@ -58,8 +58,7 @@ const formSchema = (properties: Record<string, unknown>, required: string[] = []
 })
 
 export default async function dashboardRoutes (app: FastifyInstance, { config }: { config: Config }): Promise<void> {
-  const token = config.adminToken
-  if (token === null) return
+  if (config.adminToken === null) return
   const sessions = createSessions()
   const targetNames = config.targets.map((t) => t.name)
   const db = (): typeof app.database.db => app.database.db
@@ -143,8 +142,9 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
   })
 
   app.post<{ Body: Form }>('/login', { schema: { body: { type: 'object', properties: { token: { type: 'string', maxLength: 1000 } } } } }, async (request, reply) => {
-    if (!sameSecret(request.body.token ?? '', token)) {
-      request.log.warn({ component: 'dashboard', address: request.socket.remoteAddress }, 'Dashboard login refused: wrong admin token.')
+    // A wrong token is logged by the guard, in aggregate; too many from one
+    // address answer the 429 error page.
+    if (!await app.adminGuard.admit(request, reply, request.body.token ?? '')) {
       return page(reply, loginPage(context(request), 'Wrong admin token.'), 401)
     }
     const { cookie } = sessions.issue(Date.now())
