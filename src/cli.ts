@@ -248,7 +248,9 @@ export async function main (argv: string[]): Promise<void> {
   }
   const command = positionals[0] ?? 'serve'
   if (values.help === true || command === 'help') {
-    process.stdout.write(`${COMMAND_HELP[positionals[command === 'help' ? 1 : 0] ?? ''] ?? HELP}\n`)
+    // The command line indexes the table: only its own keys, never what an object inherits.
+    const asked = positionals[command === 'help' ? 1 : 0] ?? ''
+    process.stdout.write(`${Object.hasOwn(COMMAND_HELP, asked) ? COMMAND_HELP[asked] : HELP}\n`)
     return
   }
   switch (command) {

@@ -136,7 +136,7 @@ function targetFromFile (variable: string, raw: unknown, index: number, defaults
   if (t.name !== undefined && (typeof t.name !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(t.name))) {
     throw new ConfigError(where, '"name" must be 1-64 letters, digits, dots, dashes or underscores')
   }
-  const headers: Record<string, string> = {}
+  const headers: Array<[string, string]> = []
   if (t.headers !== undefined) {
     if (typeof t.headers !== 'object' || t.headers === null || Array.isArray(t.headers)) {
       throw new ConfigError(where, '"headers" must be an object of strings')
@@ -146,7 +146,7 @@ function targetFromFile (variable: string, raw: unknown, index: number, defaults
         throw new ConfigError(where, `header "${k}" must be a valid name with a string value`)
       }
       if (RESERVED_HEADERS.has(k.toLowerCase())) throw new ConfigError(where, `header "${k}" is set by storehook and cannot be overridden`)
-      headers[k] = v
+      headers.push([k, v])
     }
   }
   let filters: TargetFilters = { environments: null, notificationTypes: null, bundleIds: null }
@@ -174,7 +174,9 @@ function targetFromFile (variable: string, raw: unknown, index: number, defaults
   return {
     name: typeof t.name === 'string' ? t.name : hostName(url),
     url,
-    headers,
+    // fromEntries defines each name as its own property: an assignment would
+    // turn a header named __proto__ into the object's prototype, silently dropped.
+    headers: Object.fromEntries(headers),
     timeoutMs: positive(where, 'timeoutMs', t.timeoutMs, defaults.timeoutMs, 600_000),
     concurrency: positive(where, 'concurrency', t.concurrency, DEFAULT_CONCURRENCY, 256),
     filters,
@@ -190,7 +192,8 @@ function cidrs (env: Env): Config['allowedSourceIps'] {
   const items = list(env, 'ALLOWED_SOURCE_IPS')
   if (items === null) return null
   const out: NonNullable<Config['allowedSourceIps']> = []
-  for (const item of items.flatMap((i) => SOURCE_PRESETS[i.toLowerCase()] ?? [i])) {
+  // Own keys only: `constructor` or `__proto__` in the variable is an address to refuse, not a preset.
+  for (const item of items.flatMap((i) => Object.hasOwn(SOURCE_PRESETS, i.toLowerCase()) ? SOURCE_PRESETS[i.toLowerCase()]! : [i])) {
     const [address = '', bits] = item.split('/')
     const family = isIP(address)
     if (family === 0) throw new ConfigError('ALLOWED_SOURCE_IPS', `"${item}" is not an IP address, a CIDR block or the preset "apple"`)

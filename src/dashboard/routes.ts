@@ -34,11 +34,13 @@ const SECURITY_HEADERS = {
 // Reachable without a session: the login form and what it is styled with.
 const PUBLIC = new Set(['/admin/login', '/admin/assets/dashboard.css', '/admin/assets/dashboard.js'])
 const PAGE_SIZE = 50
-const FLASH: Record<string, (n: number) => string> = {
-  replayed: (n) => `Replay queued to ${n} target${n === 1 ? '' : 's'}; attempts appear below as they happen.`,
-  bulk: (n) => `Replay queued for ${n} notification${n === 1 ? '' : 's'}.`,
-  released: () => 'Released from the quarantine into the outbox.'
-}
+// A Map, not an object: `?done=` comes from the URL, and an object would
+// answer `__proto__`, `toString` or `valueOf` with what it inherits.
+const FLASH = new Map<string, (n: number) => string>([
+  ['replayed', (n) => `Replay queued to ${n} target${n === 1 ? '' : 's'}; attempts appear below as they happen.`],
+  ['bulk', (n) => `Replay queued for ${n} notification${n === 1 ? '' : 's'}.`],
+  ['released', () => 'Released from the quarantine into the outbox.']
+])
 
 type Form = Record<string, string | undefined>
 
@@ -119,7 +121,7 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
   }
 
   function flashFrom (query: Form): string | null {
-    const make = query.done !== undefined ? FLASH[query.done] : undefined
+    const make = typeof query.done === 'string' ? FLASH.get(query.done) : undefined
     return make === undefined ? null : make(Number.parseInt(query.n ?? '0', 10) || 0)
   }
 
