@@ -2,7 +2,7 @@
 // validated here, once, at start; the rest of the code receives a frozen,
 // typed Config and never looks at the environment again.
 import { createPrivateKey } from 'node:crypto'
-import { accessSync, constants as fsConstants, readFileSync } from 'node:fs'
+import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs'
 import { isIP } from 'node:net'
 
 export type VerifyMode = 'enforce' | 'log' | 'off'
@@ -69,6 +69,14 @@ const RESERVED_HEADERS = new Set([
   'content-type', 'content-length', 'host', 'user-agent', 'x-storehook-notification-id',
   'x-storehook-attempt', 'webhook-id', 'webhook-timestamp', 'webhook-signature', 'transfer-encoding', 'connection'
 ])
+
+// An HTTP field value (RFC 9110) as every target will take it: printable
+// ASCII, space and tab. CR, LF and NUL would split or end the request (undici
+// refuses them, so every delivery would fail until the config is fixed);
+// undici refuses characters above U+00FF too, and would send U+0080-U+00FF as
+// single Latin-1 bytes rather than the UTF-8 the file holds, which no
+// receiver reads back as written. Tokens and keys are ASCII.
+const FIELD_VALUE = /^[\t\x20-\x7e]*$/
 
 function str (env: Env, name: string): string | undefined {
   const v = env[name]
@@ -146,6 +154,8 @@ function targetFromFile (variable: string, raw: unknown, index: number, defaults
         throw new ConfigError(where, `header "${k}" must be a valid name with a string value`)
       }
       if (RESERVED_HEADERS.has(k.toLowerCase())) throw new ConfigError(where, `header "${k}" is set by storehook and cannot be overridden`)
+      // Never echo the value: it is often a token.
+      if (!FIELD_VALUE.test(v)) throw new ConfigError(where, `header "${k}" has a value that is not a valid HTTP header value (only printable ASCII, space and tab; no CR, LF or other control characters)`)
       headers.push([k, v])
     }
   }
@@ -282,6 +292,8 @@ export function loadConfig (env: Env = process.env): Config {
     } catch (err) {
       throw new ConfigError(name, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
     }
+    // A directory is readable too, and would fail only when the file is read.
+    if (!statSync(path).isFile()) throw new ConfigError(name, `cannot read ${path}: not a file`)
   }
 
   const targets: Array<TargetConfig & { explicit: boolean }> = []
