@@ -13,6 +13,7 @@ import ingestPlugin from './ingest/plugin.ts'
 import catchUpPlugin from './catchup/plugin.ts'
 import outboxPlugin from './outbox/plugin.ts'
 import metricsPlugin from './metrics/plugin.ts'
+import adminGuard from './routes/admin-guard.ts'
 import adminRoutes from './routes/admin.ts'
 import dashboardRoutes from './dashboard/routes.ts'
 import healthRoutes from './routes/health.ts'
@@ -59,6 +60,8 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(healthRoutes, { config: opts.config })
   await fastify.register(metricsRoutes, { config: opts.config })
   await fastify.register(notificationRoutes, { config: opts.config })
+  // The admin token's gate, shared by the API and the dashboard's login.
+  await fastify.register(adminGuard, { config: opts.config })
   await fastify.register(adminRoutes, { config: opts.config, prefix: '/admin' })
   await fastify.register(dashboardRoutes, { config: opts.config, prefix: '/admin' })
 }

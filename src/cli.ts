@@ -13,7 +13,7 @@ import { MAX_BULK_REPLAY, replayMatching } from './ops/replay.ts'
 import { parseWhenFlag } from './ops/when.ts'
 import { startServer } from './server.ts'
 import { VERSION } from './version.ts'
-import { BACKFILL_HELP, backfillCommand, TEST_NOTIFICATION_HELP, testNotificationCommand } from './appstore/commands.ts'
+import { BACKFILL_HELP, backfillCommand, TEST_NOTIFICATION_HELP, testNotificationCommand, type Values } from './appstore/commands.ts'
 
 const HELP = `storehook ${VERSION}: one durable URL for Apple's App Store Server Notifications.
 
@@ -90,7 +90,7 @@ function whenFlag (flag: string, value: string | undefined, now: number): number
   }
 }
 
-function filterFrom (values: Record<string, string | boolean | undefined | Array<string | boolean>>): NotificationFilter {
+function filterFrom (values: Values): NotificationFilter {
   const str = (k: string): string | undefined => (typeof values[k] === 'string' ? values[k] as string : undefined)
   const now = Date.now()
   const f: NotificationFilter = {
@@ -135,7 +135,7 @@ function statusCommand (config: Config): void {
   }
 }
 
-async function replayCommand (config: Config, values: Record<string, string | boolean | undefined | Array<string | boolean>>): Promise<void> {
+async function replayCommand (config: Config, values: Values): Promise<void> {
   const filter = filterFrom(values)
   const to = typeof values.to === 'string' ? values.to.split(',').map((x) => x.trim()).filter(Boolean) : undefined
   const names = new Set(config.targets.map((t) => t.name))
@@ -248,21 +248,26 @@ export async function main (argv: string[]): Promise<void> {
   }
   const command = positionals[0] ?? 'serve'
   if (values.help === true || command === 'help') {
-    process.stdout.write(`${COMMAND_HELP[positionals[command === 'help' ? 1 : 0] ?? ''] ?? HELP}\n`)
+    // The command line indexes the table: only its own keys, never what an object inherits.
+    const asked = positionals[command === 'help' ? 1 : 0] ?? ''
+    process.stdout.write(`${Object.hasOwn(COMMAND_HELP, asked) ? COMMAND_HELP[asked] : HELP}\n`)
     return
   }
+  try {
+    await run(command, values, positionals)
+  } catch (err) {
+    // Some configuration is checked only when used: a root certificate file
+    // when the verifier loads it, DATABASE_PATH when the file is opened.
+    if (err instanceof ConfigError) fail(err.message)
+    throw err
+  }
+}
+
+async function run (command: string, values: Values, positionals: string[]): Promise<void> {
   switch (command) {
-    case 'serve': {
-      const config = configOrExit()
-      try {
-        await startServer(config)
-      } catch (err) {
-        // A root certificate file is checked when the verifier loads it.
-        if (err instanceof ConfigError) fail(err.message)
-        throw err
-      }
+    case 'serve':
+      await startServer(configOrExit())
       return
-    }
     case 'migrate': {
       const config = configOrExit()
       const database = openDatabase(config.databasePath, { busyTimeoutMs: 30_000 })

@@ -2,7 +2,7 @@
 // validated here, once, at start; the rest of the code receives a frozen,
 // typed Config and never looks at the environment again.
 import { createPrivateKey } from 'node:crypto'
-import { accessSync, constants as fsConstants, readFileSync } from 'node:fs'
+import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs'
 import { isIP } from 'node:net'
 
 export type VerifyMode = 'enforce' | 'log' | 'off'
@@ -92,6 +92,14 @@ const RESERVED_HEADERS = new Set([
   'x-storehook-attempt', 'webhook-id', 'webhook-timestamp', 'webhook-signature', 'transfer-encoding', 'connection'
 ])
 
+// An HTTP field value (RFC 9110) as every target will take it: printable
+// ASCII, space and tab. CR, LF and NUL would split or end the request (undici
+// refuses them, so every delivery would fail until the config is fixed);
+// undici refuses characters above U+00FF too, and would send U+0080-U+00FF as
+// single Latin-1 bytes rather than the UTF-8 the file holds, which no
+// receiver reads back as written. Tokens and keys are ASCII.
+const FIELD_VALUE = /^[\t\x20-\x7e]*$/
+
 function str (env: Env, name: string): string | undefined {
   const v = env[name]
   return v === undefined || v.trim() === '' ? undefined : v.trim()
@@ -174,7 +182,7 @@ function targetFromFile (variable: string, raw: unknown, index: number, defaults
   if (t.name !== undefined && (typeof t.name !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(t.name))) {
     throw new ConfigError(where, '"name" must be 1-64 letters, digits, dots, dashes or underscores')
   }
-  const headers: Record<string, string> = {}
+  const headers: Array<[string, string]> = []
   if (t.headers !== undefined) {
     if (typeof t.headers !== 'object' || t.headers === null || Array.isArray(t.headers)) {
       throw new ConfigError(where, '"headers" must be an object of strings')
@@ -184,7 +192,9 @@ function targetFromFile (variable: string, raw: unknown, index: number, defaults
         throw new ConfigError(where, `header "${k}" must be a valid name with a string value`)
       }
       if (RESERVED_HEADERS.has(k.toLowerCase())) throw new ConfigError(where, `header "${k}" is set by storehook and cannot be overridden`)
-      headers[k] = v
+      // Never echo the value: it is often a token.
+      if (!FIELD_VALUE.test(v)) throw new ConfigError(where, `header "${k}" has a value that is not a valid HTTP header value (only printable ASCII, space and tab; no CR, LF or other control characters)`)
+      headers.push([k, v])
     }
   }
   let filters: TargetFilters = { environments: null, notificationTypes: null, bundleIds: null }
@@ -212,7 +222,9 @@ function targetFromFile (variable: string, raw: unknown, index: number, defaults
   return {
     name: typeof t.name === 'string' ? t.name : hostName(url),
     url,
-    headers,
+    // fromEntries defines each name as its own property: an assignment would
+    // turn a header named __proto__ into the object's prototype, silently dropped.
+    headers: Object.fromEntries(headers),
     timeoutMs: positive(where, 'timeoutMs', t.timeoutMs, defaults.timeoutMs, 600_000),
     concurrency: positive(where, 'concurrency', t.concurrency, DEFAULT_CONCURRENCY, 256),
     filters,
@@ -228,7 +240,8 @@ function cidrs (env: Env): Config['allowedSourceIps'] {
   const items = list(env, 'ALLOWED_SOURCE_IPS')
   if (items === null) return null
   const out: NonNullable<Config['allowedSourceIps']> = []
-  for (const item of items.flatMap((i) => SOURCE_PRESETS[i.toLowerCase()] ?? [i])) {
+  // Own keys only: `constructor` or `__proto__` in the variable is an address to refuse, not a preset.
+  for (const item of items.flatMap((i) => Object.hasOwn(SOURCE_PRESETS, i.toLowerCase()) ? SOURCE_PRESETS[i.toLowerCase()]! : [i])) {
     const [address = '', bits] = item.split('/')
     const family = isIP(address)
     if (family === 0) throw new ConfigError('ALLOWED_SOURCE_IPS', `"${item}" is not an IP address, a CIDR block or the preset "apple"`)
@@ -347,6 +360,8 @@ export function loadConfig (env: Env = process.env): Config {
     } catch (err) {
       throw new ConfigError(name, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
     }
+    // A directory is readable too, and would fail only when the file is read.
+    if (!statSync(path).isFile()) throw new ConfigError(name, `cannot read ${path}: not a file`)
   }
 
   const targets: Array<TargetConfig & { explicit: boolean }> = []

@@ -30,6 +30,7 @@ export const errorTable = {
   SOURCE_NOT_ALLOWED: { status: 403, message: 'Sender address is not allowed.' },
   UNAUTHORIZED: { status: 401, message: 'Missing or wrong bearer token.' },
   LOGIN_FAILED: { status: 401, message: 'Wrong admin token.' },
+  RATE_LIMITED: { status: 429, message: 'Too many wrong admin tokens from this address; retry later.' },
   CROSS_SITE_REFUSED: { status: 403, message: 'Refused: the form did not come from this dashboard (missing or stale CSRF token, or another origin). Reload the page and try again.' },
   NOT_FOUND: { status: 404, message: 'Not found.' },
   BAD_REQUEST: { status: 400, message: 'Bad request.' },
@@ -45,13 +46,17 @@ export type ErrorCode = keyof typeof errorTable
 export class AppError extends Error {
   readonly code: ErrorCode
   readonly statusCode: number
+  // Counted in an aggregate log line instead of one line per request (the
+  // admin token's refusals: a flood of guesses must not flood the log).
+  readonly quiet: boolean
 
   // `detail` refines the table's message for 4xx (e.g. which field is missing).
-  constructor (code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+  constructor (code: ErrorCode, detail?: string, options?: { cause?: unknown; quiet?: boolean }) {
     super(detail ?? errorTable[code].message, options)
     this.name = 'AppError'
     this.code = code
     this.statusCode = errorTable[code].status
+    this.quiet = options?.quiet ?? false
   }
 }
 
@@ -71,7 +76,7 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 // HTML pages say the same thing. A 5xx never carries the cause.
 export function describeError (err: Error & { code?: string; statusCode?: number; validation?: unknown }): { status: number; code: string; message: string } {
   if (isAppError(err)) return { status: err.statusCode, code: err.code, message: err.message }
-  const mapped = err.code !== undefined ? FASTIFY_CODES[err.code] : undefined
+  const mapped = err.code !== undefined && Object.hasOwn(FASTIFY_CODES, err.code) ? FASTIFY_CODES[err.code] : undefined
   if (mapped !== undefined) return { status: errorTable[mapped].status, code: mapped, message: errorTable[mapped].message }
   if (err.validation !== undefined || (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500)) {
     return { status: err.statusCode ?? 400, code: 'BAD_REQUEST', message: err.message }
@@ -80,6 +85,7 @@ export function describeError (err: Error & { code?: string; statusCode?: number
 }
 
 export function logRefusal (request: FastifyRequest, err: Error, status: number, code: string): void {
+  if (isAppError(err) && err.quiet) return
   if (status >= 500) {
     // The cause is logged, never sent: a 5xx body hides internals.
     request.log.error({ err: isAppError(err) && err.cause !== undefined ? err.cause : err, code, url: request.routeOptions.url }, 'Request failed.')

@@ -1,10 +1,11 @@
 // Starts the process: configuration, logger, the app, the listener, and a
 // graceful close on SIGTERM/SIGINT (Fly sends SIGINT).
+import { createSecureContext } from 'node:tls'
 import closeWithGrace from 'close-with-grace'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { pino, type Logger } from 'pino'
 import app, { serverOptions } from './app.ts'
-import type { Config } from './config.ts'
+import { ConfigError, type Config } from './config.ts'
 import { capConnections, nodeServerOptions } from './limits.ts'
 import { acceptsUnauthenticatedV1 } from './ingest/policy.ts'
 import { readTlsPair, secureContextOptions, watchCertificate } from './tls.ts'
@@ -29,6 +30,12 @@ export async function buildApp (config: Config, logger: Logger): Promise<Fastify
   }
   const tls = config.tls
   const pair = readTlsPair(tls)
+  try {
+    createSecureContext(secureContextOptions(pair))
+  } catch (err) {
+    // Not PEM, or a key that is not the certificate's: one line at start, not a stack trace.
+    throw new ConfigError('TLS_CERT_PATH', `${tls.certPath} and TLS_KEY_PATH ${tls.keyPath} do not load as a certificate and its key: ${(err as Error).message}`)
+  }
   // The routes never look at the transport, so the HTTPS instance is typed as the HTTP one.
   // Fastify hands `https` alone to https.createServer (never `http`), so the
   // timeouts and their checking interval go there too.

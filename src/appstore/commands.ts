@@ -12,7 +12,7 @@ import { clampWindow, HISTORY_DAYS, runHistory, type Counts } from './history.ts
 import { unfinishedRun } from './runs.ts'
 import { checkTestNotification } from './test-notification.ts'
 
-type Values = Record<string, string | boolean | undefined | Array<string | boolean>>
+export type Values = Record<string, string | boolean | undefined | Array<string | boolean>>
 type Fail = (message: string) => never
 
 export const BACKFILL_HELP = `Usage: storehook backfill --since WHEN [--until WHEN] [--environment Production|Sandbox|both] [--only-failures]

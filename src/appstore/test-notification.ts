@@ -46,7 +46,8 @@ const ADVICE: Record<string, string> = {
 }
 
 export function adviceFor (result: string): string {
-  return ADVICE[result] ?? ADVICE.OTHER!
+  // Apple's value indexes the table: only its own keys count, never what an object inherits (toString...).
+  return Object.hasOwn(ADVICE, result) ? ADVICE[result]! : ADVICE.OTHER!
 }
 
 interface Found { id: string; deliveries: TargetResult[] }

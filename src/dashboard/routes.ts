@@ -14,7 +14,7 @@ import { attentionCounts, getNotification, hourlyCounts, listNotifications, noti
 import { listQuarantine, quarantineSize } from '../outbox/store.ts'
 import { CSS, JS } from './assets.ts'
 import type { Html } from './html.ts'
-import { createSessions, readCookie, sameSecret, SESSION_COOKIE, SESSION_TTL_MS, sessionCookie, type Session } from './session.ts'
+import { createSessions, readCookie, SESSION_COOKIE, SESSION_TTL_MS, sessionCookie, type Session } from './session.ts'
 import { applePage, deadPage, errorPage, FILTER_FIELDS, listPage, loginPage, notificationPage, overviewPage, quarantinePage, type FilterForm, type PageContext, KEPT_TEST_RUNS, type TestRun } from './views.ts'
 
 declare module 'fastify' {
@@ -35,11 +35,13 @@ const SECURITY_HEADERS = {
 // Reachable without a session: the login form and what it is styled with.
 const PUBLIC = new Set(['/admin/login', '/admin/assets/dashboard.css', '/admin/assets/dashboard.js'])
 const PAGE_SIZE = 50
-const FLASH: Record<string, (n: number) => string> = {
-  replayed: (n) => `Replay queued to ${n} target${n === 1 ? '' : 's'}; attempts appear below as they happen.`,
-  bulk: (n) => `Replay queued for ${n} notification${n === 1 ? '' : 's'}.`,
-  released: () => 'Released from the quarantine into the outbox.'
-}
+// A Map, not an object: `?done=` comes from the URL, and an object would
+// answer `__proto__`, `toString` or `valueOf` with what it inherits.
+const FLASH = new Map<string, (n: number) => string>([
+  ['replayed', (n) => `Replay queued to ${n} target${n === 1 ? '' : 's'}; attempts appear below as they happen.`],
+  ['bulk', (n) => `Replay queued for ${n} notification${n === 1 ? '' : 's'}.`],
+  ['released', () => 'Released from the quarantine into the outbox.']
+])
 
 type Form = Record<string, string | undefined>
 
@@ -59,8 +61,7 @@ const formSchema = (properties: Record<string, unknown>, required: string[] = []
 })
 
 export default async function dashboardRoutes (app: FastifyInstance, { config }: { config: Config }): Promise<void> {
-  const token = config.adminToken
-  if (token === null) return
+  if (config.adminToken === null) return
   const sessions = createSessions()
   const targetNames = config.targets.map((t) => t.name)
   const db = (): typeof app.database.db => app.database.db
@@ -122,7 +123,7 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
   }
 
   function flashFrom (query: Form): string | null {
-    const make = query.done !== undefined ? FLASH[query.done] : undefined
+    const make = typeof query.done === 'string' ? FLASH.get(query.done) : undefined
     return make === undefined ? null : make(Number.parseInt(query.n ?? '0', 10) || 0)
   }
 
@@ -145,8 +146,9 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
   })
 
   app.post<{ Body: Form }>('/login', { schema: { body: { type: 'object', properties: { token: { type: 'string', maxLength: 1000 } } } } }, async (request, reply) => {
-    if (!sameSecret(request.body.token ?? '', token)) {
-      request.log.warn({ component: 'dashboard', address: request.socket.remoteAddress }, 'Dashboard login refused: wrong admin token.')
+    // A wrong token is logged by the guard, in aggregate; too many from one
+    // address answer the 429 error page.
+    if (!await app.adminGuard.admit(request, reply, request.body.token ?? '')) {
       return page(reply, loginPage(context(request), 'Wrong admin token.'), 401)
     }
     const { cookie } = sessions.issue(Date.now())

@@ -20,10 +20,14 @@ export function sameSecret (presented: string, expected: string): boolean {
   return timingSafeEqual(digest(presented), digest(expected))
 }
 
-// `Authorization: Bearer <token>`, as the admin API and /metrics take it.
-export function bearerMatches (authorization: string | undefined, expected: string): boolean {
+// The token of `Authorization: Bearer <token>`, as the admin API and /metrics take it ('' when absent).
+export function bearerToken (authorization: string | undefined): string {
   const header = authorization ?? ''
-  return sameSecret(header.startsWith('Bearer ') ? header.slice(7) : '', expected)
+  return header.startsWith('Bearer ') ? header.slice(7) : ''
+}
+
+export function bearerMatches (authorization: string | undefined, expected: string): boolean {
+  return sameSecret(bearerToken(authorization), expected)
 }
 
 export interface Session {

@@ -11,6 +11,7 @@ import { ASSET_MIGRATIONS, ASSET_SQLITE_ADDON, BINARY, binaryAsset } from '../bi
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
 import { migrate as drizzleMigrate } from 'drizzle-orm/better-sqlite3/migrator'
 import * as schema from './schema.ts'
+import { ConfigError } from '../config.ts'
 
 export type Db = BetterSQLite3Database<typeof schema>
 
@@ -94,16 +95,35 @@ function driver (): typeof Database {
   return IN_DENO ? createRequire(import.meta.url)('libsql') as typeof Database : Database
 }
 
-export function openDatabase (path: string, options: OpenOptions = {}): Database_ {
-  if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true })
+// The file cannot be opened (its folder cannot be created, a read-only file
+// system, /proc, a directory): one line naming DATABASE_PATH, for `serve` and
+// every command, instead of a driver's stack trace.
+function openFile (path: string, options: OpenOptions): Database.Database {
   const Driver = driver()
   // The addon object is accepted at run time (better-sqlite3 >= 8); its types name only a path.
   const binding = BINARY === null ? {} : { nativeBinding: nativeBinding() as unknown as string }
-  const sqlite = new Driver(path, { readonly: options.readonly ?? false, ...binding })
-  sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 2000}`)
-  if (options.readonly !== true) {
-    sqlite.pragma('journal_mode = WAL')
+  let sqlite: Database.Database | null = null
+  try {
+    if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true })
+    sqlite = new Driver(path, { readonly: options.readonly ?? false, ...binding })
+    sqlite.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 2000}`)
+    if (options.readonly !== true) {
+      // SQLite opens a file it may not write read-only without a word; the
+      // switch to WAL is the first write, and says so.
+      const mode = sqlite.pragma('journal_mode = WAL', { simple: true })
+      if (mode !== 'wal' && path !== ':memory:') throw new Error(`it stays in journal mode "${String(mode)}", not WAL: is the file or its file system read-only?`)
+    }
+    return sqlite
+  } catch (err) {
+    sqlite?.close()
+    const e = err as Error & { code?: unknown }
+    const reason = typeof e.code === 'string' && !e.message.includes(e.code) ? `${e.message} (${e.code})` : e.message
+    throw new ConfigError('DATABASE_PATH', `cannot open ${path}: ${reason}`)
   }
+}
+
+export function openDatabase (path: string, options: OpenOptions = {}): Database_ {
+  const sqlite = openFile(path, options)
   // FULL: the WAL is fsync'd at every commit, so a 200 survives a power cut.
   sqlite.pragma('synchronous = FULL')
   sqlite.pragma('foreign_keys = ON')

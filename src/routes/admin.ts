@@ -4,7 +4,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
 import { AppError } from '../errors.ts'
-import { bearerMatches } from '../dashboard/session.ts'
+import { bearerToken } from '../dashboard/session.ts'
 import { replayMatching } from '../ops/replay.ts'
 import { getNotification, listNotifications, notificationDetail, targetHealth, type NotificationFilter } from '../outbox/queries.ts'
 import { listQuarantine, quarantineSize } from '../outbox/store.ts'
@@ -30,8 +30,7 @@ const filterProperties = {
 } as const
 
 export default async function adminRoutes (app: FastifyInstance, { config }: { config: Config }): Promise<void> {
-  const token = config.adminToken
-  if (token === null) return
+  if (config.adminToken === null) return
   const targetNames = new Set(config.targets.map((t) => t.name))
 
   function checkTargets (wanted: readonly string[] | undefined): void {
@@ -39,8 +38,9 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
     if (unknown.length > 0) throw new AppError('BAD_REQUEST', `Unknown target(s): ${unknown.join(', ')}. Configured: ${[...targetNames].join(', ') || 'none'}.`)
   }
 
-  app.addHook('onRequest', async (request) => {
-    if (!bearerMatches(request.headers.authorization, token)) throw new AppError('UNAUTHORIZED')
+  app.addHook('onRequest', async (request, reply) => {
+    // Quiet: the guard logs wrong tokens in aggregate, not one line each.
+    if (!await app.adminGuard.admit(request, reply, bearerToken(request.headers.authorization))) throw new AppError('UNAUTHORIZED', undefined, { quiet: true })
   })
 
   app.get<{ Querystring: ListQuery }>('/api/notifications', {

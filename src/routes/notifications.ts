@@ -1,8 +1,9 @@
 // POST /apple/notifications: the URL pasted into App Store Connect.
 import { BlockList, isIP } from 'node:net'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
 import { AppError } from '../errors.ts'
+import { clientAddress } from './client-address.ts'
 
 export default async function notificationRoutes (app: FastifyInstance, { config }: { config: Config }): Promise<void> {
   // The body is kept as the exact bytes received: they are what every target
@@ -53,22 +54,4 @@ function sourceFilter (config: Config): ((address: string) => boolean) | null {
   const list = new BlockList()
   for (const c of config.allowedSourceIps) list.addSubnet(c.address, c.prefix, c.family)
   return (address) => list.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4')
-}
-
-// Behind Fly's proxy the socket is the proxy; Fly-Client-IP (or the last
-// X-Forwarded-For entry, the one the trusted proxy appended) is the sender.
-// Headers are believed only when TRUST_PROXY says a proxy is there.
-function clientAddress (request: FastifyRequest, trust: Config['trustProxy']): string | null {
-  let address: string | undefined = request.socket.remoteAddress
-  if (trust === 'fly') {
-    const h = request.headers['fly-client-ip']
-    if (typeof h === 'string') address = h.trim()
-  } else if (trust === 'forwarded') {
-    const h = request.headers['x-forwarded-for']
-    const last = (Array.isArray(h) ? h.join(',') : h ?? '').split(',').map((x) => x.trim()).filter(Boolean).pop()
-    if (last !== undefined) address = last
-  }
-  if (address === undefined) return null
-  if (address.startsWith('::ffff:') && isIP(address.slice(7)) === 4) address = address.slice(7)
-  return isIP(address) === 0 ? null : address
 }
