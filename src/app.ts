@@ -7,7 +7,7 @@ import { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type Fa
 import type { Config } from './config.ts'
 import databasePlugin from './db/plugin.ts'
 import deliveryPlugin from './delivery/plugin.ts'
-import { answerFromErrorTable } from './errors.ts'
+import { answerFrameworkError, answerFromErrorTable } from './errors.ts'
 import { answerClientError, nodeServerOptions } from './limits.ts'
 import ingestPlugin from './ingest/plugin.ts'
 import catchUpPlugin from './catchup/plugin.ts'
@@ -39,6 +39,9 @@ export function serverOptions (config: Config, logger: FastifyBaseLogger): Fasti
     keepAliveTimeout: config.connections.keepAliveTimeoutMs,
     http: nodeServerOptions(config.connections),
     clientErrorHandler: answerClientError,
+    // Routing errors (undecodable URL, overlong parameter) skip the error
+    // handler: without this they answer in Fastify's shape, echoing the path.
+    frameworkErrors: answerFrameworkError,
     return503OnClosing: true,
     // Start-up applies migrations, and a new index on a large outbox takes
     // longer than Fastify's default 10 s per plugin (so does a worker thread

@@ -10,7 +10,7 @@ import { pruneAll } from './outbox/retention.ts'
 import { listQuarantine } from './outbox/store.ts'
 import { overview, targetHealth, type NotificationFilter } from './outbox/queries.ts'
 import { MAX_BULK_REPLAY, replayMatching } from './ops/replay.ts'
-import { parseWhenFlag } from './ops/when.ts'
+import { isoTime, parseWhenFlag } from './ops/when.ts'
 import { startServer } from './server.ts'
 import { VERSION } from './version.ts'
 import { BACKFILL_HELP, backfillCommand, TEST_NOTIFICATION_HELP, testNotificationCommand, type Values } from './appstore/commands.ts'
@@ -108,7 +108,10 @@ function filterFrom (values: Values): NotificationFilter {
   return Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined)) as NotificationFilter
 }
 
-const ago = (at: number | null, now: number): string => at === null ? '-' : `${new Date(at).toISOString()} (${Math.round((now - at) / 60_000)} min ago)`
+const ago = (at: number | null, now: number): string => {
+  const iso = isoTime(at)
+  return iso === null || at === null ? '-' : `${iso} (${Math.round((now - at) / 60_000)} min ago)`
+}
 
 function statusCommand (config: Config): void {
   const database = openDatabase(config.databasePath, { busyTimeoutMs: 30_000 })
@@ -174,7 +177,7 @@ async function quarantineCommand (config: Config, args: string[], flags: { force
       const rows = listQuarantine(database.db, flags.limit, null)
       if (rows.length === 0) process.stdout.write('The quarantine is empty.\n')
       for (const r of rows) {
-        process.stdout.write(`${r.id}\t${new Date(r.receivedAt).toISOString()}\t${r.code}\t${r.notificationType ?? '-'}\t${r.environment ?? '-'}\t${r.bundleId ?? '-'}\t${r.releasedAs !== null ? 'released as ' + r.releasedAs : r.reason}\n`)
+        process.stdout.write(`${r.id}\t${isoTime(r.receivedAt) ?? '-'}\t${r.code}\t${r.notificationType ?? '-'}\t${r.environment ?? '-'}\t${r.bundleId ?? '-'}\t${r.releasedAs !== null ? 'released as ' + r.releasedAs : r.reason}\n`)
       }
       return
     }

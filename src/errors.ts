@@ -2,7 +2,7 @@
 // single error handler in app.ts turns them into `{ "error": message, "code": code }`.
 // 4xx messages are written for the sender (they say what is wrong with the
 // request); 5xx messages never carry internals.
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { MAX_JSON_DEPTH } from './apple/depth.ts'
 
 export const errorTable = {
@@ -92,6 +92,25 @@ export function logRefusal (request: FastifyRequest, err: Error, status: number,
   } else {
     request.log.info({ code, url: request.routeOptions.url, status }, 'Request refused.')
   }
+}
+
+// Errors Fastify raises before any route is found (a URL that does not
+// decode, a path parameter over its length, a failed async constraint) skip
+// the error handler and would answer in Fastify's own shape, echoing the
+// path. They go through the one table instead; the path is neither sent nor
+// logged (it is whatever a stranger typed).
+const FRAMEWORK_CODES: Record<string, ErrorCode> = {
+  FST_ERR_BAD_URL: 'BAD_REQUEST',
+  FST_ERR_MAX_PARAM_LENGTH: 'BAD_REQUEST',
+  FST_ERR_ASYNC_CONSTRAINT: 'INTERNAL'
+}
+
+export function answerFrameworkError (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const code = FRAMEWORK_CODES[err.code] ?? 'BAD_REQUEST'
+  const { status, message } = errorTable[code]
+  if (status >= 500) request.log.error({ code, fastifyCode: err.code }, 'Request failed.')
+  else request.log.info({ code, fastifyCode: err.code, status }, 'Request refused.')
+  void reply.code(status).send({ error: message, code })
 }
 
 // Every listener answers errors and unknown routes from the one table.

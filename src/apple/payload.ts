@@ -60,8 +60,10 @@ function idString (v: unknown): string | null {
   return str(v)
 }
 
-function finiteNumber (v: unknown): number | null {
-  return typeof v === 'number' && Number.isFinite(v) ? v : null
+// A time in milliseconds that a Date can hold (within ±8.64e15): anything
+// else (1e300) is no time at all, and every view would have to guard it.
+function timeMs (v: unknown): number | null {
+  return typeof v === 'number' && !Number.isNaN(new Date(v).getTime()) ? v : null
 }
 
 // Every JSON text the decoder reads is first checked for depth (depth.ts):
@@ -172,7 +174,7 @@ function decodeV2 (signedPayload: string): DecodedNotification {
     environment,
     bundleId: str(section.bundleId),
     appAppleId: idString(section.appAppleId),
-    signedDate: finiteNumber(payload.signedDate),
+    signedDate: timeMs(payload.signedDate),
     originalTransactionId: idString(tx?.originalTransactionId) ?? idString(renewal?.originalTransactionId),
     transactionId: idString(tx?.transactionId),
     // summary (RENEWAL_EXTENSION/SUMMARY) names its product directly.

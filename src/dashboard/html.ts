@@ -5,6 +5,8 @@
 // bundle IDs) cannot open a tag or leave an attribute. Templates always
 // quote attributes with "".
 
+import { isoTime } from '../ops/when.ts'
+
 export class Html {
   readonly value: string
   constructor (value: string) { this.value = value }
@@ -31,9 +33,9 @@ export function html (strings: TemplateStringsArray, ...values: unknown[]): Html
 }
 
 // Milliseconds since the epoch, shown as UTC ISO text (App Store Connect and
-// the logs speak UTC too); '-' for none.
+// the logs speak UTC too); '-' for none or for one no Date can hold.
 export function utc (ms: number | null | undefined): string {
-  return ms === null || ms === undefined ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
+  return isoTime(ms)?.replace(/\.\d{3}Z$/, 'Z') ?? '-'
 }
 
 export function ago (ms: number | null | undefined, now: number): string {

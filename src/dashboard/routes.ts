@@ -95,6 +95,10 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
 
   app.addHook('onRequest', async (request, reply) => {
     void reply.headers(SECURITY_HEADERS)
+    // Only when the browser really came over HTTPS (a spoofed header on a plain
+    // instance must not pin it). No includeSubDomains: the hosts under ours are
+    // not ours to decide for.
+    if (overHttps(request)) void reply.header('strict-transport-security', 'max-age=31536000')
     if (request.method === 'POST' && !sameOrigin(request)) throw new AppError('CROSS_SITE_REFUSED')
     request.dashboardSession = sessions.verify(readCookie(request.headers.cookie, SESSION_COOKIE), Date.now())
     if (request.dashboardSession !== null || PUBLIC.has(request.routeOptions.url ?? '')) return

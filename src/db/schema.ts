@@ -111,6 +111,15 @@ export const quarantine = sqliteTable('quarantine', {
   releasedAs: text('released_as')
 })
 
+// Running totals of the quarantine, one row, kept by triggers on every insert
+// and delete (drizzle/0004): the cap check on each refused payload reads one
+// row instead of the whole table, and holds whoever writes (server, CLI).
+export const quarantineTotals = sqliteTable('quarantine_totals', {
+  id: integer('id').primaryKey(),
+  items: integer('items').notNull(),
+  bytes: integer('bytes').notNull()
+})
+
 // App Store Server API history runs: `storehook backfill` and the server's
 // automatic catch-up. One row per run, rewritten after every page, so an
 // interrupted run resumes from its last paginationToken and the dashboard,

@@ -7,6 +7,15 @@ export function parseWhen (value: string, now: number): number | null {
   return Number.isNaN(at) ? null : at
 }
 
+// Milliseconds as ISO text, or null for a time JavaScript cannot represent
+// (beyond ±8.64e15 ms: toISOString would throw). A row may hold one, left by
+// an older version or a hand edit, and a page must not turn into a 500 for it.
+export function isoTime (ms: number | null | undefined): string | null {
+  if (ms === null || ms === undefined) return null
+  const at = new Date(ms)
+  return Number.isNaN(at.getTime()) ? null : at.toISOString()
+}
+
 // The same for a command's flag: absent stays undefined, nonsense throws a message naming the flag.
 export function parseWhenFlag (flag: string, value: string | undefined, now: number): number | undefined {
   if (value === undefined) return undefined

@@ -38,6 +38,9 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
     if (unknown.length > 0) throw new AppError('BAD_REQUEST', `Unknown target(s): ${unknown.join(', ')}. Configured: ${[...targetNames].join(', ') || 'none'}.`)
   }
 
+  // Answers carry whole notifications: no browser or proxy may keep them.
+  // First, so that refusals carry it too.
+  app.addHook('onRequest', async (_request, reply) => { void reply.header('cache-control', 'no-store') })
   app.addHook('onRequest', async (request, reply) => {
     // Quiet: the guard logs wrong tokens in aggregate, not one line each.
     if (!await app.adminGuard.admit(request, reply, bearerToken(request.headers.authorization))) throw new AppError('UNAUTHORIZED', undefined, { quiet: true })

@@ -83,3 +83,22 @@ t.test('list, filter, page, inspect, replay, and target health', async (t) => {
   await until(async () => (await api(s.url, `/notifications/${ids[0]}`)).json.deliveries.every((d: any) => d.status === 'delivered'))
   t.equal(good.received.filter((r) => r.headers['x-storehook-notification-id'] === ids[0]).length, 2, 'replayed to the target that had it')
 })
+
+// API answers carry whole notifications (bodies, transaction IDs): no browser
+// or proxy cache may keep them, nor the 401 that says a token was tried.
+t.test('every /admin/api answer says Cache-Control: no-store', async (t) => {
+  const s = await startApp(t, { ADMIN_TOKEN: TOKEN })
+  t.equal((await s.post(v2Body())).status, 200)
+  const list = await fetch(`${s.url}/admin/api/notifications`, { headers: { authorization: `Bearer ${TOKEN}` } })
+  t.equal(list.status, 200)
+  const [first] = (await list.json() as { items: Array<{ id: string }> }).items
+  const answers = [
+    list,
+    await fetch(`${s.url}/admin/api/notifications/${first!.id}`, { headers: { authorization: `Bearer ${TOKEN}` } }),
+    await fetch(`${s.url}/admin/api/notifications/nope`, { headers: { authorization: `Bearer ${TOKEN}` } }),
+    await fetch(`${s.url}/admin/api/quarantine`, { headers: { authorization: `Bearer ${TOKEN}` } }),
+    await fetch(`${s.url}/admin/api/notifications`)
+  ]
+  t.same(answers.map((r) => r.status), [200, 200, 404, 200, 401])
+  for (const r of answers) t.equal(r.headers.get('cache-control'), 'no-store', `${r.status} ${r.url}`)
+})

@@ -3,6 +3,7 @@ import t from 'tap'
 import { startApp } from '../helpers/app.ts'
 import { v1Body } from '../helpers/notifications.ts'
 import { startTarget } from '../helpers/target.ts'
+import { dial, portOf } from '../helpers/sockets.ts'
 
 const b64 = (v: unknown): string => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url')
 
@@ -89,4 +90,30 @@ t.test('/healthz and /readyz answer 200 on a migrated, writable database', async
   const r = await fetch(`${s.url}/readyz`)
   t.equal(r.status, 200)
   t.same(await r.json(), { status: 'ready' })
+})
+
+// Errors Fastify raises before routing (a URL that does not decode, a path
+// parameter over its length) answer from the one table too, never in
+// Fastify's own shape and never echoing the path. fetch cannot send such a
+// URL: a raw socket does.
+t.test('a URL that does not decode, or a path parameter too long, gets BAD_REQUEST without the path echoed', async (t) => {
+  const s = await startApp(t, { ADMIN_TOKEN: 'x'.repeat(32) })
+  const paths = [
+    '/apple/notifications/%E0%A4%A<script>',
+    '/apple/notifications%E0%A4%A',
+    `/admin/api/notifications/${'<script>'.repeat(20)}`
+  ]
+  for (const path of paths) {
+    const c = dial(portOf(s.url))
+    t.teardown(() => c.socket.destroy())
+    c.socket.write(`POST ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`)
+    const raw = await c.waitFor(/\r\n\r\n[\s\S]*\}/, 5000, `an answer to ${path}`)
+    const [head, body] = raw.split('\r\n\r\n') as [string, string]
+    t.match(head, /^HTTP\/1\.1 400 /, `${path}: 400`)
+    t.match(head, /content-type: application\/json/i, `${path}: JSON`)
+    t.same(JSON.parse(body), { error: 'Bad request.', code: 'BAD_REQUEST' }, `${path}: the table's answer`)
+    t.notMatch(raw, /script|FST_ERR|E0%A4/i, `${path}: neither the path nor Fastify's code is echoed`)
+  }
+  t.notMatch(s.logs.join(''), /<script>/, 'nor is the path logged')
+  t.equal((await fetch(`${s.url}/healthz`)).status, 200, 'still answering')
 })

@@ -232,3 +232,22 @@ t.test('the quarantine page lists refused payloads and releases them', async (t)
   t.match((await get(s.url, '/admin/quarantine', cookie)).text, /released \S+ as <a/)
   t.equal((await postForm(s.url, '/admin/quarantine/77/release', { _csrf: csrf }, { cookie })).status, 404)
 })
+
+// HSTS only where the browser really came over HTTPS: a header sent over plain
+// HTTP is ignored by browsers anyway, and a spoofed X-Forwarded-Proto must not
+// make an instance that has no HTTPS pin browsers to it.
+t.test('dashboard pages reached over HTTPS through a trusted proxy carry Strict-Transport-Security; plain HTTP does not', async (t) => {
+  const trusted = await startApp(t, { ADMIN_TOKEN, TRUST_PROXY: 'forwarded' })
+  const https = { 'x-forwarded-proto': 'https' }
+  const loginPage = await fetch(`${trusted.url}/admin/login`, { headers: https })
+  t.equal(loginPage.headers.get('strict-transport-security'), 'max-age=31536000', 'the login page')
+  const session = await postForm(trusted.url, '/admin/login', { token: ADMIN_TOKEN }, https)
+  const cookie = session.headers.get('set-cookie')!.split(';')[0]!
+  const overview = await fetch(`${trusted.url}/admin`, { headers: { ...https, cookie } })
+  t.equal(overview.status, 200)
+  t.equal(overview.headers.get('strict-transport-security'), 'max-age=31536000', 'a page behind the login')
+  t.equal((await get(trusted.url, '/admin/login')).headers.get('strict-transport-security'), null, 'plain HTTP through the proxy: none')
+  const untrusted = await startApp(t, { ADMIN_TOKEN })
+  const spoofed = await fetch(`${untrusted.url}/admin/login`, { headers: https })
+  t.equal(spoofed.headers.get('strict-transport-security'), null, 'without TRUST_PROXY the header is not believed')
+})

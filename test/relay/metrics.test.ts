@@ -22,6 +22,9 @@ t.test('/metrics exposes received, deliveries, pending and oldest pending', asyn
   await up.waitFor(2)
   const downHost = new URL(url).host
   await until(async () => (await scrape(s.url)).includes(`storehook_deliveries_total{target="${downHost}",outcome="retry"} 2`), 5000, 'two failed attempts')
+  // The database gauges may lag a scrape by up to 5 s (metrics/plugin.ts).
+  await until(async () => (await scrape(s.url)).includes(`storehook_outbox_pending{target="${downHost}"} 2`), 15_000, 'the pending gauge')
+  await until(async () => !(await scrape(s.url)).includes(`storehook_outbox_pending{target="${up.url.split('/')[2]}"}`), 15_000, 'the drained target gone from the gauge')
   const text = await scrape(s.url)
   t.match(text, /storehook_notifications_received_total\{version="2",environment="Production",type="DID_RENEW",verification="unchecked",outcome="stored"\} 1/)
   t.match(text, /storehook_notifications_received_total\{version="1",environment="Production",type="DID_RENEW",verification="unchecked",outcome="stored"\} 1/)
@@ -111,4 +114,33 @@ t.test('a METRICS_PORT already taken stops the start, and what had started is cl
   // (the writer thread would keep the process alive), or this test hangs.
   const config = loadConfig({ DATABASE_PATH: join(tempDir(t), 'x.db'), HOST: '127.0.0.1', PORT: '0', METRICS_PORT: String(port), LOG_LEVEL: 'silent' })
   await t.rejects(startServer(config), { code: 'EADDRINUSE' })
+})
+
+// /metrics is public and its gauges are aggregates over the whole outbox, run
+// on the main thread: a crowd of scrapes must share one read of the database,
+// and the values still follow the database after the refresh interval.
+t.test('concurrent scrapes share one read of the database gauges, which still follow the database', async (t) => {
+  const down = await startTarget()
+  const url = down.url
+  await down.close()
+  const s = await startApp(t, { FORWARD_TARGETS: url, RETRY_MIN_DELAY_MS: '60000', RETRY_MAX_DELAY_MS: '60000' })
+  const host = new URL(url).host
+  await s.post(v2Body())
+  await until(async () => (await scrape(s.url)).includes(`storehook_outbox_pending{target="${host}"} 1`), 15_000, 'one pending')
+
+  // Count the statements the gauges run, on the very connection they use.
+  const db = s.app.database.db
+  let reads = 0
+  const all = db.all.bind(db)
+  const get = db.get.bind(db)
+  db.all = ((query: unknown) => { reads++; return all(query as never) }) as typeof db.all
+  db.get = ((query: unknown) => { reads++; return get(query as never) }) as typeof db.get
+  t.teardown(() => { db.all = all; db.get = get })
+  const texts = await Promise.all(Array.from({ length: 50 }, async () => scrape(s.url)))
+  t.ok(reads <= 4, `50 scrapes ran ${reads} statement(s): one read of the 4 gauge queries at most`)
+  t.ok(texts.every((x) => x.includes(`storehook_outbox_pending{target="${host}"} 1`)), 'every scrape has the value')
+  t.match(texts[0], /# HELP storehook_outbox_pending .*at most every 5 s/, 'the help says how old it may be')
+
+  await s.post(v2Body())
+  await until(async () => (await scrape(s.url)).includes(`storehook_outbox_pending{target="${host}"} 2`), 15_000, 'the new value after the interval')
 })

@@ -40,5 +40,29 @@ t.test('a database locked by another writer answers 503 and recovers when the lo
   t.equal(ready.status, 503, '/readyz says the database is not writable')
   other.exec('ROLLBACK')
   t.equal((await s.post(v2Body())).status, 200, 'writes again once the lock is released')
+  // The failed probe's verdict stands for up to a second (routes/health.ts).
+  await until(async () => (await fetch(`${s.url}/readyz`)).status === 200, 5000, '/readyz ready again')
+})
+
+// /readyz is public and each probe is a durable commit on the one writer
+// thread: a flood of them must cost at most about one write a second, and
+// still tell a database that cannot take a write right now.
+t.test('a burst of /readyz shares one probe write; a database that cannot write still turns it 503', async (t) => {
+  const s = await startApp(t, { DATABASE_BUSY_TIMEOUT_MS: '100' })
   t.equal((await fetch(`${s.url}/readyz`)).status, 200)
+  const before = (await s.app.outbox.stats()).ops
+  const started = Date.now()
+  const burst = await Promise.all(Array.from({ length: 200 }, async () => (await fetch(`${s.url}/readyz`)).status))
+  const seconds = Math.ceil((Date.now() - started) / 1000)
+  t.ok(burst.every((st) => st === 200), 'every one answered ready')
+  const writes = (await s.app.outbox.stats()).ops - before
+  t.ok(writes <= seconds + 1, `${writes} probe write(s) for 200 requests over ${seconds} s`)
+
+  const other = new Database(s.config.databasePath)
+  t.teardown(() => other.close())
+  other.exec('BEGIN IMMEDIATE')
+  await until(async () => (await fetch(`${s.url}/readyz`)).status === 503, 5000, '/readyz 503 while nothing can be written')
+  t.ok(s.logs.some((l) => l.includes('Readiness probe could not write')), 'the cause is logged')
+  other.exec('ROLLBACK')
+  await until(async () => (await fetch(`${s.url}/readyz`)).status === 200, 5000, '/readyz ready again')
 })

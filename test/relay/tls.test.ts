@@ -10,7 +10,7 @@ import t from 'tap'
 import { pino } from 'pino'
 import { ConfigError, loadConfig } from '../../src/config.ts'
 import { buildApp } from '../../src/server.ts'
-import { tempDir, until } from '../helpers/app.ts'
+import { startApp, tempDir, until } from '../helpers/app.ts'
 import { v2Body } from '../helpers/notifications.ts'
 import { keyPem, serverCert } from '../helpers/server-cert.ts'
 import { startTarget } from '../helpers/target.ts'
@@ -127,4 +127,18 @@ t.test('closing the server stops the watcher; closing twice is safe', async (t) 
   replace(join(dir, 'k.pem'), keyPem(next))
   await sleep(600)
   t.notOk(logs.some((l) => l.includes('TLS certificate')), 'no reload after close')
+})
+
+t.test('dashboard pages served directly over HTTPS carry Strict-Transport-Security', async (t) => {
+  const dir = tempDir(t)
+  const cert = serverCert('storehook-hsts')
+  writeFileSync(join(dir, 'c.pem'), cert.pem)
+  writeFileSync(join(dir, 'k.pem'), keyPem(cert))
+  const s = await startApp(t, { ADMIN_TOKEN: 'an-admin-token-of-enough-length', TLS_CERT_PATH: join(dir, 'c.pem'), TLS_KEY_PATH: join(dir, 'k.pem') })
+  const headers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: Number(new URL(s.url).port), path: '/admin/login', ca: cert.pem }, (res) => { res.resume(); resolve(res.headers) })
+    req.once('error', reject)
+    req.end()
+  })
+  t.equal(headers['strict-transport-security'], 'max-age=31536000')
 })

@@ -111,3 +111,44 @@ t.test('every decoded field an operator looks up by has an index', async (t) => 
     t.match(plan.map((p) => p.detail).join('; '), /USING (COVERING )?INDEX notifications_/, `${column} is searched through an index`)
   }
 })
+
+// The quarantine caps count what a sender controls in a row (body and the text
+// beside it), oldest dropped first, from running totals that stay true across
+// a restart, a release and a prune.
+t.test('quarantine caps count the reason and fields too, and the totals stay true', async (t) => {
+  const path = join(tempDir(t), 'q.db')
+  let database = openDatabase(path)
+  migrate(database)
+  const row = (reason: string): store.NewQuarantined => ({
+    receivedAt: Date.now(), code: 'SIGNATURE_INVALID', reason, bundleId: 'com.example', bytes: 2, body: Buffer.from('{}')
+  })
+  const actual = (): { items: number; bytes: number } => database.db.get<{ items: number; bytes: number }>(sql`
+    SELECT count(*) AS items, coalesce(sum(length(body) + length(CAST(code AS BLOB)) + length(CAST(reason AS BLOB))
+      + coalesce(length(CAST(bundle_id AS BLOB)), 0)), 0) AS bytes FROM quarantine`)!
+  const caps = { maxItems: 5, maxBytes: 10_000 }
+  // Two-byte bodies with 3,000-byte reasons: only the reasons can break the byte cap.
+  const ids: number[] = []
+  for (let i = 0; i < 4; i++) ids.push(store.quarantineRefused(database.db, row('r'.repeat(3000)), caps).id)
+  const kept = database.db.all<{ id: number }>(sql`SELECT id FROM quarantine ORDER BY id`).map((r) => r.id)
+  t.same(kept, ids.slice(1), 'the byte cap counted the reasons: the oldest went first')
+  t.same(store.quarantineSize(database.db), actual(), 'the totals are the rows')
+  t.ok(store.quarantineSize(database.db).bytes <= caps.maxBytes)
+
+  for (let i = 0; i < 8; i++) store.quarantineRefused(database.db, row('short'), caps)
+  t.equal(store.quarantineSize(database.db).items, 5, 'the item cap holds')
+  t.same(store.quarantineSize(database.db), actual())
+
+  const [first] = store.listQuarantine(database.db, 1, null)
+  store.markReleased(database.db, first!.id, 'n1', Date.now())
+  store.pruneDelivered(database.db, Date.now() + 1, 100)
+  t.same(store.quarantineSize(database.db), actual(), 'after a release and a prune')
+
+  database.close()
+  database = openDatabase(path)
+  migrate(database)
+  t.teardown(() => database.close())
+  t.same(store.quarantineSize(database.db), actual(), 'after a restart')
+  store.quarantineRefused(database.db, row('after restart'), caps)
+  t.equal(store.quarantineSize(database.db).items, 5)
+  t.same(store.quarantineSize(database.db), actual())
+})
