@@ -7,7 +7,7 @@ import { pino, type Logger } from 'pino'
 import app, { serverOptions } from './app.ts'
 import { ConfigError, type Config } from './config.ts'
 import { capConnections, nodeServerOptions } from './limits.ts'
-import { acceptsUnauthenticatedV1 } from './ingest/policy.ts'
+import { exposureWarnings } from './ingest/policy.ts'
 import { readTlsPair, secureContextOptions, watchCertificate } from './tls.ts'
 import { VERSION } from './version.ts'
 
@@ -77,7 +77,7 @@ export async function startServer (config: Config): Promise<RunningServer> {
     targets: config.targets.map((t) => t.name),
     verify: config.verify,
     // The ingest warned at start; repeated here, on the line people look for.
-    ...(acceptsUnauthenticatedV1(config) ? { unauthenticatedV1: 'accepted (ALLOW_UNAUTHENTICATED_V1=true)' } : {})
+    ...(exposureWarnings(config).length > 0 ? { warnings: exposureWarnings(config) } : {})
   }, 'storehook is serving.')
   let closing: Promise<void> | null = null
   const close = (): Promise<void> => {

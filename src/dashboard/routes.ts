@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../config.ts'
 import { AppError, describeError, logRefusal } from '../errors.ts'
-import { acceptsUnauthenticatedV1, UNAUTHENTICATED_V1_WARNING } from '../ingest/policy.ts'
+import { exposureWarnings } from '../ingest/policy.ts'
 import { API_NOT_CONFIGURED, catchUpState, runTestNotification, testNotificationClient } from '../appstore/operator.ts'
 import { replayMatching } from '../ops/replay.ts'
 import { parseWhen } from '../ops/when.ts'
@@ -65,7 +65,7 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
   const sessions = createSessions()
   const targetNames = config.targets.map((t) => t.name)
   const db = (): typeof app.database.db => app.database.db
-  const warnings = acceptsUnauthenticatedV1(config) ? [UNAUTHENTICATED_V1_WARNING] : []
+  const warnings = exposureWarnings(config)
 
   // Forms post application/x-www-form-urlencoded. @fastify/formbody is not
   // installed, and URLSearchParams is all it would do. The parser is scoped

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import { notificationTypeLabel, OTHER, vocabularyLabel } from '../apple/vocabulary.ts'
 import type { Config } from '../config.ts'
 import { ingestFromConfig, type Ingest } from './ingest.ts'
-import { acceptsUnauthenticatedV1, UNAUTHENTICATED_V1_WARNING } from './policy.ts'
+import { acceptsUnauthenticatedV1, exposureWarnings } from './policy.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -13,8 +13,8 @@ declare module 'fastify' {
 export default fp<{ config: Config }>(async (app, { config }) => {
   const log = app.log.child({ component: 'ingest' })
   // Said at every start, so an opt-in left on is never forgotten.
-  if (acceptsUnauthenticatedV1(config)) log.warn(UNAUTHENTICATED_V1_WARNING)
-  else if (config.allowUnauthenticatedV1) {
+  for (const warning of exposureWarnings(config)) log.warn(warning)
+  if (config.allowUnauthenticatedV1 && !acceptsUnauthenticatedV1(config)) {
     log.info(config.sharedSecret !== null
       ? 'ALLOW_UNAUTHENTICATED_V1=true has no effect: APPLE_SHARED_SECRET is set, so V1 notifications must carry it.'
       : `ALLOW_UNAUTHENTICATED_V1=true has no effect under VERIFY_SIGNATURES=${config.verify}, which does not refuse V1 notifications.`)

@@ -36,6 +36,20 @@ export function acceptsUnauthenticatedV1 (c: Pick<Config, 'verify' | 'sharedSecr
 export const UNAUTHENTICATED_V1_WARNING = 'ALLOW_UNAUTHENTICATED_V1=true: V1 notifications are unsigned and are accepted and forwarded without any check, '
   + 'so anyone who can reach this URL can forge one. Set APPLE_SHARED_SECRET to check their password, or switch the app to V2 notifications.'
 
+export const ANY_BUNDLE_WARNING = 'APPLE_BUNDLE_IDS is not set: a notification Apple signed for any app is accepted and forwarded, '
+  + 'and anyone can point their own app\'s notification URL here to have Apple send one. Set APPLE_BUNDLE_IDS to your apps\' bundle IDs.'
+
+// Holes the operator's configuration leaves open although it asked for
+// enforce. Said in the same words at start (log), by /readyz (its detail, still
+// 200: routing traffic away would lose notifications) and on every dashboard
+// page, for as long as they hold.
+export function exposureWarnings (c: Pick<Config, 'verify' | 'sharedSecret' | 'allowUnauthenticatedV1' | 'bundleIds'>): string[] {
+  const warnings: string[] = []
+  if (acceptsUnauthenticatedV1(c)) warnings.push(UNAUTHENTICATED_V1_WARNING)
+  if (c.verify === 'enforce' && c.bundleIds === null) warnings.push(ANY_BUNDLE_WARNING)
+  return warnings
+}
+
 // Hash both sides first so the comparison is constant-time whatever the lengths.
 function secretsEqual (a: string, b: string): boolean {
   const ha = createHash('sha256').update(a).digest()

@@ -3,7 +3,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
 import { AppError } from '../errors.ts'
-import { acceptsUnauthenticatedV1, UNAUTHENTICATED_V1_WARNING } from '../ingest/policy.ts'
+import { exposureWarnings } from '../ingest/policy.ts'
 
 const PROBE_REUSE_MS = 1000
 
@@ -11,8 +11,9 @@ export default async function healthRoutes (app: FastifyInstance, { config }: { 
   const log = app.log.child({ component: 'health' })
   const okSchema = { response: { 200: { type: 'object', properties: { status: { type: 'string' }, detail: { type: 'string' } } } } }
   // Ready all the same (routing traffic away would lose notifications), but
-  // whoever checks readiness sees that the operator opted out of a check.
-  const detail = acceptsUnauthenticatedV1(config) ? { detail: UNAUTHENTICATED_V1_WARNING } : {}
+  // whoever checks readiness sees what the configuration leaves open.
+  const warnings = exposureWarnings(config)
+  const detail = warnings.length > 0 ? { detail: warnings.join(' ') } : {}
 
   app.get('/healthz', { schema: okSchema }, async () => ({ status: 'ok' }))
 

@@ -129,7 +129,7 @@ t.test('under enforce without APPLE_SHARED_SECRET, a V1 is refused: nothing stor
   t.ok(target.received[0]!.body.equals(genuine), 'the target received the genuine V2, not the V1')
   t.same(counts(), { notifications: 1, deliveries: 1 })
   const readyz = await fetch(`${s.url}/readyz`)
-  t.same(await readyz.json(), { status: 'ready' }, '/readyz carries no opt-in detail')
+  t.notMatch(await readyz.text(), /ALLOW_UNAUTHENTICATED_V1/, '/readyz carries no opt-in detail')
 })
 
 t.test('ALLOW_UNAUTHENTICATED_V1=true accepts V1 unchecked under enforce, and says so in the log, /readyz and the dashboard', async (t) => {
@@ -163,7 +163,7 @@ t.test('ALLOW_UNAUTHENTICATED_V1=true accepts V1 unchecked under enforce, and sa
 
 t.test('without the opt-in, the dashboard shows no banner; the opt-in has no effect beside APPLE_SHARED_SECRET', async (t) => {
   const plain = await startApp(t, { VERIFY_SIGNATURES: 'enforce', ADMIN_TOKEN })
-  t.notMatch((await get(plain.url, '/admin', (await login(plain.url)).cookie)).text, /class="banner"/)
+  t.notMatch((await get(plain.url, '/admin', (await login(plain.url)).cookie)).text, /class="banner" role="alert">ALLOW_UNAUTHENTICATED_V1/)
   t.notOk(plain.logs.some((l) => /ALLOW_UNAUTHENTICATED_V1/.test(l)), 'and the log says nothing of it')
 
   const s = await startApp(t, { VERIFY_SIGNATURES: 'enforce', ALLOW_UNAUTHENTICATED_V1: 'true', APPLE_SHARED_SECRET: 'right-secret' })
@@ -172,7 +172,7 @@ t.test('without the opt-in, the dashboard shows no banner; the opt-in has no eff
   const wrong = await s.post(v1Body({ password: 'wrong-secret' }))
   t.equal(wrong.status, 403)
   t.equal(wrong.json.code, 'SHARED_SECRET_MISMATCH', 'a wrong password is still refused')
-  t.same(await (await fetch(`${s.url}/readyz`)).json(), { status: 'ready' })
+  t.notMatch(await (await fetch(`${s.url}/readyz`)).text(), /ALLOW_UNAUTHENTICATED_V1/)
   t.equal(s.app.database.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)!.n, 0, 'nothing stored')
 })
 
@@ -183,4 +183,22 @@ t.test('under log, a V1 without APPLE_SHARED_SECRET is accepted and marked unche
     t.equal(s.app.database.db.get<{ verification: string }>(sql`SELECT verification FROM notifications`)!.verification, 'unchecked', `${mode}: unchecked`)
     t.same(await (await fetch(`${s.url}/readyz`)).json(), { status: 'ready' }, `${mode}: no opt-in detail`)
   }
+})
+
+t.test('under enforce without APPLE_BUNDLE_IDS, any app\'s signed notification would be accepted: said at start, in /readyz and on the dashboard', async (t) => {
+  const open = await startApp(t, { VERIFY_SIGNATURES: 'enforce', ADMIN_TOKEN })
+  const warned = open.logs.map((l) => JSON.parse(l)).filter((l) => l.level === 40 && /APPLE_BUNDLE_IDS is not set/.test(l.msg))
+  t.equal(warned.length, 1, 'one warning at start-up')
+  const readyz = await fetch(`${open.url}/readyz`)
+  t.equal(readyz.status, 200, '/readyz stays 200')
+  t.match(((await readyz.json()) as { detail: string }).detail, /APPLE_BUNDLE_IDS is not set/, 'with a detail naming the variable')
+  t.match((await get(open.url, '/admin', (await login(open.url)).cookie)).text, /<p class="banner" role="alert">APPLE_BUNDLE_IDS is not set/, 'the dashboard shows it')
+
+  const closed = await startApp(t, { VERIFY_SIGNATURES: 'enforce', APPLE_BUNDLE_IDS: 'com.example', ADMIN_TOKEN })
+  t.notOk(closed.logs.some((l) => /APPLE_BUNDLE_IDS is not set/.test(l)), 'with the bundle IDs set, no warning')
+  t.same(await (await fetch(`${closed.url}/readyz`)).json(), { status: 'ready' }, 'and /readyz has no detail')
+  t.notMatch((await get(closed.url, '/admin', (await login(closed.url)).cookie)).text, /class="banner"/, 'nor the dashboard a banner')
+
+  const logMode = await startApp(t, { VERIFY_SIGNATURES: 'log' })
+  t.notOk(logMode.logs.some((l) => /APPLE_BUNDLE_IDS is not set/.test(l)), 'under log, which accepts anything anyway, no warning of this')
 })
