@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { startApp, until } from '../helpers/app.ts'
+import { settled, tally } from '../helpers/facts.ts'
 import { startAppleApi } from '../helpers/apple-api.ts'
 import { makeChain, notificationPayload, signNotification } from '../helpers/apple-chain.ts'
 import { applePki, appleWorld } from '../helpers/apple-keys.ts'
@@ -38,8 +39,10 @@ t.test('backfill pages through the history, skips what storehook has, quarantine
   t.equal(history[0]!.body!.onlyFailures, undefined, 'everything, not only failures, unless asked')
   t.ok(Math.abs(Number(history[0]!.body!.startDate) - (Date.now() - 7_200_000)) < 60_000, 'startDate is --since')
 
-  await target.waitFor(45, 10_000)
-  await new Promise((resolve) => setTimeout(resolve, 200))
+  // The CLI has exited: every row it wrote is in the file, and settled rows
+  // are every request the target will get.
+  await settled(s, 15_000)
+  t.same(tally(s), { deliveries: 45, delivered: 45, dead: 0, pending: 0, attempts: 45, recorded: 45 })
   t.equal(target.received.length, 45, 'the running server forwarded the 43 new ones, once each')
   const db = s.app.database.db
   t.same(db.all(sql`SELECT source, verification, count(*) AS n FROM notifications GROUP BY source, verification ORDER BY source`),

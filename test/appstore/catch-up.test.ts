@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { startApp, tempDir, until } from '../helpers/app.ts'
+import { settled, tally } from '../helpers/facts.ts'
 import { appleWorld } from '../helpers/apple-keys.ts'
 
 const body = (signedPayload: string): string => JSON.stringify({ signedPayload })
@@ -26,8 +27,11 @@ t.test('at start, the server catches up on what Apple sent while it was down, an
   const before = api.requests.length
 
   const second = await startApp(t, env)
-  await target.waitFor(4, 15_000)
-  await new Promise((resolve) => setTimeout(resolve, 200))
+  // Both start-up runs (one per environment) finished: every row they add is
+  // written; then, settled, the rows are all the target will get.
+  await until(() => second.app.database.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM history_runs WHERE finished_at IS NOT NULL`)!.n === 4, 15_000, 'the second start\'s catch-up')
+  await settled(second, 15_000)
+  t.same(tally(second), { deliveries: 4, delivered: 4, dead: 0, pending: 0, attempts: 4, recorded: 4 })
   t.equal(target.received.length, 4, 'every missed notification reached the target, once')
   t.same(target.received.slice(1).map((r) => JSON.parse(r.body.toString()).signedPayload).sort(), [...missed].sort(), 'the same payloads Apple signed')
 

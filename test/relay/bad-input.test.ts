@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { startApp } from '../helpers/app.ts'
+import { settled, tally } from '../helpers/facts.ts'
 import { v1Body } from '../helpers/notifications.ts'
 import { startTarget } from '../helpers/target.ts'
 import { dial, portOf } from '../helpers/sockets.ts'
@@ -40,7 +41,8 @@ t.test('every kind of bad input gets a clear 4xx JSON error and is never stored 
   }
   const rows = s.app.database.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)
   t.equal(rows!.n, 0, 'nothing refused was stored')
-  await new Promise((resolve) => setTimeout(resolve, 200))
+  // Forwarding needs a delivery row: none means nothing can ever be sent.
+  t.same(tally(s), { deliveries: 0, delivered: 0, dead: 0, pending: 0, attempts: 0, recorded: 0 }, 'no delivery to send')
   t.equal(target.received.length, 0, 'nothing refused was forwarded')
 
   const health = await fetch(`${s.url}/healthz`)
@@ -79,6 +81,8 @@ t.test('bodies nested deeper than 64 levels are refused with 400 BODY_TOO_DEEP, 
   t.equal(got!.headers['x-storehook-notification-id'], good.json.id, 'the target got the good one first')
   const rows = s.app.database.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)
   t.equal(rows!.n, 1, 'nothing refused was stored')
+  await settled(s)
+  t.same(tally(s), { deliveries: 1, delivered: 1, dead: 0, pending: 0, attempts: 1, recorded: 1 }, 'one delivery, sent once')
   t.equal(target.received.length, 1, 'nothing refused was forwarded')
 })
 

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { Webhook } from 'standardwebhooks'
 import { configFile, startApp } from '../helpers/app.ts'
+import { settled, tally } from '../helpers/facts.ts'
 import { v1Body, v2Body } from '../helpers/notifications.ts'
 import { startTarget } from '../helpers/target.ts'
 
@@ -44,10 +45,11 @@ t.test('per-target filters route by environment, type and bundle', async (t) => 
   await s.post(v2Body({ environment: 'Production', notificationType: 'REFUND' }))
   await s.post(v2Body({ environment: 'Production', notificationType: 'REFUND', bundleId: 'com.other' }))
   await s.post(v2Body({ environment: 'Production', notificationType: 'SOMETHING_APPLE_ADDS_NEXT_YEAR' }))
-  await everything.waitFor(4)
-  await staging.waitFor(1)
-  await refunds.waitFor(1)
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  // Routing writes the delivery rows in the commit before each 200: settled,
+  // they are every request each target will get.
+  await settled(s)
+  const sent = (n: number): ReturnType<typeof tally> => ({ deliveries: n, delivered: n, dead: 0, pending: 0, attempts: n, recorded: n })
+  t.same([tally(s, 'revenuecat'), tally(s, 'staging'), tally(s, 'refunds')], [sent(4), sent(1), sent(1)], 'routed rows, each sent once')
   t.equal(everything.received.length, 4, 'the unfiltered target gets everything, unknown types included')
   t.equal(staging.received.length, 1, 'staging gets only Sandbox')
   t.equal(refunds.received.length, 1, 'the refunds target gets only REFUND of its bundle')

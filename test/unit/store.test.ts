@@ -42,6 +42,19 @@ t.test('a stale attempt can never overwrite a newer result', async (t) => {
   t.equal(store.listAttempts(db, d!.id).length, 3, 'the stale attempts are still history')
 })
 
+// What lets the relay tests stop sleeping after a delivery settles: nothing
+// the worker does later can pick a delivered or dead row up again.
+t.test('a delivered or dead delivery is never claimed again, however long after', async (t) => {
+  const { db } = setup(t)
+  store.enqueue(db, notification('n1'), ['a'], 1000)
+  store.enqueue(db, notification('n2'), ['a'], 1000)
+  const [one, two] = store.claimDue(db, 'a', 10, 1000, 2000)
+  t.equal(store.complete(db, attempt(one!), 1100), true)
+  t.equal(store.markDead(db, attempt(two!, 500), 1100), true)
+  t.same(store.claimDue(db, 'a', 10, 1_000_000_000, 1_000_002_000), [], 'long after every lease and schedule')
+  t.equal(store.countDue(db, 'a', 1_000_000_000), 0)
+})
+
 t.test('a delivery leased at enqueue is what a claim would have left, and falls due when its lease ends', async (t) => {
   const { db } = setup(t)
   const stored = store.enqueue(db, notification('n1'), ['a', 'b'], 1000, [['a', 4000]])
