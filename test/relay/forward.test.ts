@@ -81,9 +81,10 @@ t.test('with no target, notifications are kept and a warning says so', async (t)
 })
 
 t.test('a claimed delivery that waited too long for a slot goes back instead of outliving its lease', async (t) => {
-  // One slot, an answer that takes 900 ms of the 1 s timeout, a lease of
-  // 2 x 1 s + 5 s: the worker claims ten ahead before it learns how slow the
-  // target is, and the last of them would start with too little lease left.
+  // One slot, an answer that takes 900 ms of the 1.5 s timeout (headroom for a
+  // loaded machine), a lease of 2 x 1.5 s + 5 s: the worker claims ten ahead
+  // before it learns how slow the target is, and the last of them (9 s of
+  // answers in) would start with too little lease left.
   const received: string[] = []
   const a = await startTarget(async (req, _n, res) => {
     received.push(String(req.headers['x-storehook-attempt']))
@@ -92,7 +93,7 @@ t.test('a claimed delivery that waited too long for a slot goes back instead of 
   })
   t.teardown(a.close)
   const s = await startApp(t, {
-    DELIVERY_TIMEOUT_MS: '1000',
+    DELIVERY_TIMEOUT_MS: '1500',
     STOREHOOK_CONFIG: configFile(t, { targets: [{ name: 'slow', url: a.url, concurrency: 1 }] })
   })
   const posted = await Promise.all(Array.from({ length: 10 }, () => s.post(v2Body())))
