@@ -2,8 +2,8 @@
 // indexes. Pure: no I/O, no verification (the signature verifier runs next, on
 // `jws`), and it never throws anything but AppError, whatever bytes arrive:
 // a stray TypeError here would be a 500, and bad input must only ever be a 400.
-import { AppError, isAppError } from '../errors.ts'
-import { MAX_JSON_DEPTH, nestedDeeperThan } from './depth.ts'
+import { AppError, isAppError, quoteInput } from '../errors.ts'
+import { foldKeys, MAX_JSON_DEPTH, scanJson } from './depth.ts'
 
 export type Environment = 'Production' | 'Sandbox' | 'Xcode' | 'LocalTesting' | string
 
@@ -73,10 +73,32 @@ const tooDeep = (what: string): AppError =>
 // never touches a prototype, and this module never merges parsed objects into
 // others nor indexes a lookup table with a parsed key. A reviver or
 // secure-json-parse would cost time on every request to guard against nothing.
-function decodeBase64UrlJson (part: string, what: string): unknown {
-  const bytes = Buffer.from(part, 'base64url')
-  if (nestedDeeperThan(bytes)) throw tooDeep(what)
-  return JSON.parse(bytes.toString('utf8'))
+// It also returns the top-level keys, folded, and the first one that repeats.
+function parseJson (bytes: Buffer, what: string, keysMatter = true): { value: unknown; folded: Set<string>; repeated: string | null } {
+  const scan = scanJson(bytes, MAX_JSON_DEPTH, keysMatter)
+  if (scan.tooDeep) throw tooDeep(what)
+  const value: unknown = JSON.parse(bytes.toString('utf8'))
+  return { value, ...foldKeys(scan.keys) }
+}
+
+// A JSON text storehook decides on (the body, the JWS header, the JWS
+// payload) must not repeat a top-level key: JSON.parse keeps the last of
+// two, other parsers the first (or, ignoring case, the last match), so a
+// target could act on a part storehook never checked.
+function refuseRepeatedKey (repeated: string | null, what: string): void {
+  if (repeated === null) return
+  throw new AppError('BODY_DUPLICATE_KEY', `${what} repeats the key ${quoteInput(repeated)} (compared unescaped, ignoring case): JSON parsers disagree on which one counts.`)
+}
+
+// The header and payload are signed, so only a key holder can repeat a key
+// there; but the header says how to verify (alg, x5c), and a target's
+// verifier that reads the first of two would check something else than
+// storehook did. Apple never repeats a key, so refusing costs nothing.
+// The nested JWS are only indexing material: their keys do not matter.
+function decodeBase64UrlJson (part: string, what: string, keysMatter = true): unknown {
+  const { value, repeated } = parseJson(Buffer.from(part, 'base64url'), what, keysMatter)
+  refuseRepeatedKey(repeated, what)
+  return value
 }
 
 const notJws = (why: string): AppError => new AppError('PAYLOAD_NOT_JWS', `signedPayload is not a compact JWS: ${why}.`)
@@ -128,7 +150,7 @@ function nestedPayload (v: unknown): Obj | null {
   const part = v.slice(first + 1, second)
   if (!BASE64URL.test(part)) return null
   try {
-    const p = decodeBase64UrlJson(part, 'a nested JWS')
+    const p = decodeBase64UrlJson(part, 'a nested JWS', false)
     return isObject(p) ? p : null
   } catch {
     return null
@@ -238,20 +260,38 @@ function decodeV1 (body: Obj, notificationType: string): DecodedNotification {
   }
 }
 
+// V1 and V2 at once is not Apple's: a target that tells them apart by V1's
+// discriminator (notification_type), or trusts a V1 by its password, could
+// read a body storehook verified as V2 as an unverified V1, or the other way
+// round. Other keys beside signedPayload are allowed: Apple's V2 body is
+// exactly {"signedPayload": "..."} today, but refusing any future field would
+// turn every notification into a 400 (Apple retries five times, Sandbox
+// never), and a key that is neither a repeat of signedPayload nor one of
+// these makes no parser read the body as another notification. V1's key set
+// is frozen (V1 is deprecated): this can never refuse a future V2 field.
+const V1_KEYS = ['notification_type', 'password']
+const V2_KEY = 'signedpayload'
+
 export function decodeNotificationBody (raw: Buffer): DecodedNotification {
   if (raw.length === 0) throw new AppError('BODY_EMPTY', 'Body is empty: expected a JSON notification from Apple.')
-  if (nestedDeeperThan(raw)) throw tooDeep('Body')
-  let body: unknown
+  let parsed: ReturnType<typeof parseJson>
   try {
-    body = JSON.parse(raw.toString('utf8'))
+    parsed = parseJson(raw, 'Body')
   } catch (err) {
+    if (isAppError(err)) throw err
     // V8 quotes at most a few characters around the fault; the cap keeps that
     // true whatever the engine does.
     throw new AppError('BODY_NOT_JSON', `Body is not valid JSON (${(err as Error).message.slice(0, 100)}).`)
   }
+  const body = parsed.value
   if (!isObject(body)) {
     const kind = body === null ? 'null' : Array.isArray(body) ? 'an array' : `a ${typeof body}`
     throw new AppError('BODY_NOT_NOTIFICATION', `Body is JSON ${kind}, not an object: expected {"signedPayload": "<JWS>"} (V2) or an object with "notification_type" (V1).`)
+  }
+  refuseRepeatedKey(parsed.repeated, 'Body')
+  if (parsed.folded.has(V2_KEY) && V1_KEYS.some((k) => parsed.folded.has(k))) {
+    throw new AppError('BODY_AMBIGUOUS_VERSION', 'Body carries V2\'s "signedPayload" and V1\'s "notification_type" or "password" (keys compared ignoring case): '
+      + 'Apple sends one or the other, and a target could read it as either.')
   }
   if (typeof body.signedPayload === 'string') return decodeV2(body.signedPayload)
   const type = str(body.notification_type)
