@@ -60,6 +60,28 @@ function idString (v: unknown): string | null {
   return str(v)
 }
 
+// Apple's value for every field storehook indexes is short: UUIDs, numeric
+// ids, bundle IDs, product IDs, enum names. Each is stored in a column (the
+// notificationUUID twice more: dedupe key and its unique index), logged, and
+// quoted in refusals, so a sender's 700 KB value must not get that far.
+export const MAX_INDEXED_CHARS = 256
+
+// An outer field (the signed payload's top level and section, or a V1 body's
+// top level): storehook decides on it (dedupe, APPLE_BUNDLE_IDS, routing
+// filters, metrics labels), so too long is not Apple's and is refused. Cutting
+// it would change the decision: two notificationUUIDs sharing their first 256
+// characters would be deduplicated into one.
+function outer (v: string | null, field: string, refuse: (why: string) => AppError): string | null {
+  if (v !== null && v.length > MAX_INDEXED_CHARS) throw refuse(`${field} is ${v.length} characters long; Apple's are under ${MAX_INDEXED_CHARS}`)
+  return v
+}
+
+// A field of a nested transaction or receipt: indexing material only, so too
+// long is unindexed (null), like any other broken nested value.
+function nested (v: string | null): string | null {
+  return v !== null && v.length > MAX_INDEXED_CHARS ? null : v
+}
+
 function finiteNumber (v: unknown): number | null {
   return typeof v === 'number' && Number.isFinite(v) ? v : null
 }
@@ -188,18 +210,18 @@ function decodeV2 (signedPayload: string): DecodedNotification {
   const renewal = nestedPayload(section.signedRenewalInfo)
   return {
     version: 2,
-    notificationUuid: str(payload.notificationUUID),
-    notificationType,
-    subtype: str(payload.subtype),
-    environment,
-    bundleId: str(section.bundleId),
-    appAppleId: idString(section.appAppleId),
+    notificationUuid: outer(str(payload.notificationUUID), 'notificationUUID', malformed),
+    notificationType: outer(notificationType, 'notificationType', malformed)!,
+    subtype: outer(str(payload.subtype), 'subtype', malformed),
+    environment: outer(environment, 'environment', malformed),
+    bundleId: outer(str(section.bundleId), 'bundleId', malformed),
+    appAppleId: outer(idString(section.appAppleId), 'appAppleId', malformed),
     signedDate: finiteNumber(payload.signedDate),
-    originalTransactionId: idString(tx?.originalTransactionId) ?? idString(renewal?.originalTransactionId),
-    transactionId: idString(tx?.transactionId),
+    originalTransactionId: nested(idString(tx?.originalTransactionId) ?? idString(renewal?.originalTransactionId)),
+    transactionId: nested(idString(tx?.transactionId)),
     // summary (RENEWAL_EXTENSION/SUMMARY) names its product directly.
-    productId: str(tx?.productId) ?? str(renewal?.productId) ?? str(renewal?.autoRenewProductId) ?? str(section.productId),
-    appAccountToken: str(tx?.appAccountToken) ?? str(renewal?.appAccountToken),
+    productId: nested(str(tx?.productId) ?? str(renewal?.productId) ?? str(renewal?.autoRenewProductId) ?? str(section.productId)),
+    appAccountToken: nested(str(tx?.appAccountToken) ?? str(renewal?.appAccountToken)),
     password: null,
     jws,
     payload
@@ -234,6 +256,8 @@ function latestReceiptEntry (list: unknown): Obj | null {
   return best
 }
 
+const notV1 = (why: string): AppError => new AppError('BODY_NOT_NOTIFICATION', `Body is not an App Store notification: ${why}.`)
+
 function decodeV1 (body: Obj, notificationType: string): DecodedNotification {
   const receipt = isObject(body.unified_receipt) ? body.unified_receipt : null
   // Before March 2021 the transaction sat at the top level; kept as a fallback
@@ -244,16 +268,16 @@ function decodeV1 (body: Obj, notificationType: string): DecodedNotification {
   return {
     version: 1,
     notificationUuid: null,
-    notificationType,
+    notificationType: outer(notificationType, 'notification_type', notV1)!,
     subtype: null,
-    environment: v1Environment(body.environment) ?? str(receipt?.environment),
-    bundleId: str(body.bid),
-    appAppleId: idString(body.app_apple_id),
+    environment: outer(v1Environment(body.environment) ?? str(receipt?.environment), 'environment', notV1),
+    bundleId: outer(str(body.bid), 'bid', notV1),
+    appAppleId: outer(idString(body.app_apple_id), 'app_apple_id', notV1),
     signedDate: null,
-    originalTransactionId: idString(latest?.original_transaction_id) ?? idString(body.original_transaction_id),
-    transactionId: idString(latest?.transaction_id),
-    productId: str(latest?.product_id) ?? str(body.auto_renew_product_id),
-    appAccountToken: str(latest?.app_account_token),
+    originalTransactionId: nested(idString(latest?.original_transaction_id) ?? idString(body.original_transaction_id)),
+    transactionId: nested(idString(latest?.transaction_id)),
+    productId: nested(str(latest?.product_id) ?? str(body.auto_renew_product_id)),
+    appAccountToken: nested(str(latest?.app_account_token)),
     password: typeof body.password === 'string' ? body.password : null,
     jws: null,
     payload: body
@@ -301,5 +325,5 @@ export function decodeNotificationBody (raw: Buffer): DecodedNotification {
     : Object.hasOwn(body, 'notification_type')
       ? '"notification_type" is not a non-empty string'
       : 'it has neither "signedPayload" nor "notification_type"'
-  throw new AppError('BODY_NOT_NOTIFICATION', `Body is not an App Store notification: ${why}.`)
+  throw notV1(why)
 }

@@ -582,9 +582,24 @@ t.test('nesting deeper than MAX_JSON_DEPTH is refused in the body and in the JWS
   t.match(n, { notificationType: 'T', bundleId: 'b', transactionId: null, originalTransactionId: null })
 })
 
-t.test('huge values', async (t) => {
+t.test('huge values: an outer indexed field over 256 characters is refused, a nested one is unindexed, 256 decode', async (t) => {
   const big = 'b'.repeat(2_000_000)
-  t.equal(decodeNotificationBody(v2Body(signJws({ notificationType: 'T', data: { bundleId: big } }))).bundleId, big, 'a huge value decodes (the body limit bounds it earlier)')
+  const at = (n: number): string => 'x'.repeat(n)
+  for (const [field, where] of [['notificationUUID', 'top'], ['notificationType', 'top'], ['subtype', 'top'], ['bundleId', 'data'], ['environment', 'data'], ['appAppleId', 'data']] as const) {
+    const payload = (v: string): Obj => where === 'top' ? { notificationType: 'T', [field]: v } : { notificationType: 'T', data: { [field]: v } }
+    const e = expectCode(t, () => decodeNotificationBody(v2Body(signJws(payload(big)))), 'PAYLOAD_MALFORMED', `a 2 MB ${field}`)
+    t.match(e?.message, new RegExp(`${field} is 2000000 characters long`), `${field}: says which field, not its value`)
+    expectCode(t, () => decodeNotificationBody(v2Body(signJws(payload(at(257))))), 'PAYLOAD_MALFORMED', `a 257-character ${field}`)
+    t.doesNotThrow(() => decodeNotificationBody(v2Body(signJws(payload(at(256))))), `a 256-character ${field} decodes`)
+  }
+  for (const field of ['notification_type', 'bid', 'environment', 'app_apple_id']) {
+    expectCode(t, () => decodeNotificationBody(v1Body({ notification_type: 'DID_RENEW', [field]: at(257) })), 'BODY_NOT_NOTIFICATION', `a V1 with a 257-character ${field}`)
+  }
+  const tx = signJws({ transactionId: at(257), originalTransactionId: at(300), productId: at(1000), appAccountToken: at(257) })
+  t.match(decodeNotificationBody(v2Body(signJws({ notificationType: 'T', data: { bundleId: 'b', signedTransactionInfo: tx } }))),
+    { bundleId: 'b', transactionId: null, originalTransactionId: null, productId: null, appAccountToken: null }, 'long nested ids are unindexed, the notification decodes')
+  const receipt = { latest_receipt_info: [{ transaction_id: at(257), original_transaction_id: '1', product_id: at(257) }] }
+  t.match(decodeNotificationBody(v1Body({ notification_type: 'DID_RENEW', unified_receipt: receipt })), { transactionId: null, originalTransactionId: '1', productId: null }, 'and so are long V1 receipt ids')
 })
 
 // mulberry32: a fixed seed makes every run try the same inputs.
