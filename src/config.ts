@@ -149,6 +149,14 @@ function checkUrl (variable: string, raw: unknown): string {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new ConfigError(variable, `a target URL must be http or https, got ${url.protocol}`)
   }
+  // The delivery client decodes them into a Basic Authorization header: a
+  // URIError there would stop start-up with a stack trace. Never echoed.
+  try {
+    decodeURIComponent(url.username)
+    decodeURIComponent(url.password)
+  } catch {
+    throw new ConfigError(variable, 'a target URL\'s credentials are not valid percent-encoding')
+  }
   return url.toString()
 }
 
@@ -255,6 +263,35 @@ function cidrs (env: Env): Config['allowedSourceIps'] {
   return out
 }
 
+// Where JSON.parse stopped, as line and column: never its message, which
+// quotes up to 10 characters each side of the fault (the file holds bearer
+// headers and signing secrets). V8 states the offset ("at position N") or,
+// for an unexpected token, only that quote: "..." + 10 characters before and
+// after the fault + "...", or the whole text when it is short. The quote is
+// only used to find the offset in the file, and only the offset is shown.
+function jsonErrorPlace (text: string, message: string): string {
+  let offset: number | null = null
+  const at = /at position (\d+)/.exec(message)
+  if (at !== null) {
+    offset = Number(at[1])
+  } else if (/end of JSON input/.test(message)) {
+    offset = text.length
+  } else {
+    const quoted = /^Unexpected token '(.)', (\.\.\.)?"([\s\S]*)"(?:\.\.\.)? is not valid JSON$/.exec(message)
+    if (quoted !== null) {
+      const [, token, cutBefore, context] = quoted as unknown as [string, string, string | undefined, string]
+      const found = text.indexOf(context)
+      if (found !== -1) offset = found + (cutBefore !== undefined ? 10 : Math.max(0, context.lastIndexOf(token)))
+    }
+  }
+  if (offset === null) return 'JSON.parse gave no position'
+  if (offset >= text.length) return 'it ends too early: at the end of the file'
+  const before = text.slice(0, offset)
+  const line = before.split('\n').length
+  const column = offset - before.lastIndexOf('\n')
+  return `at line ${line}, column ${column}`
+}
+
 function readConfigFile (path: string): Record<string, unknown> {
   let text: string
   try {
@@ -266,7 +303,7 @@ function readConfigFile (path: string): Record<string, unknown> {
   try {
     parsed = JSON.parse(text)
   } catch (err) {
-    throw new ConfigError('STOREHOOK_CONFIG', `${path} is not valid JSON: ${(err as Error).message}`)
+    throw new ConfigError('STOREHOOK_CONFIG', `${path} is not valid JSON (${jsonErrorPlace(text, (err as Error).message)})`)
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new ConfigError('STOREHOOK_CONFIG', `${path} must hold a JSON object`)

@@ -12,6 +12,16 @@ export const errorTable = {
     status: 400,
     message: 'Body is neither a V2 notification ({"signedPayload": "<JWS>"}) nor a V1 notification (an object with "notification_type").'
   },
+  // JSON.parse keeps the last of a repeated key, other parsers the first (or,
+  // ignoring case, the last match): a target could act on a part never verified.
+  BODY_DUPLICATE_KEY: {
+    status: 400,
+    message: 'A JSON object of the notification repeats a key (compared after unescaping, ignoring case): parsers disagree on which one counts.'
+  },
+  BODY_AMBIGUOUS_VERSION: {
+    status: 400,
+    message: 'Body carries both V2\'s "signedPayload" and V1\'s "notification_type" or "password": a target could read it as either.'
+  },
   BODY_TOO_DEEP: { status: 400, message: `Body is nested deeper than ${MAX_JSON_DEPTH} levels of arrays and objects.` },
   PAYLOAD_NOT_JWS: { status: 400, message: 'signedPayload is not a compact JWS (three base64url parts).' },
   PAYLOAD_MALFORMED: { status: 400, message: 'signedPayload does not decode to a notification.' },
@@ -42,6 +52,22 @@ export const errorTable = {
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type ErrorCode = keyof typeof errorTable
+
+export const MAX_QUOTED_CHARS = 100
+
+// Every message that quotes a sender's value goes through this: messages are
+// sent back in 4xx bodies, logged, and stored as refusal reasons, so what a
+// sender put in must not grow them (a 700 KB bundle ID once came back as a
+// 700 KB 403 and a 700 KB log line). The value is cut, never hidden: what
+// is left is enough to recognise it.
+export function quoteInput (value: unknown, max: number = MAX_QUOTED_CHARS): string {
+  if (typeof value === 'string') {
+    return value.length <= max ? JSON.stringify(value) : `${JSON.stringify(value.slice(0, max))}... (${value.length} characters)`
+  }
+  const json = JSON.stringify(value)
+  if (json === undefined) return 'missing'
+  return json.length <= max ? json : `${json.slice(0, max)}... (${json.length} characters of JSON)`
+}
 
 export class AppError extends Error {
   readonly code: ErrorCode

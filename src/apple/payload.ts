@@ -2,8 +2,8 @@
 // indexes. Pure: no I/O, no verification (the signature verifier runs next, on
 // `jws`), and it never throws anything but AppError, whatever bytes arrive:
 // a stray TypeError here would be a 500, and bad input must only ever be a 400.
-import { AppError, isAppError } from '../errors.ts'
-import { MAX_JSON_DEPTH, nestedDeeperThan } from './depth.ts'
+import { AppError, isAppError, quoteInput } from '../errors.ts'
+import { foldKeys, MAX_JSON_DEPTH, scanJson } from './depth.ts'
 
 export type Environment = 'Production' | 'Sandbox' | 'Xcode' | 'LocalTesting' | string
 
@@ -66,6 +66,28 @@ function timeMs (v: unknown): number | null {
   return typeof v === 'number' && !Number.isNaN(new Date(v).getTime()) ? v : null
 }
 
+// Apple's value for every field storehook indexes is short: UUIDs, numeric
+// ids, bundle IDs, product IDs, enum names. Each is stored in a column (the
+// notificationUUID twice more: dedupe key and its unique index), logged, and
+// quoted in refusals, so a sender's 700 KB value must not get that far.
+export const MAX_INDEXED_CHARS = 256
+
+// An outer field (the signed payload's top level and section, or a V1 body's
+// top level): storehook decides on it (dedupe, APPLE_BUNDLE_IDS, routing
+// filters, metrics labels), so too long is not Apple's and is refused. Cutting
+// it would change the decision: two notificationUUIDs sharing their first 256
+// characters would be deduplicated into one.
+function outer (v: string | null, field: string, refuse: (why: string) => AppError): string | null {
+  if (v !== null && v.length > MAX_INDEXED_CHARS) throw refuse(`${field} is ${v.length} characters long; Apple's are under ${MAX_INDEXED_CHARS}`)
+  return v
+}
+
+// A field of a nested transaction or receipt: indexing material only, so too
+// long is unindexed (null), like any other broken nested value.
+function nested (v: string | null): string | null {
+  return v !== null && v.length > MAX_INDEXED_CHARS ? null : v
+}
+
 // Every JSON text the decoder reads is first checked for depth (depth.ts):
 // what JSON.parse builds from a deeper one would later break the views.
 const tooDeep = (what: string): AppError =>
@@ -75,10 +97,32 @@ const tooDeep = (what: string): AppError =>
 // never touches a prototype, and this module never merges parsed objects into
 // others nor indexes a lookup table with a parsed key. A reviver or
 // secure-json-parse would cost time on every request to guard against nothing.
-function decodeBase64UrlJson (part: string, what: string): unknown {
-  const bytes = Buffer.from(part, 'base64url')
-  if (nestedDeeperThan(bytes)) throw tooDeep(what)
-  return JSON.parse(bytes.toString('utf8'))
+// It also returns the top-level keys, folded, and the first one that repeats.
+function parseJson (bytes: Buffer, what: string, keysMatter = true): { value: unknown; folded: Set<string>; repeated: string | null } {
+  const scan = scanJson(bytes, MAX_JSON_DEPTH, keysMatter)
+  if (scan.tooDeep) throw tooDeep(what)
+  const value: unknown = JSON.parse(bytes.toString('utf8'))
+  return { value, ...foldKeys(scan.keys) }
+}
+
+// A JSON text storehook decides on (the body, the JWS header, the JWS
+// payload) must not repeat a top-level key: JSON.parse keeps the last of
+// two, other parsers the first (or, ignoring case, the last match), so a
+// target could act on a part storehook never checked.
+function refuseRepeatedKey (repeated: string | null, what: string): void {
+  if (repeated === null) return
+  throw new AppError('BODY_DUPLICATE_KEY', `${what} repeats the key ${quoteInput(repeated)} (compared unescaped, ignoring case): JSON parsers disagree on which one counts.`)
+}
+
+// The header and payload are signed, so only a key holder can repeat a key
+// there; but the header says how to verify (alg, x5c), and a target's
+// verifier that reads the first of two would check something else than
+// storehook did. Apple never repeats a key, so refusing costs nothing.
+// The nested JWS are only indexing material: their keys do not matter.
+function decodeBase64UrlJson (part: string, what: string, keysMatter = true): unknown {
+  const { value, repeated } = parseJson(Buffer.from(part, 'base64url'), what, keysMatter)
+  refuseRepeatedKey(repeated, what)
+  return value
 }
 
 const notJws = (why: string): AppError => new AppError('PAYLOAD_NOT_JWS', `signedPayload is not a compact JWS: ${why}.`)
@@ -130,7 +174,7 @@ function nestedPayload (v: unknown): Obj | null {
   const part = v.slice(first + 1, second)
   if (!BASE64URL.test(part)) return null
   try {
-    const p = decodeBase64UrlJson(part, 'a nested JWS')
+    const p = decodeBase64UrlJson(part, 'a nested JWS', false)
     return isObject(p) ? p : null
   } catch {
     return null
@@ -168,18 +212,18 @@ function decodeV2 (signedPayload: string): DecodedNotification {
   const renewal = nestedPayload(section.signedRenewalInfo)
   return {
     version: 2,
-    notificationUuid: str(payload.notificationUUID),
-    notificationType,
-    subtype: str(payload.subtype),
-    environment,
-    bundleId: str(section.bundleId),
-    appAppleId: idString(section.appAppleId),
+    notificationUuid: outer(str(payload.notificationUUID), 'notificationUUID', malformed),
+    notificationType: outer(notificationType, 'notificationType', malformed)!,
+    subtype: outer(str(payload.subtype), 'subtype', malformed),
+    environment: outer(environment, 'environment', malformed),
+    bundleId: outer(str(section.bundleId), 'bundleId', malformed),
+    appAppleId: outer(idString(section.appAppleId), 'appAppleId', malformed),
     signedDate: timeMs(payload.signedDate),
-    originalTransactionId: idString(tx?.originalTransactionId) ?? idString(renewal?.originalTransactionId),
-    transactionId: idString(tx?.transactionId),
+    originalTransactionId: nested(idString(tx?.originalTransactionId) ?? idString(renewal?.originalTransactionId)),
+    transactionId: nested(idString(tx?.transactionId)),
     // summary (RENEWAL_EXTENSION/SUMMARY) names its product directly.
-    productId: str(tx?.productId) ?? str(renewal?.productId) ?? str(renewal?.autoRenewProductId) ?? str(section.productId),
-    appAccountToken: str(tx?.appAccountToken) ?? str(renewal?.appAccountToken),
+    productId: nested(str(tx?.productId) ?? str(renewal?.productId) ?? str(renewal?.autoRenewProductId) ?? str(section.productId)),
+    appAccountToken: nested(str(tx?.appAccountToken) ?? str(renewal?.appAccountToken)),
     password: null,
     jws,
     payload
@@ -214,6 +258,8 @@ function latestReceiptEntry (list: unknown): Obj | null {
   return best
 }
 
+const notV1 = (why: string): AppError => new AppError('BODY_NOT_NOTIFICATION', `Body is not an App Store notification: ${why}.`)
+
 function decodeV1 (body: Obj, notificationType: string): DecodedNotification {
   const receipt = isObject(body.unified_receipt) ? body.unified_receipt : null
   // Before March 2021 the transaction sat at the top level; kept as a fallback
@@ -224,36 +270,54 @@ function decodeV1 (body: Obj, notificationType: string): DecodedNotification {
   return {
     version: 1,
     notificationUuid: null,
-    notificationType,
+    notificationType: outer(notificationType, 'notification_type', notV1)!,
     subtype: null,
-    environment: v1Environment(body.environment) ?? str(receipt?.environment),
-    bundleId: str(body.bid),
-    appAppleId: idString(body.app_apple_id),
+    environment: outer(v1Environment(body.environment) ?? str(receipt?.environment), 'environment', notV1),
+    bundleId: outer(str(body.bid), 'bid', notV1),
+    appAppleId: outer(idString(body.app_apple_id), 'app_apple_id', notV1),
     signedDate: null,
-    originalTransactionId: idString(latest?.original_transaction_id) ?? idString(body.original_transaction_id),
-    transactionId: idString(latest?.transaction_id),
-    productId: str(latest?.product_id) ?? str(body.auto_renew_product_id),
-    appAccountToken: str(latest?.app_account_token),
+    originalTransactionId: nested(idString(latest?.original_transaction_id) ?? idString(body.original_transaction_id)),
+    transactionId: nested(idString(latest?.transaction_id)),
+    productId: nested(str(latest?.product_id) ?? str(body.auto_renew_product_id)),
+    appAccountToken: nested(str(latest?.app_account_token)),
     password: typeof body.password === 'string' ? body.password : null,
     jws: null,
     payload: body
   }
 }
 
+// V1 and V2 at once is not Apple's: a target that tells them apart by V1's
+// discriminator (notification_type), or trusts a V1 by its password, could
+// read a body storehook verified as V2 as an unverified V1, or the other way
+// round. Other keys beside signedPayload are allowed: Apple's V2 body is
+// exactly {"signedPayload": "..."} today, but refusing any future field would
+// turn every notification into a 400 (Apple retries five times, Sandbox
+// never), and a key that is neither a repeat of signedPayload nor one of
+// these makes no parser read the body as another notification. V1's key set
+// is frozen (V1 is deprecated): this can never refuse a future V2 field.
+const V1_KEYS = ['notification_type', 'password']
+const V2_KEY = 'signedpayload'
+
 export function decodeNotificationBody (raw: Buffer): DecodedNotification {
   if (raw.length === 0) throw new AppError('BODY_EMPTY', 'Body is empty: expected a JSON notification from Apple.')
-  if (nestedDeeperThan(raw)) throw tooDeep('Body')
-  let body: unknown
+  let parsed: ReturnType<typeof parseJson>
   try {
-    body = JSON.parse(raw.toString('utf8'))
+    parsed = parseJson(raw, 'Body')
   } catch (err) {
+    if (isAppError(err)) throw err
     // V8 quotes at most a few characters around the fault; the cap keeps that
     // true whatever the engine does.
     throw new AppError('BODY_NOT_JSON', `Body is not valid JSON (${(err as Error).message.slice(0, 100)}).`)
   }
+  const body = parsed.value
   if (!isObject(body)) {
     const kind = body === null ? 'null' : Array.isArray(body) ? 'an array' : `a ${typeof body}`
     throw new AppError('BODY_NOT_NOTIFICATION', `Body is JSON ${kind}, not an object: expected {"signedPayload": "<JWS>"} (V2) or an object with "notification_type" (V1).`)
+  }
+  refuseRepeatedKey(parsed.repeated, 'Body')
+  if (parsed.folded.has(V2_KEY) && V1_KEYS.some((k) => parsed.folded.has(k))) {
+    throw new AppError('BODY_AMBIGUOUS_VERSION', 'Body carries V2\'s "signedPayload" and V1\'s "notification_type" or "password" (keys compared ignoring case): '
+      + 'Apple sends one or the other, and a target could read it as either.')
   }
   if (typeof body.signedPayload === 'string') return decodeV2(body.signedPayload)
   const type = str(body.notification_type)
@@ -263,5 +327,5 @@ export function decodeNotificationBody (raw: Buffer): DecodedNotification {
     : Object.hasOwn(body, 'notification_type')
       ? '"notification_type" is not a non-empty string'
       : 'it has neither "signedPayload" nor "notification_type"'
-  throw new AppError('BODY_NOT_NOTIFICATION', `Body is not an App Store notification: ${why}.`)
+  throw notV1(why)
 }

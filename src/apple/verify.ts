@@ -13,6 +13,7 @@
 // signedDate and ES256 signature checks.
 import { readFileSync } from 'node:fs'
 import { createHash, verify as cryptoVerify, X509Certificate, type KeyObject } from 'node:crypto'
+import { quoteInput } from '../errors.ts'
 import { APPLE_ROOT_CA_G3_PEM } from './roots.ts'
 
 export const APPLE_ROOT_CA_G3_SHA256 = '63343abfb89a6a03ebb57e9b3f5fa7be7c4f5c756f3017b3a8c488c3653e9179'
@@ -432,7 +433,7 @@ export function createVerifier (opts: VerifierOptions): Verifier {
     if (!isObject(header)) refuse('jws_malformed', 'the JWS header is not a JSON object')
     // Only ES256: `none`, and HS256 keyed with the public certificate, are
     // the classic JWS forgeries.
-    if (header.alg !== 'ES256') refuse('alg_unsupported', `the JWS alg is ${JSON.stringify(header.alg) ?? 'missing'}; only ES256 is accepted`)
+    if (header.alg !== 'ES256') refuse('alg_unsupported', `the JWS alg is ${quoteInput(header.alg)}; only ES256 is accepted`)
     const { payload, at } = checkPayload(payloadB64, decoded)
     const entry = verifyNewChain(header, at, token, second, signatureB64)
     // Only a chain that carried a fully verified payload is cached, so what
@@ -459,7 +460,7 @@ export function createVerifier (opts: VerifierOptions): Verifier {
         counters.refused++
         const reason: VerifyReason = err instanceof Refusal ? err.reason : 'internal_error'
         refusedBy[reason] = (refusedBy[reason] ?? 0) + 1
-        const message = err instanceof Refusal ? err.message : `verification failed unexpectedly: ${String((err as Error)?.message ?? err)}`
+        const message = err instanceof Refusal ? err.message : `verification failed unexpectedly: ${quoteInput(String((err as Error)?.message ?? err))}`
         return { ok: false, reason, message }
       }
     },

@@ -3,7 +3,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { DecodedNotification } from '../apple/payload.ts'
 import type { Config, VerifyMode } from '../config.ts'
-import { AppError, type ErrorCode } from '../errors.ts'
+import { AppError, quoteInput, type ErrorCode } from '../errors.ts'
 
 export type VerificationStatus = 'verified' | 'unverified' | 'unchecked'
 
@@ -65,7 +65,7 @@ function refuseOrMark (mode: VerifyMode, code: ErrorCode, message: string): Verd
 export function judge (n: DecodedNotification, opts: PolicyOptions): Verdict {
   // The allow-list is configuration, not verification: it holds in every mode.
   if (opts.bundleIds !== null && (n.bundleId === null || !opts.bundleIds.includes(n.bundleId))) {
-    throw new AppError('BUNDLE_NOT_ALLOWED', `Bundle ID ${JSON.stringify(n.bundleId)} is not in APPLE_BUNDLE_IDS.`)
+    throw new AppError('BUNDLE_NOT_ALLOWED', `Bundle ID ${quoteInput(n.bundleId)} is not in APPLE_BUNDLE_IDS.`)
   }
   if (opts.mode === 'off') return { verification: 'unchecked', reason: 'VERIFY_SIGNATURES=off' }
   if (n.version === 1) {

@@ -433,9 +433,9 @@ t.test('V1: a DID_RENEW with unified_receipt', async (t) => {
     t.match(n2, { environment: null, transactionId: null })
   })
 
-  t.test('when both shapes are present, the signed one is read', async (t) => {
-    const n = decodeNotificationBody(Buffer.from(JSON.stringify({ notification_type: 'DID_RENEW', signedPayload: signJws({ notificationType: 'TEST' }) })))
-    t.match(n, { version: 2, notificationType: 'TEST' })
+  // It used to read the signed one; a target may read the V1 one, so neither is read.
+  t.test('when both shapes are present, the body is refused', async (t) => {
+    expectCode(t, () => decodeNotificationBody(Buffer.from(JSON.stringify({ notification_type: 'DID_RENEW', signedPayload: signJws({ notificationType: 'TEST' }) }))), 'BODY_AMBIGUOUS_VERSION', 'V1 and V2')
   })
 })
 
@@ -582,9 +582,24 @@ t.test('nesting deeper than MAX_JSON_DEPTH is refused in the body and in the JWS
   t.match(n, { notificationType: 'T', bundleId: 'b', transactionId: null, originalTransactionId: null })
 })
 
-t.test('huge values', async (t) => {
+t.test('huge values: an outer indexed field over 256 characters is refused, a nested one is unindexed, 256 decode', async (t) => {
   const big = 'b'.repeat(2_000_000)
-  t.equal(decodeNotificationBody(v2Body(signJws({ notificationType: 'T', data: { bundleId: big } }))).bundleId, big, 'a huge value decodes (the body limit bounds it earlier)')
+  const at = (n: number): string => 'x'.repeat(n)
+  for (const [field, where] of [['notificationUUID', 'top'], ['notificationType', 'top'], ['subtype', 'top'], ['bundleId', 'data'], ['environment', 'data'], ['appAppleId', 'data']] as const) {
+    const payload = (v: string): Obj => where === 'top' ? { notificationType: 'T', [field]: v } : { notificationType: 'T', data: { [field]: v } }
+    const e = expectCode(t, () => decodeNotificationBody(v2Body(signJws(payload(big)))), 'PAYLOAD_MALFORMED', `a 2 MB ${field}`)
+    t.match(e?.message, new RegExp(`${field} is 2000000 characters long`), `${field}: says which field, not its value`)
+    expectCode(t, () => decodeNotificationBody(v2Body(signJws(payload(at(257))))), 'PAYLOAD_MALFORMED', `a 257-character ${field}`)
+    t.doesNotThrow(() => decodeNotificationBody(v2Body(signJws(payload(at(256))))), `a 256-character ${field} decodes`)
+  }
+  for (const field of ['notification_type', 'bid', 'environment', 'app_apple_id']) {
+    expectCode(t, () => decodeNotificationBody(v1Body({ notification_type: 'DID_RENEW', [field]: at(257) })), 'BODY_NOT_NOTIFICATION', `a V1 with a 257-character ${field}`)
+  }
+  const tx = signJws({ transactionId: at(257), originalTransactionId: at(300), productId: at(1000), appAccountToken: at(257) })
+  t.match(decodeNotificationBody(v2Body(signJws({ notificationType: 'T', data: { bundleId: 'b', signedTransactionInfo: tx } }))),
+    { bundleId: 'b', transactionId: null, originalTransactionId: null, productId: null, appAccountToken: null }, 'long nested ids are unindexed, the notification decodes')
+  const receipt = { latest_receipt_info: [{ transaction_id: at(257), original_transaction_id: '1', product_id: at(257) }] }
+  t.match(decodeNotificationBody(v1Body({ notification_type: 'DID_RENEW', unified_receipt: receipt })), { transactionId: null, originalTransactionId: '1', productId: null }, 'and so are long V1 receipt ids')
 })
 
 // mulberry32: a fixed seed makes every run try the same inputs.
@@ -664,4 +679,49 @@ t.test('garbage in: only AppError out, and decoded fields always have their type
   for (const code of ['decoded', 'BODY_NOT_JSON', 'BODY_NOT_NOTIFICATION', 'PAYLOAD_NOT_JWS', 'PAYLOAD_MALFORMED']) {
     t.ok((codes.get(code) ?? 0) > 0, `the garbage reached ${code}`)
   }
+})
+
+t.test('a repeated top-level key is refused in the body, the JWS header and the JWS payload; deeper repeats and the nested JWS are not', async (t) => {
+  const jws = signJws({ notificationType: 'TEST', data: { bundleId: 'com.example' } })
+  const cases: Array<[string, string, ErrorCode, RegExp]> = [
+    ['signedPayload twice', `{"signedPayload":"${jws}","signedPayload":"${jws}"}`, 'BODY_DUPLICATE_KEY', /Body repeats the key "signedPayload"/],
+    ['signedPayload once escaped', `{"signed\\u0050ayload":"x.y.z","signedPayload":"${jws}"}`, 'BODY_DUPLICATE_KEY', /Body repeats the key "signedPayload"/],
+    ['signedPayload in another case', `{"signedPayload":"${jws}","SIGNEDPAYLOAD":"x.y.z"}`, 'BODY_DUPLICATE_KEY', /"SIGNEDPAYLOAD"/],
+    ['signedPayload with a long s', `{"signedPayload":"${jws}","\\u017fignedPayload":"x.y.z"}`, 'BODY_DUPLICATE_KEY', /repeats the key/],
+    ['password twice (V1)', '{"notification_type":"REFUND","password":"a","password":"b"}', 'BODY_DUPLICATE_KEY', /"password"/],
+    ['V1 key in a raw UTF-8 spelling and an escaped one', '{"notification_type":"X","bïd":"a","b\\u00efd":"b"}', 'BODY_DUPLICATE_KEY', /"bïd"/],
+    ['V2 beside notification_type', `{"signedPayload":"${jws}","notification_type":"REFUND"}`, 'BODY_AMBIGUOUS_VERSION', /V1's "notification_type" or "password"/],
+    ['V2 beside Password', `{"Password":"x","signedPayload":"${jws}"}`, 'BODY_AMBIGUOUS_VERSION', /ignoring case/],
+    ['V1 beside a signedPayload that is not a string', '{"notification_type":"DID_RENEW","signedPayload":5}', 'BODY_AMBIGUOUS_VERSION', /either/],
+    ['alg twice in the header', v2Body(`${b64u('{"alg":"none","alg":"ES256"}')}.${jws.split('.')[1]}.sig`).toString(), 'BODY_DUPLICATE_KEY', /signedPayload's header repeats the key "alg"/],
+    ['kid and a Kelvin-sign kid in the header', v2Body(`${b64u('{"alg":"ES256","kid":"a","\\u212aid":"b"}')}.${jws.split('.')[1]}.sig`).toString(), 'BODY_DUPLICATE_KEY', /header repeats the key "\u212aid"/],
+    ['notificationType twice in the payload', v2Body(`${jws.split('.')[0]}.${b64u('{"notificationType":"TEST","notificationType":"REFUND"}')}.sig`).toString(), 'BODY_DUPLICATE_KEY', /payload repeats the key "notificationType"/],
+    ['a 10,000-character repeated key', `{"notification_type":"X","${'k'.repeat(10_000)}":1,"${'k'.repeat(10_000)}":2}`, 'BODY_DUPLICATE_KEY', /k{100}"\.\.\. \(10000 characters\)/]
+  ]
+  for (const [name, body, code, message] of cases) {
+    const e = expectCode(t, () => decodeNotificationBody(Buffer.from(body)), code, name)
+    t.match(e?.message, message, `${name}: says which key`)
+    t.equal(e?.statusCode, 400, `${name}: 400`)
+    t.ok((e?.message.length ?? 0) < 400, `${name}: a short message`)
+  }
+  // Not JSON, or not an object, is said first: the repeat is that body's lesser problem.
+  expectCode(t, () => decodeNotificationBody(Buffer.from('{"a":1,"a":2')), 'BODY_NOT_JSON', 'a repeat in a body that is not JSON')
+  const fine: Array<[string, string]> = [
+    ['repeats inside a nested object', `{"signedPayload":"${jws}","x":{"a":1,"a":2},"y":[{"b":1,"b":2}]}`],
+    ['keys that only look alike in a string or an array', `{"notification_type":"X","s":"\\",\\"notification_type\\":1","l":["notification_type","notification_type"]}`],
+    ['an unknown key beside signedPayload', `{"signedPayload":"${jws}","futureAppleField":"x"}`],
+    ['a top-level array with repeated-looking strings', '["a","a"]']
+  ]
+  for (const [name, body] of fine) {
+    try {
+      decodeNotificationBody(Buffer.from(body))
+      t.pass(`${name}: decodes`)
+    } catch (err) {
+      t.not((err as AppError).code, 'BODY_DUPLICATE_KEY', `${name}: not a duplicate`)
+      t.not((err as AppError).code, 'BODY_AMBIGUOUS_VERSION', `${name}: not ambiguous`)
+    }
+  }
+  // The nested JWS only feed the index: a repeat there is read as JSON.parse reads it.
+  const tx = signJws({ transactionId: '1', transactionId2: '2' }).replace(/^[^.]+\.[^.]+/, (m) => `${m.split('.')[0]}.${b64u('{"transactionId":"1","transactionId":"2"}')}`)
+  t.equal(decodeNotificationBody(v2Body(signJws({ notificationType: 'T', data: { signedTransactionInfo: tx } }))).transactionId, '2', 'a repeat inside signedTransactionInfo is indexing material, not a refusal')
 })

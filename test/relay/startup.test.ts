@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { tempDir } from '../helpers/app.ts'
+import { runCli } from '../helpers/process.ts'
 
 t.test('startServer on a port already taken rejects and leaves nothing running', async (t) => {
   const taken = createServer()
@@ -35,4 +36,25 @@ t.test('startServer on a port already taken rejects and leaves nothing running',
   t.match(out, /failed: EADDRINUSE/, 'the start failed because the port is taken')
   t.equal(signal, null, 'the process ended by itself, not by the watchdog')
   t.equal(code, 0)
+})
+
+// The real program, as an operator starts it: one line naming the variable,
+// exit code 1, no stack trace, and nothing of the secret.
+t.test('a target URL with bad percent-encoding in its credentials, or a config file that is not JSON, stops start-up with one line that echoes no secret', async (t) => {
+  const dir = tempDir(t)
+  const config = join(dir, 'storehook.json')
+  // V8's message for this one quotes ..."ization": Bearer TOP"...
+  writeFileSync(config, '{"targets": [{"url": "https://a.example.com/",\n "headers": {"Authorization": Bearer TOPSECRET42}}]}')
+  const cases: Array<[string, Record<string, string>, RegExp]> = [
+    ['credentials that are not percent-encoding', { FORWARD_TARGETS: 'https://user:p%E0%A4%AsTOPSECRET42@a.example.com/hook' }, /^storehook: FORWARD_TARGETS: a target URL's credentials are not valid percent-encoding$/],
+    ['a config file that is not JSON', { STOREHOOK_CONFIG: config }, /^storehook: STOREHOOK_CONFIG: .* is not valid JSON \(at line 2, column 31\)$/]
+  ]
+  for (const [name, env, line] of cases) {
+    const r = await runCli(['serve'], { DATABASE_PATH: join(dir, 'storehook.db'), HOST: '127.0.0.1', PORT: '0', ...env })
+    t.equal(r.code, 1, `${name}: exit code 1`)
+    const lines = r.stderr.trim().split('\n')
+    t.equal(lines.length, 1, `${name}: one line (${r.stderr.trim().slice(0, 300)})`)
+    t.match(lines[0], line, `${name}: says what is wrong`)
+    t.notMatch(r.stderr + r.stdout, /TOPSECRET|Bearer|URIError|    at /, `${name}: no secret, no stack trace`)
+  }
 })

@@ -158,3 +158,51 @@ t.test('a root certificate file that cannot be used stops start-up with one line
   t.match(r.stderr, /^storehook: APPLE_ROOT_CERTS: .*root\.pem/)
   t.equal(r.stderr.trim().split('\n').length, 1, 'one line')
 })
+
+t.test('a target URL whose credentials are not valid percent-encoding is one config error that never echoes the URL', async (t) => {
+  const dir = tempDir(t)
+  const path = join(dir, 'storehook.json')
+  writeFileSync(path, JSON.stringify({ targets: [{ url: 'https://user:s3cret%E0%A4%Ass@b.example.com/hook' }] }))
+  for (const [variable, env] of [
+    ['FORWARD_TARGETS', { FORWARD_TARGETS: 'https://user:s3cret%E0%A4%Ass@a.example.com/hook' }],
+    ['FORWARD_TARGETS', { FORWARD_TARGETS: 'https://us%ZZer:pw@a.example.com/hook' }],
+    ['STOREHOOK_CONFIG', { STOREHOOK_CONFIG: path }]
+  ] as const) {
+    try {
+      loadConfig(env)
+      t.fail(`${variable}: should throw`)
+    } catch (err) {
+      t.ok(err instanceof ConfigError, `${variable}: a ConfigError, not a URIError`)
+      t.match((err as Error).message, new RegExp(`^${variable}.*: a target URL's credentials are not valid percent-encoding$`), `${variable}: says what is wrong`)
+      t.notMatch((err as Error).message, /s3cret|us%ZZer|example\.com/, `${variable}: echoes neither the URL nor its credentials`)
+    }
+  }
+  t.equal(loadConfig({ FORWARD_TARGETS: 'https://us%40er:p%25ss@a.example.com/hook' }).targets.length, 1, 'valid percent-encoding is fine')
+})
+
+t.test('a config file that is not JSON is reported by line and column, never by its text', async (t) => {
+  const dir = tempDir(t)
+  const cases: Array<[string, string, RegExp]> = [
+    // The missing comma sits right after the secret: V8's message quotes the text around it.
+    ['a missing comma after a bearer token', '{\n  "targets": [{\n    "url": "https://a.example.com/",\n    "headers": {"Authorization": "Bearer sk_live_TOPSECRET42"}\n    "name": "a"\n  }]\n}\n', /line 5, column 5/],
+    ['a stray character after a secret', '{"targets": [{"url": "https://a.example.com/", "headers": {"X-Key": "TOPSECRET42"}x}]}', /line 1, column 83/],
+    // V8 says "Unexpected token 'B', ..."ization": Bearer TOP"... is not valid JSON" here.
+    ['a bearer token without its quotes', '{"targets": [{"url": "https://a.example.com/",\n "headers": {"Authorization": Bearer TOPSECRET42}}]}', /line 2, column 31/],
+    ['a short file with a bad token', '{"a": Bx}', /line 1, column 7/],
+    ['a file that stops inside a secret', '{"targets": [{"url": "https://a.example.com/", "headers": {"X-Key": "TOPSECRET42', /at the end of the file/]
+  ]
+  for (const [name, text, where] of cases) {
+    const path = join(dir, `${cases.findIndex((c) => c[0] === name)}.json`)
+    writeFileSync(path, text)
+    try {
+      loadConfig({ STOREHOOK_CONFIG: path })
+      t.fail(`${name}: should throw`)
+    } catch (err) {
+      const message = (err as Error).message
+      t.ok(err instanceof ConfigError, `${name}: a ConfigError`)
+      t.match(message, /^STOREHOOK_CONFIG: .* is not valid JSON/, `${name}: says so`)
+      t.match(message, where, `${name}: says where (${message})`)
+      t.notMatch(message, /TOPSECRET|sk_live|Bearer|OPSEC|ECRET42|"name"/, `${name}: quotes nothing of the file`)
+    }
+  }
+})
