@@ -1,19 +1,17 @@
 // The `storehook` command: serve and the operator's tools, all on the same
 // configuration and database file.
-import { parseArgs } from 'node:util'
 import { pino } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.ts'
-import { migrate, openDatabase } from './db/client.ts'
 import { ingestFromConfig } from './ingest/ingest.ts'
-import { Outbox } from './outbox/outbox.ts'
 import { pruneAll } from './outbox/retention.ts'
 import { listQuarantine } from './outbox/store.ts'
 import { overview, targetHealth, type NotificationFilter } from './outbox/queries.ts'
+import { CommandError, fail, parseCommand, withDatabase, withOutbox, type Command, type Values } from './ops/command-line.ts'
 import { MAX_BULK_REPLAY, replayMatching } from './ops/replay.ts'
 import { isoTime, parseWhenFlag } from './ops/when.ts'
 import { startServer } from './server.ts'
 import { VERSION } from './version.ts'
-import { BACKFILL_HELP, backfillCommand, TEST_NOTIFICATION_HELP, testNotificationCommand, type Values } from './appstore/commands.ts'
+import { backfill, requestTestNotification } from './appstore/commands.ts'
 
 const HELP = `storehook ${VERSION}: one durable URL for Apple's App Store Server Notifications.
 
@@ -41,47 +39,6 @@ const FILTER_HELP = `Filters (all optional, combined with AND):
   --delivery-status pending|delivered|dead  --target NAME
   --since WHEN  --until WHEN     (an ISO date, or a duration back from now: 90m, 48h, 7d)`
 
-const COMMAND_HELP: Record<string, string> = {
-  status: `Usage: storehook status
-
-Prints the last notification received per environment (as App Store Connect
-users check), the counts of the last 24 hours, and each target's health:
-pending, dead, delivered, oldest pending, last success, last error. Reads the
-database file directly; safe while the server runs.`,
-  prune: `Usage: storehook prune
-
-Deletes notifications received more than RETENTION_DAYS (default 30) ago whose
-every delivery is delivered; pending and dead ones are never deleted. The
-server does the same every ten minutes; this runs it now. Safe while the
-server runs.`,
-  replay: `Usage: storehook replay [filters] [--to TARGET,...] [--id ID]...
-
-Delivers matching notifications again, to the targets each already has, or to
-the targets named by --to (for example a newly added target). The running
-server forwards them. At most ${MAX_BULK_REPLAY} per run.
-
-${FILTER_HELP}`,
-  quarantine: `Usage: storehook quarantine [list] [--limit N]
-       storehook quarantine release <id>... [--force]
-
-Refused V2 payloads that were well-formed JWS are kept in a bounded quarantine
-(QUARANTINE_MAX_ITEMS, QUARANTINE_MAX_BYTES). After fixing the configuration
-(APPLE_BUNDLE_IDS, APPLE_ROOT_CERTS...), release puts a payload through the
-same checks as the server and into the outbox; the running server forwards it.
---force accepts it even if it still does not verify, marked unverified.`,
-  serve: `Usage: storehook serve
-
-Listens on HOST:PORT (default 0.0.0.0:8080), stores every notification in
-DATABASE_PATH (default ./data/storehook.db) and forwards it to FORWARD_TARGETS
-and the targets of STOREHOOK_CONFIG. Stops gracefully on SIGTERM or SIGINT.`,
-  backfill: BACKFILL_HELP,
-  'request-test-notification': TEST_NOTIFICATION_HELP,
-  migrate: `Usage: storehook migrate
-
-Creates DATABASE_PATH if needed and applies the migrations it lacks. Safe to
-run while the server runs, and safe to run twice.`
-}
-
 function whenFlag (flag: string, value: string | undefined, now: number): number | undefined {
   try {
     return parseWhenFlag(flag, value, now)
@@ -108,34 +65,43 @@ function filterFrom (values: Values): NotificationFilter {
   return Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined)) as NotificationFilter
 }
 
+// Stored values came from senders (a forged JWS reaches the quarantine under
+// enforce; V1 rows under log/off). Printed raw, ESC, OSC and BEL bytes would
+// drive the operator's terminal (retitle it, clear it, forge lines, write the
+// clipboard), and one field could run to a megabyte: control characters are
+// shown escaped and each field is cut.
+const PRINTABLE_MAX = 200
+export function printable (value: string | null, fallback = '-'): string {
+  if (value === null) return fallback
+  // C0 (tab included: it separates columns), DEL, C1, and the bidi controls that reorder what follows.
+  const escaped = value.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  return escaped.length > PRINTABLE_MAX ? `${escaped.slice(0, PRINTABLE_MAX)}...` : escaped
+}
+
 const ago = (at: number | null, now: number): string => {
   const iso = isoTime(at)
   return iso === null || at === null ? '-' : `${iso} (${Math.round((now - at) / 60_000)} min ago)`
 }
 
-function statusCommand (config: Config): void {
-  const database = openDatabase(config.databasePath, { busyTimeoutMs: 30_000 })
-  try {
-    migrate(database)
+async function statusCommand (config: Config): Promise<void> {
+  await withDatabase(config, (database) => {
     const now = Date.now()
     const o = overview(database.db, now)
     const out: string[] = [`storehook ${VERSION}, ${config.databasePath}`, '', 'Last notification received:']
     if (o.lastReceived.length === 0) out.push('  none yet')
-    for (const r of o.lastReceived) out.push(`  ${(r.environment ?? 'unknown').padEnd(12)} ${ago(r.at, now)}  ${r.type}`)
+    for (const r of o.lastReceived) out.push(`  ${printable(r.environment, 'unknown').padEnd(12)} ${ago(r.at, now)}  ${printable(r.type)}`)
     out.push('', 'Last 24 hours:')
     if (o.last24h.length === 0) out.push('  none')
-    for (const r of o.last24h) out.push(`  ${(r.environment ?? 'unknown').padEnd(12)} ${r.verification.padEnd(11)} ${r.n}`)
+    for (const r of o.last24h) out.push(`  ${printable(r.environment, 'unknown').padEnd(12)} ${r.verification.padEnd(11)} ${r.n}`)
     out.push('', 'Targets:')
     if (config.targets.length === 0) out.push('  none configured')
     for (const t of config.targets) {
       const h = targetHealth(database.db, t.name)
       out.push(`  ${t.name}: ${h.pending} pending, ${h.dead} dead, ${h.delivered} delivered; oldest pending ${ago(h.oldestPendingAt, now)}`)
-      out.push(`    last success ${ago(h.lastSuccessAt, now)}; last error ${h.lastError === null ? '-' : `${h.lastError} at ${ago(h.lastErrorAt, now)}`}`)
+      out.push(`    last success ${ago(h.lastSuccessAt, now)}; last error ${h.lastError === null ? '-' : `${printable(h.lastError)} at ${ago(h.lastErrorAt, now)}`}`)
     }
     process.stdout.write(out.join('\n') + '\n')
-  } finally {
-    database.close()
-  }
+  })
 }
 
 async function replayCommand (config: Config, values: Values): Promise<void> {
@@ -146,10 +112,7 @@ async function replayCommand (config: Config, values: Values): Promise<void> {
   if (unknown.length > 0) fail(`--to: unknown target(s) ${unknown.join(', ')}; configured: ${[...names].join(', ') || 'none'}`)
   const ids = (Array.isArray(values.id) ? values.id : values.id === undefined ? [] : [values.id]).map(String)
   if (ids.length === 0 && Object.keys(filter).length === 0) fail('replay needs --id or at least one filter (see storehook replay --help)')
-  const database = openDatabase(config.databasePath, { busyTimeoutMs: 30_000 })
-  migrate(database)
-  const outbox = new Outbox({ path: config.databasePath, busyTimeoutMs: 30_000 })
-  try {
+  await withOutbox(config, async (database, outbox) => {
     if (ids.length > 0) {
       let deliveries = 0
       for (const id of ids) {
@@ -162,161 +125,196 @@ async function replayCommand (config: Config, values: Values): Promise<void> {
       const r = await replayMatching(database.db, outbox, filter, to)
       process.stdout.write(`Replayed ${r.notifications} notification(s): ${r.deliveries} deliveries queued.${r.truncated ? ` Stopped at ${MAX_BULK_REPLAY}: narrow the filter and run again.` : ''}\n`)
     }
-  } finally {
-    await outbox.close()
-    database.close()
-  }
+  })
 }
 
-async function quarantineCommand (config: Config, args: string[], flags: { force: boolean; limit: number }): Promise<void> {
-  const database = openDatabase(config.databasePath, { busyTimeoutMs: 30_000 })
-  migrate(database)
-  try {
-    const [sub = 'list', ...ids] = args
-    if (sub === 'list') {
-      const rows = listQuarantine(database.db, flags.limit, null)
-      if (rows.length === 0) process.stdout.write('The quarantine is empty.\n')
-      for (const r of rows) {
-        process.stdout.write(`${r.id}\t${isoTime(r.receivedAt) ?? '-'}\t${r.code}\t${r.notificationType ?? '-'}\t${r.environment ?? '-'}\t${r.bundleId ?? '-'}\t${r.releasedAs !== null ? 'released as ' + r.releasedAs : r.reason}\n`)
-      }
-      return
+async function quarantineList (config: Config, values: Values): Promise<void> {
+  const limit = values.limit === undefined ? 50 : Number(values.limit)
+  if (!Number.isInteger(limit) || limit < 1) fail('--limit must be a whole number')
+  await withDatabase(config, (database) => {
+    const rows = listQuarantine(database.db, limit, null)
+    if (rows.length === 0) process.stdout.write('The quarantine is empty.\n')
+    for (const r of rows) {
+      process.stdout.write(`${r.id}\t${isoTime(r.receivedAt) ?? '-'}\t${r.code}\t${printable(r.notificationType)}\t${printable(r.environment)}\t${printable(r.bundleId)}\t${r.releasedAs !== null ? 'released as ' + r.releasedAs : printable(r.reason)}\n`)
     }
-    if (sub !== 'release' || ids.length === 0) fail('usage: storehook quarantine [list] | release <id>... [--force]')
-    const outbox = new Outbox({ path: config.databasePath, busyTimeoutMs: 30_000 })
+  })
+}
+
+async function quarantineRelease (config: Config, ids: string[], force: boolean): Promise<void> {
+  let failed = 0
+  await withOutbox(config, async (_database, outbox) => {
     // Warnings go to stderr: stdout is the command's answer.
     const log = pino({ level: 'warn' }, pino.destination(2))
     const ingest = ingestFromConfig(config, { outbox, log })
-    let failed = 0
-    try {
-      for (const id of ids) {
-        try {
-          const accepted = await ingest.release(Number(id), { force: flags.force })
-          process.stdout.write(`${id}: released as ${accepted.id}${accepted.duplicate ? ' (already stored)' : ''} to ${accepted.targets.join(', ') || 'no target'}\n`)
-        } catch (err) {
-          failed++
-          process.stdout.write(`${id}: not released: ${(err as Error).message}\n`)
-        }
+    for (const id of ids) {
+      try {
+        const accepted = await ingest.release(Number(id), { force })
+        process.stdout.write(`${id}: released as ${accepted.id}${accepted.duplicate ? ' (already stored)' : ''} to ${accepted.targets.join(', ') || 'no target'}\n`)
+      } catch (err) {
+        failed++
+        process.stdout.write(`${id}: not released: ${printable((err as Error).message)}\n`)
       }
-    } finally {
-      await outbox.close()
     }
-    if (failed > 0) process.exitCode = 1
-  } finally {
-    database.close()
+  })
+  if (failed > 0) process.exitCode = 1
+}
+
+// Each command's own flags: no command accepts another's (`status --to x` is
+// a mistake to point out, not a flag to ignore).
+const FILTER_OPTIONS = Object.fromEntries(
+  ['type', 'subtype', 'environment', 'bundle-id', 'original-transaction-id', 'verification', 'delivery-status', 'target', 'since', 'until'].map((name) => [name, { type: 'string' as const }])
+)
+
+const QUARANTINE_HELP = `Usage: storehook quarantine [list] [--limit N]
+       storehook quarantine release <id>... [--force]
+
+Refused V2 payloads that were well-formed JWS are kept in a bounded quarantine
+(QUARANTINE_MAX_ITEMS, QUARANTINE_MAX_BYTES). After fixing the configuration
+(APPLE_BUNDLE_IDS, APPLE_ROOT_CERTS...), release puts a payload through the
+same checks as the server and into the outbox; the running server forwards it.
+--force accepts it even if it still does not verify, marked unverified.`
+
+// `quarantine` alone lists.
+const QUARANTINE: Record<string, Command> = {
+  list: {
+    help: QUARANTINE_HELP,
+    options: { limit: { type: 'string' } },
+    run: async (values) => { await quarantineList(loadConfig(), values) }
+  },
+  release: {
+    help: QUARANTINE_HELP,
+    options: { force: { type: 'boolean' } },
+    args: { min: 1, max: Infinity, each: /^\d+$/, what: 'a quarantine id (a whole number, as quarantine list shows)' },
+    run: async (values, ids) => { await quarantineRelease(loadConfig(), ids, values.force === true) }
   }
 }
 
-function fail (message: string): never {
-  process.stderr.write(`storehook: ${message}\n`)
-  process.exit(1)
+const COMMANDS: Record<string, Command> = {
+  serve: {
+    help: `Usage: storehook serve
+
+Listens on HOST:PORT (default 0.0.0.0:8080), stores every notification in
+DATABASE_PATH (default ./data/storehook.db) and forwards it to FORWARD_TARGETS
+and the targets of STOREHOOK_CONFIG. Stops gracefully on SIGTERM or SIGINT.`,
+    options: {},
+    run: async () => { await startServer(loadConfig()) }
+  },
+  migrate: {
+    help: `Usage: storehook migrate
+
+Creates DATABASE_PATH if needed and applies the migrations it lacks. Safe to
+run while the server runs, and safe to run twice.`,
+    options: {},
+    run: async () => {
+      const config = loadConfig()
+      await withDatabase(config, (_database, applied) => {
+        process.stdout.write(`${config.databasePath}: ${applied} migration(s) applied, schema up to date.\n`)
+      })
+    }
+  },
+  status: {
+    help: `Usage: storehook status
+
+Prints the last notification received per environment (as App Store Connect
+users check), the counts of the last 24 hours, and each target's health:
+pending, dead, delivered, oldest pending, last success, last error. Reads the
+database file directly; safe while the server runs.`,
+    options: {},
+    run: async () => { await statusCommand(loadConfig()) }
+  },
+  replay: {
+    help: `Usage: storehook replay [filters] [--to TARGET,...] [--id ID]...
+
+Delivers matching notifications again, to the targets each already has, or to
+the targets named by --to (for example a newly added target). The running
+server forwards them. At most ${MAX_BULK_REPLAY} per run.
+
+${FILTER_HELP}`,
+    options: { ...FILTER_OPTIONS, to: { type: 'string' }, id: { type: 'string', multiple: true } },
+    run: async (values) => { await replayCommand(loadConfig(), values) }
+  },
+  prune: {
+    help: `Usage: storehook prune
+
+Deletes notifications received more than RETENTION_DAYS (default 30) ago whose
+every delivery is delivered; pending and dead ones are never deleted. The
+server does the same every ten minutes; this runs it now. Safe while the
+server runs.`,
+    options: {},
+    run: async () => {
+      const config = loadConfig()
+      await withOutbox(config, async (_database, outbox) => {
+        const pruned = await pruneAll(outbox, config.retentionMs)
+        process.stdout.write(config.retentionMs === 0 ? 'RETENTION_DAYS=0: nothing is ever pruned.\n' : `Pruned ${pruned} delivered notification(s) older than ${config.retentionMs / 86_400_000} day(s).\n`)
+      })
+    }
+  },
+  backfill,
+  'request-test-notification': requestTestNotification,
+  help: {
+    help: HELP,
+    options: {},
+    args: { min: 0, max: 1, each: /^/, what: 'a command' },
+    run: async (_values, [asked = '']) => { process.stdout.write(`${helpOf(asked)}\n`) }
+  }
 }
 
-function configOrExit (): Config {
-  try {
-    return loadConfig()
-  } catch (err) {
-    if (err instanceof ConfigError) fail(err.message)
-    throw err
+// The command line indexes the tables: only their own keys, never what an object inherits.
+const helpOf = (name: string): string => name === 'quarantine' ? QUARANTINE_HELP : Object.hasOwn(COMMANDS, name) ? COMMANDS[name]!.help : HELP
+
+const GLOBAL = { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'v' } } as const
+const isGlobal = (word: string): boolean => ['--help', '-h', '--version', '-v'].includes(word)
+
+// The commands an unknown flag belongs to, to say so when it was given to another.
+const ownersOf = (flag: string): string[] => [
+  ...Object.entries(COMMANDS).filter(([, c]) => Object.hasOwn(c.options, flag)).map(([name]) => name),
+  ...Object.entries(QUARANTINE).filter(([, c]) => Object.hasOwn(c.options, flag)).map(([name]) => `quarantine ${name}`)
+]
+
+// Takes the command's name (and quarantine's subcommand) out of argv; what
+// remains is checked against that command's options. --help and --version
+// may come before the name.
+function commandOf (argv: string[]): { label: string, command: Command | null, rest: string[] } {
+  const rest = [...argv]
+  const at = rest.findIndex((word) => !isGlobal(word))
+  // `storehook --help` and `storehook --version` alone are about storehook, not serve.
+  if (at === -1 && rest.length > 0) return { label: 'help', command: COMMANDS.help!, rest }
+  // No name, or a flag first: `storehook` alone serves, and a flag is checked as serve's.
+  if (at === -1 || rest[at]!.startsWith('-')) return { label: 'serve', command: COMMANDS.serve!, rest }
+  const [name] = rest.splice(at, 1) as [string]
+  if (name === 'quarantine') {
+    const sub = rest[at] !== undefined && Object.hasOwn(QUARANTINE, rest[at]) ? rest.splice(at, 1)[0]! : 'list'
+    return { label: `quarantine ${sub}`, command: QUARANTINE[sub]!, rest }
   }
+  return { label: name, command: Object.hasOwn(COMMANDS, name) ? COMMANDS[name]! : null, rest }
 }
 
 export async function main (argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean', short: 'v' },
-      force: { type: 'boolean' },
-      limit: { type: 'string' },
-      type: { type: 'string' },
-      subtype: { type: 'string' },
-      environment: { type: 'string' },
-      'bundle-id': { type: 'string' },
-      'original-transaction-id': { type: 'string' },
-      verification: { type: 'string' },
-      'delivery-status': { type: 'string' },
-      target: { type: 'string' },
-      since: { type: 'string' },
-      until: { type: 'string' },
-      to: { type: 'string' },
-      'only-failures': { type: 'boolean' },
-      id: { type: 'string', multiple: true }
-    },
-    allowPositionals: true,
-    strict: false
-  })
-  if (values.version === true) {
-    process.stdout.write(`${VERSION}\n`)
-    return
-  }
-  const command = positionals[0] ?? 'serve'
-  if (values.help === true || command === 'help') {
-    // The command line indexes the table: only its own keys, never what an object inherits.
-    const asked = positionals[command === 'help' ? 1 : 0] ?? ''
-    process.stdout.write(`${Object.hasOwn(COMMAND_HELP, asked) ? COMMAND_HELP[asked] : HELP}\n`)
-    return
-  }
   try {
-    await run(command, values, positionals)
+    await run(argv)
   } catch (err) {
     // Some configuration is checked only when used: a root certificate file
     // when the verifier loads it, DATABASE_PATH when the file is opened.
-    if (err instanceof ConfigError) fail(err.message)
-    throw err
+    if (!(err instanceof CommandError) && !(err instanceof ConfigError)) throw err
+    process.stderr.write(`storehook: ${err.message}\n`)
+    process.exitCode = err instanceof CommandError ? err.exitCode : 1
   }
 }
 
-async function run (command: string, values: Values, positionals: string[]): Promise<void> {
-  switch (command) {
-    case 'serve':
-      await startServer(configOrExit())
-      return
-    case 'migrate': {
-      const config = configOrExit()
-      const database = openDatabase(config.databasePath, { busyTimeoutMs: 30_000 })
-      try {
-        const before = database.pendingMigrations()
-        migrate(database)
-        process.stdout.write(`${config.databasePath}: ${before} migration(s) applied, schema up to date.\n`)
-      } finally {
-        database.close()
-      }
-      return
-    }
-    case 'prune': {
-      const config = configOrExit()
-      const database = openDatabase(config.databasePath, { busyTimeoutMs: 30_000 })
-      migrate(database)
-      database.close()
-      const outbox = new Outbox({ path: config.databasePath, busyTimeoutMs: 30_000 })
-      try {
-        const pruned = await pruneAll(outbox, config.retentionMs)
-        process.stdout.write(config.retentionMs === 0 ? 'RETENTION_DAYS=0: nothing is ever pruned.\n' : `Pruned ${pruned} delivered notification(s) older than ${config.retentionMs / 86_400_000} day(s).\n`)
-      } finally {
-        await outbox.close()
-      }
-      return
-    }
-    case 'status':
-      statusCommand(configOrExit())
-      return
-    case 'replay':
-      await replayCommand(configOrExit(), values)
-      return
-    case 'quarantine': {
-      const config = configOrExit()
-      const limit = values.limit === undefined ? 50 : Number(values.limit)
-      if (!Number.isInteger(limit) || limit < 1) fail('--limit must be a whole number')
-      await quarantineCommand(config, positionals.slice(1), { force: values.force === true, limit })
-      return
-    }
-    case 'backfill':
-      await backfillCommand(configOrExit(), values, fail)
-      return
-    case 'request-test-notification':
-      await testNotificationCommand(configOrExit(), values, fail)
-      return
-    default:
-      fail(`unknown command "${command}". Run storehook --help.`)
+async function run (argv: string[]): Promise<void> {
+  const { label, command, rest } = commandOf(argv)
+  if (command === null) {
+    if (rest.some(isGlobal)) return await COMMANDS.help!.run({}, [])
+    throw new CommandError(`unknown command ${label} (see storehook --help)`, 2)
   }
+  const { values, args } = parseCommand(label, command, rest, GLOBAL, ownersOf)
+  if (values.version !== undefined) {
+    process.stdout.write(`${VERSION}\n`)
+    return
+  }
+  if (values.help !== undefined) {
+    process.stdout.write(`${command.help}\n`)
+    return
+  }
+  await command.run(values, args)
 }

@@ -25,8 +25,7 @@ export async function buildApp (config: Config, logger: Logger): Promise<Fastify
   if (config.tls === null) {
     const fastify = Fastify(options)
     capConnections(fastify.server, config.connections)
-    await fastify.register(app, { config })
-    return fastify
+    return await withApp(fastify, config)
   }
   const tls = config.tls
   const pair = readTlsPair(tls)
@@ -44,7 +43,19 @@ export async function buildApp (config: Config, logger: Logger): Promise<Fastify
   capConnections(fastify.server, config.connections)
   const stopWatching = watchCertificate(fastify.server as unknown as Parameters<typeof watchCertificate>[0], tls, pair, logger.child({ component: 'tls' }))
   fastify.addHook('onClose', async () => { stopWatching() })
-  await fastify.register(app, { config })
+  return await withApp(fastify, config)
+}
+
+// A plugin that fails to start (a root certificate file that does not load)
+// closes what the ones before it opened: the outbox's writer thread would
+// otherwise keep the process alive after it said why it cannot start.
+async function withApp (fastify: FastifyInstance, config: Config): Promise<FastifyInstance> {
+  try {
+    await fastify.register(app, { config })
+  } catch (err) {
+    await fastify.close().catch(() => {})
+    throw err
+  }
   return fastify
 }
 

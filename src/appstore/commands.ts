@@ -2,20 +2,16 @@
 // on the database file directly (like `replay`), so they run beside the
 // server, which forwards whatever they add.
 import { pino } from 'pino'
-import type { AppleApiConfig, Config } from '../config.ts'
-import { migrate, openDatabase } from '../db/client.ts'
+import { loadConfig, type AppleApiConfig, type Config } from '../config.ts'
 import { ingestFromConfig } from '../ingest/ingest.ts'
-import { Outbox } from '../outbox/outbox.ts'
+import { fail, withDatabase, withOutbox, type Command, type Values } from '../ops/command-line.ts'
 import { parseWhenFlag } from '../ops/when.ts'
 import { API_ENVIRONMENTS, clientsFor, type ApiEnvironment } from './client.ts'
 import { clampWindow, HISTORY_DAYS, runHistory, type Counts } from './history.ts'
 import { unfinishedRun } from './runs.ts'
 import { checkTestNotification } from './test-notification.ts'
 
-export type Values = Record<string, string | boolean | undefined | Array<string | boolean>>
-type Fail = (message: string) => never
-
-export const BACKFILL_HELP = `Usage: storehook backfill --since WHEN [--until WHEN] [--environment Production|Sandbox|both] [--only-failures]
+const BACKFILL_HELP = `Usage: storehook backfill --since WHEN [--until WHEN] [--environment Production|Sandbox|both] [--only-failures]
 
 Pages through Apple's notification history (Get Notification History, 20 per
 page) and puts every notification storehook does not have into the outbox,
@@ -30,19 +26,19 @@ Interrupted, the same command continues from its last page. Progress goes to
 stderr, the summary (seen, new, already had, refused) to stdout.
 Needs APPLE_ISSUER_ID, APPLE_KEY_ID, APPLE_PRIVATE_KEY_PATH, APPLE_BUNDLE_ID.`
 
-export const TEST_NOTIFICATION_HELP = `Usage: storehook request-test-notification [--environment Production|Sandbox]
+const TEST_NOTIFICATION_HELP = `Usage: storehook request-test-notification [--environment Production|Sandbox]
 
 Asks Apple to send a TEST notification (default: Sandbox), follows Apple's
 send attempts for up to a minute, and says whether it reached storehook and
 every target, or where it stopped and what to check. Run it while the server
 runs. Needs the same App Store Server API keys as backfill.`
 
-function apiOrFail (config: Config, fail: Fail): AppleApiConfig {
+function apiOrFail (config: Config): AppleApiConfig {
   if (config.appleApi === null) fail('the App Store Server API is not configured: set APPLE_ISSUER_ID, APPLE_KEY_ID, APPLE_PRIVATE_KEY_PATH and APPLE_BUNDLE_ID (see README.md)')
   return config.appleApi
 }
 
-function environments (value: unknown, fail: Fail, def: 'both' | ApiEnvironment): readonly ApiEnvironment[] {
+function environments (value: unknown, def: 'both' | ApiEnvironment): readonly ApiEnvironment[] {
   const v = typeof value === 'string' ? value : def
   if (v === 'both' && def === 'both') return API_ENVIRONMENTS
   if (v === 'Production' || v === 'Sandbox') return [v]
@@ -51,8 +47,8 @@ function environments (value: unknown, fail: Fail, def: 'both' | ApiEnvironment)
 
 const describe = (c: Counts): string => `${c.seen} seen: ${c.added} new, ${c.already} already had, ${c.refused} refused`
 
-export async function backfillCommand (config: Config, values: Values, fail: Fail): Promise<void> {
-  const api = apiOrFail(config, fail)
+async function backfillCommand (config: Config, values: Values): Promise<void> {
+  const api = apiOrFail(config)
   const since = typeof values.since === 'string' ? values.since : fail('backfill needs --since (an ISO date or a duration such as 48h)')
   const until = typeof values.until === 'string' ? values.until : undefined
   const now = Date.now()
@@ -66,17 +62,14 @@ export async function backfillCommand (config: Config, values: Values, fail: Fai
   }
   if (endDate <= startDate) fail('--until must be after --since')
   const onlyFailures = values['only-failures'] === true
-  const envs = environments(values.environment, fail, 'both')
+  const envs = environments(values.environment, 'both')
 
-  const database = openDatabase(config.databasePath, { busyTimeoutMs: 30_000 })
-  migrate(database)
-  const outbox = new Outbox({ path: config.databasePath, busyTimeoutMs: 30_000 })
-  const log = pino({ level: 'warn' }, pino.destination(2))
-  const ingest = ingestFromConfig(config, { outbox, log })
   const total: Counts = { pages: 0, seen: 0, added: 0, already: 0, refused: 0 }
   const lines: string[] = []
   let failed = 0
-  try {
+  await withOutbox(config, async (database, outbox) => {
+    const log = pino({ level: 'warn' }, pino.destination(2))
+    const ingest = ingestFromConfig(config, { outbox, log })
     for (const client of clientsFor(api, envs)) {
       const label = `${client.environment} ${client.bundleId}`
       // "The same arguments" are the ones typed, so `--since 48h` run again resumes the window first computed.
@@ -106,21 +99,16 @@ export async function backfillCommand (config: Config, values: Values, fail: Fai
         lines.push(`${label}: failed: ${(err as Error).message} Run the same command again to continue.`)
       }
     }
-  } finally {
-    await outbox.close()
-    database.close()
-  }
+  })
   process.stdout.write(`${lines.join('\n')}\nBackfill ${failed > 0 ? 'incomplete' : 'done'}: ${describe(total)}.\n`)
   if (failed > 0) process.exitCode = 1
 }
 
-export async function testNotificationCommand (config: Config, values: Values, fail: Fail): Promise<void> {
-  const api = apiOrFail(config, fail)
-  const envs = environments(values.environment, fail, 'Sandbox')
-  const database = openDatabase(config.databasePath, { busyTimeoutMs: 30_000 })
+async function testNotificationCommand (config: Config, values: Values): Promise<void> {
+  const api = apiOrFail(config)
+  const envs = environments(values.environment, 'Sandbox')
   let bad = 0
-  try {
-    migrate(database)
+  await withDatabase(config, async (database) => {
     for (const client of clientsFor(api, envs)) {
       process.stderr.write(`Asking Apple for a ${client.environment} TEST notification for ${client.bundleId}; this can take up to a minute...\n`)
       try {
@@ -132,8 +120,18 @@ export async function testNotificationCommand (config: Config, values: Values, f
         process.stdout.write(`${client.environment} ${client.bundleId}: ${(err as Error).message}\n`)
       }
     }
-  } finally {
-    database.close()
-  }
+  })
   if (bad > 0) process.exitCode = 1
+}
+
+export const backfill: Command = {
+  help: BACKFILL_HELP,
+  options: { since: { type: 'string' }, until: { type: 'string' }, environment: { type: 'string' }, 'only-failures': { type: 'boolean' } },
+  run: async (values) => { await backfillCommand(loadConfig(), values) }
+}
+
+export const requestTestNotification: Command = {
+  help: TEST_NOTIFICATION_HELP,
+  options: { environment: { type: 'string' } },
+  run: async (values) => { await testNotificationCommand(loadConfig(), values) }
 }

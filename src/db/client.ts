@@ -184,8 +184,23 @@ export function openDatabase (path: string, options: OpenOptions = {}): Database
   }
 }
 
-export function migrate (database: Database_): void {
+// Returns how many migrations it applied.
+export function migrate (database: Database_): number {
+  const pending = database.pendingMigrations()
   drizzleMigrate(database.db, { migrationsFolder: migrationsFolder() })
+  return pending
+}
+
+// The file opened and its schema brought up to date, as the server and every
+// command need it; closed again if a migration fails.
+export function openMigrated (path: string, options: OpenOptions = {}): { database: Database_, applied: number } {
+  const database = openDatabase(path, options)
+  try {
+    return { database, applied: migrate(database) }
+  } catch (err) {
+    database.close()
+    throw err
+  }
 }
 
 let journalCount: number | null = null

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../config.ts'
-import { migrate, openDatabase, type Database_ } from './client.ts'
+import { openMigrated, type Database_ } from './client.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -15,13 +15,7 @@ declare module 'fastify' {
 export default fp<{ config: Config }>(async (app, { config }) => {
   // Its reads are occasional lookups by index: a small page cache will do,
   // and keeps the process under 200 MB with a large outbox.
-  const database = openDatabase(config.databasePath, { busyTimeoutMs: config.databaseBusyTimeoutMs, cacheKb: 8192 })
-  try {
-    migrate(database)
-  } catch (err) {
-    database.close()
-    throw err
-  }
+  const { database } = openMigrated(config.databasePath, { busyTimeoutMs: config.databaseBusyTimeoutMs, cacheKb: 8192 })
   app.decorate('database', database)
   app.addHook('onClose', async () => { database.close() })
 }, { name: 'storehook-database', fastify: '5.x' })

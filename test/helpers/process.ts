@@ -22,9 +22,12 @@ export interface Runner {
   command: string[]
   cwd?: string
   startTimeoutMs?: number
+  // runCli kills the command after this long (SIGKILL; the exit code is then
+  // null), for tests whose failure could be a server that starts instead of exiting.
+  timeoutMs?: number
 }
 
-const NODE: Runner = { command: [process.execPath, BIN] }
+export const NODE: Runner = { command: [process.execPath, BIN] }
 
 export async function spawnServer (env: Record<string, string>, args: string[] = ['serve'], runner: Runner = NODE): Promise<ServerProcess> {
   const [cmd = process.execPath, ...pre] = runner.command
@@ -90,7 +93,7 @@ export async function spawnEnforcing (dir: string, o: EnforcingOptions, env: Rec
 
 export async function runCli (args: string[], env: Record<string, string>, runner: Runner = NODE): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const [cmd = process.execPath, ...pre] = runner.command
-  const child = spawn(cmd, [...pre, ...args], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, cwd: runner.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(cmd, [...pre, ...args], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, cwd: runner.cwd, stdio: ['ignore', 'pipe', 'pipe'], timeout: runner.timeoutMs, killSignal: 'SIGKILL' })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (c: Buffer) => { stdout += c.toString() })
