@@ -110,7 +110,9 @@ function openFile (path: string, options: OpenOptions): Database.Database {
     if (options.readonly !== true) {
       // SQLite opens a file it may not write read-only without a word; the
       // switch to WAL is the first write, and says so.
-      const mode = sqlite.pragma('journal_mode = WAL', { simple: true })
+      // better-sqlite3 answers the value; libsql (under Deno) may answer the row.
+      const answer: unknown = sqlite.pragma('journal_mode = WAL', { simple: true })
+      const mode = typeof answer === 'object' && answer !== null ? Object.values(answer)[0] : answer
       if (mode !== 'wal' && path !== ':memory:') throw new Error(`it stays in journal mode "${String(mode)}", not WAL: is the file or its file system read-only?`)
     }
     return sqlite

@@ -61,28 +61,42 @@ t.test('a stored body nested 100,000 levels deep still renders: 200, the raw tex
 t.test('a V1 password (Apple\'s shared secret) reaches the targets exactly, and no view shows it', async (t) => {
   const target = await startTarget()
   t.teardown(target.close)
-  // JSON.parse keeps the last of duplicate keys; the last one here is spelled
-  // with an escape in its key and has escapes in its value.
+  // The password's key is spelled with an escape and its value has escapes.
   const secret = 's3cr"et\\A'
-  const raw = '{"notification_type":"DID_RENEW", "password":"first-copy-of-it",\n' +
+  const raw = '{"notification_type":"DID_RENEW",\n' +
     ' "bid":"com.example.app","environment":"PROD",' +
     '"unified_receipt":{"status":0,"password":"nested-is-not-the-secret","latest_receipt_info":[{"original_transaction_id":"1000000111111111","transaction_id":"2"}]},' +
     '  "pass\\u0077ord" :\t"s3cr\\"et\\\\\\u0041"}'
   t.equal(JSON.parse(raw).password, secret, 'the test body means what it says')
+  // JSON.parse keeps the last of duplicate keys: a body with two passwords is
+  // refused today (one body, one reading), but an older version stored such
+  // bodies, and every view must mask both.
+  const twice = raw.replace('"notification_type":"DID_RENEW",', '"notification_type":"DID_RENEW", "password":"first-copy-of-it",')
   const s = await startApp(t, { ADMIN_TOKEN, FORWARD_TARGETS: target.url, APPLE_SHARED_SECRET: secret, VERIFY_SIGNATURES: 'enforce' })
   const posted = await s.post(raw)
   t.equal(posted.status, 200, 'accepted: the shared secret matched')
   const [got] = await target.waitFor(1)
   t.equal(got!.body.toString('utf8'), raw, 'the target got the exact bytes, secret included')
+  const refused = await s.post(twice)
+  t.equal(refused.status, 400, 'two passwords in one body are refused')
+  t.equal(refused.json.code, 'BODY_DUPLICATE_KEY')
+  const leaks = /first-copy-of-it|s3cr/
+  const decoded = await api(s.url, `/notifications/${posted.json.id}`)
+  t.equal(decoded.status, 200)
+  t.equal(decoded.json.body, raw.replace('"s3cr\\"et\\\\\\u0041"', '"********"'), 'the raw body: the password value masked, every other byte kept')
+  t.equal(decoded.json.payload.password, '********', 'the decoded payload: masked')
+  t.equal(decoded.json.payload.unified_receipt.password, 'nested-is-not-the-secret', 'only the top-level key is the shared secret')
+  t.equal(decoded.json.payload.bid, 'com.example.app')
+  t.notMatch(JSON.stringify(decoded.json), leaks, 'nowhere in the detail')
 
-  const masked = raw.replace('"first-copy-of-it"', '"********"').replace('"s3cr\\"et\\\\\\u0041"', '"********"')
+  // As an older version would have stored it; what is delivered is the row's body.
+  // It no longer decodes (two readings), so the views show its text, masked.
+  s.app.database.db.run(sql`UPDATE notifications SET body = ${Buffer.from(twice)} WHERE id = ${posted.json.id as string}`)
+  const masked = twice.replace('"first-copy-of-it"', '"********"').replace('"s3cr\\"et\\\\\\u0041"', '"********"')
   const one = await api(s.url, `/notifications/${posted.json.id}`)
   t.equal(one.status, 200)
   t.equal(one.json.body, masked, 'the raw body: every top-level password value masked, every other byte kept')
-  t.equal(one.json.payload.password, '********', 'the decoded payload: masked')
-  t.equal(one.json.payload.unified_receipt.password, 'nested-is-not-the-secret', 'only the top-level key is the shared secret')
-  t.equal(one.json.payload.bid, 'com.example.app')
-  const leaks = /first-copy-of-it|s3cr/
+  t.equal(one.json.payload, null, 'it does not decode today')
   t.notMatch(JSON.stringify(one.json), leaks, 'nowhere in the detail')
   const list = await api(s.url, '/notifications')
   t.notMatch(JSON.stringify(list.json), leaks, 'nor in the list')
@@ -93,12 +107,12 @@ t.test('a V1 password (Apple\'s shared secret) reaches the targets exactly, and 
     t.equal(page.status, 200, path)
     t.notMatch(page.text, leaks, `${path}: no secret`)
   }
-  t.match((await get(s.url, `/admin/notifications/${posted.json.id}`, cookie)).text, '&quot;password&quot;: &quot;********&quot;', 'the page shows the key, masked')
+  t.match((await get(s.url, `/admin/notifications/${posted.json.id}`, cookie)).text, '&quot;password&quot;:&quot;********&quot;', 'the page shows the key, masked')
 
   // A replay still sends the exact bytes.
   const replay = await api(s.url, `/notifications/${posted.json.id}/replay`, { method: 'POST' })
   t.equal(replay.status, 200)
   const [, again] = await target.waitFor(2)
-  t.equal(again!.body.toString('utf8'), raw, 'a replay sends the exact bytes, secret included')
+  t.equal(again!.body.toString('utf8'), twice, 'a replay sends the exact bytes stored, secrets included')
   t.notMatch(s.logs.join(''), leaks, 'and the logs never had it')
 })
