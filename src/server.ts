@@ -82,13 +82,14 @@ export async function startServer (config: Config): Promise<RunningServer> {
     await fastify.close().catch(() => {})
     throw err
   }
+  const warnings = exposureWarnings(config)
   logger.info({
     version: VERSION,
     database: config.databasePath,
     targets: config.targets.map((t) => t.name),
     verify: config.verify,
     // The ingest warned at start; repeated here, on the line people look for.
-    ...(exposureWarnings(config).length > 0 ? { warnings: exposureWarnings(config) } : {})
+    ...(warnings.length > 0 ? { warnings } : {})
   }, 'storehook is serving.')
   let closing: Promise<void> | null = null
   const close = (): Promise<void> => {

@@ -9,6 +9,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyRequest } fro
 import type { Config } from '../config.ts'
 import { bearerMatches } from '../dashboard/session.ts'
 import { AppError, answerFromErrorTable } from '../errors.ts'
+import { answerClientError, capConnections, nodeServerOptions } from '../limits.ts'
 
 function route (on: FastifyInstance, app: FastifyInstance, token: string | null): void {
   on.get('/metrics', {
@@ -27,12 +28,19 @@ export default async function metricsRoutes (app: FastifyInstance, { config }: {
     return
   }
   const port = config.metricsPort
+  // The main listener's connection limits (src/limits.ts), given to
+  // http.createServer itself: a requestTimeout set by Fastify afterwards is
+  // not enforced on a trickling request (security review, finding 3).
   const listener = Fastify({
     loggerInstance: app.log.child({ component: 'metrics' }),
     logController: new LogController({ disableRequestLogging: true }),
-    requestTimeout: 30_000,
+    requestTimeout: config.connections.requestTimeoutMs,
+    keepAliveTimeout: config.connections.keepAliveTimeoutMs,
+    http: nodeServerOptions(config.connections),
+    clientErrorHandler: answerClientError,
     return503OnClosing: true
   })
+  capConnections(listener.server, config.connections)
   answerFromErrorTable(listener)
   route(listener, app, config.metricsToken)
   // Listening from onReady: a port already taken fails the start like the
