@@ -3,7 +3,7 @@
 // done here, above the storage, which only returns the row.
 import { decodeNotificationBody } from '../apple/payload.ts'
 import type { AttemptRow, DeliveryRow, NotificationSummary, UnorderedReads } from '../outbox/engine.ts'
-import { maskTopLevelPassword, SECRET_MASK } from '../outbox/secret-mask.ts'
+import { maskTopLevelPassword, SECRET_MASK } from './secret-mask.ts'
 
 export interface NotificationDetail {
   notification: NotificationSummary
