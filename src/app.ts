@@ -5,7 +5,6 @@ import type { Server } from 'node:http'
 import fp from 'fastify-plugin'
 import { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import type { Config } from './config.ts'
-import databasePlugin from './db/plugin.ts'
 import deliveryPlugin from './delivery/plugin.ts'
 import { answerFrameworkError, answerFromErrorTable } from './errors.ts'
 import { answerClientError, nodeServerOptions } from './limits.ts'
@@ -53,7 +52,6 @@ export function serverOptions (config: Config, logger: FastifyBaseLogger): Fasti
 async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   answerFromErrorTable(fastify)
 
-  await fastify.register(databasePlugin, { config: opts.config })
   await fastify.register(outboxPlugin, { config: opts.config })
   await fastify.register(metricsPlugin)
   await fastify.register(deliveryPlugin, { config: opts.config })
@@ -69,6 +67,6 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(dashboardRoutes, { config: opts.config, prefix: '/admin' })
 }
 
-// Not encapsulated: the decorators (database, outbox, delivery, ingest) are
+// Not encapsulated: the decorators (outbox, delivery, ingest) are
 // visible on the instance that registered the app, as tests and the CLI need.
 export default fp(app, { name: 'storehook', fastify: '5.x' })

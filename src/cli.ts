@@ -4,9 +4,8 @@ import { pino } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.ts'
 import { ingestFromConfig } from './ingest/ingest.ts'
 import { pruneAll } from './outbox/retention.ts'
-import { listQuarantine } from './outbox/store.ts'
-import { overview, targetHealth, type NotificationFilter } from './outbox/queries.ts'
-import { CommandError, fail, parseCommand, withDatabase, withOutbox, type Command, type Values } from './ops/command-line.ts'
+import type { NotificationFilter } from './outbox/engine.ts'
+import { CommandError, fail, parseCommand, withOutbox, type Command, type Values } from './ops/command-line.ts'
 import { MAX_BULK_REPLAY, replayMatching } from './ops/replay.ts'
 import { isoTime, parseWhenFlag } from './ops/when.ts'
 import { startServer } from './server.ts'
@@ -84,9 +83,9 @@ const ago = (at: number | null, now: number): string => {
 }
 
 async function statusCommand (config: Config): Promise<void> {
-  await withDatabase(config, (database) => {
+  await withOutbox(config, async (outbox) => {
     const now = Date.now()
-    const o = overview(database.db, now)
+    const o = await outbox.overview(now)
     const out: string[] = [`storehook ${VERSION}, ${config.databasePath}`, '', 'Last notification received:']
     if (o.lastReceived.length === 0) out.push('  none yet')
     for (const r of o.lastReceived) out.push(`  ${printable(r.environment, 'unknown').padEnd(12)} ${ago(r.at, now)}  ${printable(r.type)}`)
@@ -96,7 +95,7 @@ async function statusCommand (config: Config): Promise<void> {
     out.push('', 'Targets:')
     if (config.targets.length === 0) out.push('  none configured')
     for (const t of config.targets) {
-      const h = targetHealth(database.db, t.name)
+      const h = await outbox.targetHealth(t.name)
       out.push(`  ${t.name}: ${h.pending} pending, ${h.dead} dead, ${h.delivered} delivered; oldest pending ${ago(h.oldestPendingAt, now)}`)
       out.push(`    last success ${ago(h.lastSuccessAt, now)}; last error ${h.lastError === null ? '-' : `${printable(h.lastError)} at ${ago(h.lastErrorAt, now)}`}`)
     }
@@ -112,7 +111,7 @@ async function replayCommand (config: Config, values: Values): Promise<void> {
   if (unknown.length > 0) fail(`--to: unknown target(s) ${unknown.join(', ')}; configured: ${[...names].join(', ') || 'none'}`)
   const ids = (Array.isArray(values.id) ? values.id : values.id === undefined ? [] : [values.id]).map(String)
   if (ids.length === 0 && Object.keys(filter).length === 0) fail('replay needs --id or at least one filter (see storehook replay --help)')
-  await withOutbox(config, async (database, outbox) => {
+  await withOutbox(config, async (outbox) => {
     if (ids.length > 0) {
       let deliveries = 0
       for (const id of ids) {
@@ -122,7 +121,7 @@ async function replayCommand (config: Config, values: Values): Promise<void> {
       }
       process.stdout.write(`Replayed ${ids.length} notification(s): ${deliveries} deliveries queued.\n`)
     } else {
-      const r = await replayMatching(database.db, outbox, filter, to)
+      const r = await replayMatching(outbox, filter, to)
       process.stdout.write(`Replayed ${r.notifications} notification(s): ${r.deliveries} deliveries queued.${r.truncated ? ` Stopped at ${MAX_BULK_REPLAY}: narrow the filter and run again.` : ''}\n`)
     }
   })
@@ -131,8 +130,8 @@ async function replayCommand (config: Config, values: Values): Promise<void> {
 async function quarantineList (config: Config, values: Values): Promise<void> {
   const limit = values.limit === undefined ? 50 : Number(values.limit)
   if (!Number.isInteger(limit) || limit < 1) fail('--limit must be a whole number')
-  await withDatabase(config, (database) => {
-    const rows = listQuarantine(database.db, limit, null)
+  await withOutbox(config, async (outbox) => {
+    const rows = await outbox.listQuarantine(limit, null)
     if (rows.length === 0) process.stdout.write('The quarantine is empty.\n')
     for (const r of rows) {
       process.stdout.write(`${r.id}\t${isoTime(r.receivedAt) ?? '-'}\t${r.code}\t${printable(r.notificationType)}\t${printable(r.environment)}\t${printable(r.bundleId)}\t${r.releasedAs !== null ? 'released as ' + r.releasedAs : printable(r.reason)}\n`)
@@ -142,7 +141,7 @@ async function quarantineList (config: Config, values: Values): Promise<void> {
 
 async function quarantineRelease (config: Config, ids: string[], force: boolean): Promise<void> {
   let failed = 0
-  await withOutbox(config, async (_database, outbox) => {
+  await withOutbox(config, async (outbox) => {
     // Warnings go to stderr: stdout is the command's answer.
     const log = pino({ level: 'warn' }, pino.destination(2))
     const ingest = ingestFromConfig(config, { outbox, log })
@@ -207,7 +206,7 @@ run while the server runs, and safe to run twice.`,
     options: {},
     run: async () => {
       const config = loadConfig()
-      await withDatabase(config, (_database, applied) => {
+      await withOutbox(config, (_outbox, applied) => {
         process.stdout.write(`${config.databasePath}: ${applied} migration(s) applied, schema up to date.\n`)
       })
     }
@@ -243,7 +242,7 @@ server runs.`,
     options: {},
     run: async () => {
       const config = loadConfig()
-      await withOutbox(config, async (_database, outbox) => {
+      await withOutbox(config, async (outbox) => {
         const pruned = await pruneAll(outbox, config.retentionMs)
         process.stdout.write(config.retentionMs === 0 ? 'RETENTION_DAYS=0: nothing is ever pruned.\n' : `Pruned ${pruned} delivered notification(s) older than ${config.retentionMs / 86_400_000} day(s).\n`)
       })

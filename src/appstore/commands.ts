@@ -4,11 +4,10 @@
 import { pino } from 'pino'
 import { loadConfig, type AppleApiConfig, type Config } from '../config.ts'
 import { ingestFromConfig } from '../ingest/ingest.ts'
-import { fail, withDatabase, withOutbox, type Command, type Values } from '../ops/command-line.ts'
+import { fail, withOutbox, type Command, type Values } from '../ops/command-line.ts'
 import { parseWhenFlag } from '../ops/when.ts'
 import { API_ENVIRONMENTS, clientsFor, type ApiEnvironment } from './client.ts'
 import { clampWindow, HISTORY_DAYS, runHistory, type Counts } from './history.ts'
-import { unfinishedRun } from './runs.ts'
 import { checkTestNotification } from './test-notification.ts'
 
 const BACKFILL_HELP = `Usage: storehook backfill --since WHEN [--until WHEN] [--environment Production|Sandbox|both] [--only-failures]
@@ -67,14 +66,14 @@ async function backfillCommand (config: Config, values: Values): Promise<void> {
   const total: Counts = { pages: 0, seen: 0, added: 0, already: 0, refused: 0 }
   const lines: string[] = []
   let failed = 0
-  await withOutbox(config, async (database, outbox) => {
+  await withOutbox(config, async (outbox) => {
     const log = pino({ level: 'warn' }, pino.destination(2))
     const ingest = ingestFromConfig(config, { outbox, log })
     for (const client of clientsFor(api, envs)) {
       const label = `${client.environment} ${client.bundleId}`
       // "The same arguments" are the ones typed, so `--since 48h` run again resumes the window first computed.
       const runKey = JSON.stringify(['backfill', client.bundleId, client.environment, since, until ?? null, onlyFailures])
-      const resume = unfinishedRun(database.db, runKey)
+      const resume = await outbox.unfinishedRun(runKey)
       const window = clampWindow(client.environment, { startDate, endDate }, now)
       if (resume !== null) {
         process.stderr.write(`${label}: resuming the interrupted run from page ${resume.pages + 1} (${describe(resume)} so far).\n`)
@@ -108,11 +107,11 @@ async function testNotificationCommand (config: Config, values: Values): Promise
   const api = apiOrFail(config)
   const envs = environments(values.environment, 'Sandbox')
   let bad = 0
-  await withDatabase(config, async (database) => {
+  await withOutbox(config, async (outbox) => {
     for (const client of clientsFor(api, envs)) {
       process.stderr.write(`Asking Apple for a ${client.environment} TEST notification for ${client.bundleId}; this can take up to a minute...\n`)
       try {
-        const r = await checkTestNotification({ client, db: database.db })
+        const r = await checkTestNotification({ client, storage: outbox })
         if (!r.ok) bad++
         process.stdout.write(`${r.message}\n`)
       } catch (err) {

@@ -7,9 +7,8 @@
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import { isAppError } from '../errors.ts'
 import type { Ingest, Source } from '../ingest/ingest.ts'
-import type { Outbox } from '../outbox/outbox.ts'
+import type { HistoryRun, Storage } from '../outbox/engine.ts'
 import { AppleApiError, type ApiEnvironment, type AppStoreClient } from './client.ts'
-import type { HistoryRun } from './runs.ts'
 
 const DAY = 86_400_000
 // How far back Apple keeps notification history.
@@ -36,7 +35,7 @@ export interface RunSpec extends Window {
 export interface RunOptions {
   client: AppStoreClient
   ingest: Ingest
-  outbox: Outbox
+  outbox: Storage
   spec: RunSpec
   // An unfinished run with the same arguments: continue from its token and counts.
   resume?: HistoryRun | null

@@ -2,10 +2,9 @@
 // the admin JSON API and the dashboard: the state of the automatic catch-up,
 // and a test notification followed end to end.
 import type { Config } from '../config.ts'
-import type { Db } from '../db/client.ts'
+import type { UnorderedReads } from '../outbox/engine.ts'
 import { AppError } from '../errors.ts'
 import { AppleApiError, clientsFor, type ApiEnvironment, type AppStoreClient } from './client.ts'
-import { lastCatchUps } from './runs.ts'
 import { checkTestNotification, type TestReport } from './test-notification.ts'
 
 export const API_NOT_CONFIGURED = 'The App Store Server API is not configured: set APPLE_ISSUER_ID, APPLE_KEY_ID, APPLE_PRIVATE_KEY_PATH and APPLE_BUNDLE_ID.'
@@ -35,14 +34,15 @@ export interface CatchUpState {
   runs: CatchUpRun[]
 }
 
-export function catchUpState (config: Config, db: Db, running: boolean): CatchUpState {
+export async function catchUpState (config: Config, storage: Pick<UnorderedReads, 'lastCatchUps'>, running: boolean): Promise<CatchUpState> {
   const api = config.appleApi
+  const runs = await storage.lastCatchUps()
   return {
     enabled: api !== null,
     intervalMs: api?.catchUpIntervalMs ?? null,
     marginMs: api?.catchUpMarginMs ?? null,
     running,
-    runs: lastCatchUps(db).map((r) => ({
+    runs: runs.map((r) => ({
       bundleId: r.bundleId,
       environment: r.environment,
       kind: r.kind,
@@ -83,9 +83,9 @@ export function testNotificationClient (config: Config, environment: ApiEnvironm
   return client
 }
 
-export async function runTestNotification (client: AppStoreClient, db: Db, signal?: AbortSignal): Promise<TestReport | ApiRefusal> {
+export async function runTestNotification (client: AppStoreClient, storage: Pick<UnorderedReads, 'findTestNotification'>, signal?: AbortSignal): Promise<TestReport | ApiRefusal> {
   try {
-    return await checkTestNotification({ client, db, ...(signal !== undefined ? { signal } : {}) })
+    return await checkTestNotification({ client, storage, ...(signal !== undefined ? { signal } : {}) })
   } catch (err) {
     if (!(err instanceof AppleApiError)) throw err
     return { ok: false, outcome: 'apple-api-error', environment: client.environment, bundleId: client.bundleId, status: err.status, message: err.message }

@@ -2,20 +2,13 @@
 // notification, follow Apple's send attempts (Get Test Notification Status),
 // then look in storehook's own database for it and for its delivery to every
 // target, and say plainly where it stopped. Used by the CLI and the admin API.
-import { sql } from 'drizzle-orm'
 import { decodeNotificationBody } from '../apple/payload.ts'
-import type { Db } from '../db/client.ts'
+import type { DeliveryState, UnorderedReads } from '../outbox/engine.ts'
 import { AppleApiError, type AppStoreClient, type SendAttempt } from './client.ts'
 
 export type TestOutcome = 'reached-every-target' | 'target-failed' | 'not-received' | 'elsewhere'
 
-export interface TargetResult {
-  name: string
-  status: string
-  attempts: number
-  lastStatusCode: number | null
-  lastError: string | null
-}
+export type TargetResult = DeliveryState
 
 export interface TestReport {
   outcome: TestOutcome
@@ -52,16 +45,6 @@ export function adviceFor (result: string): string {
 
 interface Found { id: string; deliveries: TargetResult[] }
 
-function findTest (db: Db, uuid: string | null, environment: string, since: number): Found | null {
-  const row = uuid !== null
-    ? db.get<{ id: string }>(sql`SELECT id FROM notifications WHERE dedupe_key = ${uuid}`)
-    : db.get<{ id: string }>(sql`SELECT id FROM notifications WHERE notification_type = 'TEST' AND environment = ${environment} AND received_at >= ${since} ORDER BY received_at DESC LIMIT 1`)
-  if (row === undefined) return null
-  const deliveries = db.all<TargetResult>(sql`SELECT target AS name, status, attempts, last_status_code AS lastStatusCode, last_error AS lastError
-    FROM deliveries WHERE notification_id = ${row.id} ORDER BY target`)
-  return { id: row.id, deliveries }
-}
-
 function uuidOf (signedPayload: string | undefined): string | null {
   if (signedPayload === undefined) return null
   try {
@@ -73,7 +56,7 @@ function uuidOf (signedPayload: string | undefined): string | null {
 
 export interface CheckOptions {
   client: AppStoreClient
-  db: Db
+  storage: Pick<UnorderedReads, 'findTestNotification'>
   pollIntervalMs?: number
   timeoutMs?: number
   signal?: AbortSignal
@@ -85,7 +68,7 @@ const sleep = (ms: number, signal?: AbortSignal): Promise<void> => new Promise((
 })
 
 export async function checkTestNotification (o: CheckOptions): Promise<TestReport> {
-  const { client, db } = o
+  const { client, storage } = o
   const pollMs = o.pollIntervalMs ?? 2000
   const deadline = Date.now() + (o.timeoutMs ?? 60_000)
   // A second early: the TEST may arrive before Apple's answer does.
@@ -103,7 +86,7 @@ export async function checkTestNotification (o: CheckOptions): Promise<TestRepor
       // 404 while Apple has not sent it yet; anything else is a real answer.
       if (!(err instanceof AppleApiError && err.status === 404)) throw err
     }
-    found = findTest(db, uuid, client.environment, requestedAt)
+    found = await storage.findTestNotification(uuid, client.environment, requestedAt)
     const last = attempts.at(-1)?.sendAttemptResult
     if (found !== null && found.deliveries.every((d) => d.status !== 'pending')) break
     if (found === null && last !== undefined) break

@@ -6,20 +6,16 @@
 // the margin. One run at a time, by construction: the next is scheduled only
 // when the previous one has finished. A failed run is logged and the next
 // interval tries again; every run is recorded in history_runs.
-import { sql } from 'drizzle-orm'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { AppleApiConfig } from '../config.ts'
-import type { Db } from '../db/client.ts'
 import type { Ingest } from '../ingest/ingest.ts'
-import type { Outbox } from '../outbox/outbox.ts'
+import type { Storage } from '../outbox/engine.ts'
 import { API_ENVIRONMENTS, clientsFor, type ApiEnvironment, type AppStoreClient } from '../appstore/client.ts'
 import { clampWindow, runHistory, type RunResult } from '../appstore/history.ts'
-import { lastCaughtUpTo } from '../appstore/runs.ts'
 
 export interface CatchUpOptions {
   api: AppleApiConfig
-  db: Db
-  outbox: Outbox
+  outbox: Storage
   ingest: Ingest
   log: Logger
   onRecovered?: (environment: ApiEnvironment) => void
@@ -56,14 +52,13 @@ export class CatchUp {
     }, delayMs)
   }
 
-  #window (client: AppStoreClient, kind: 'catch-up-start' | 'catch-up-periodic', now: number): { startDate: number; endDate: number } {
+  async #window (client: AppStoreClient, kind: 'catch-up-start' | 'catch-up-periodic', now: number): Promise<{ startDate: number; endDate: number }> {
     const { catchUpIntervalMs: interval, catchUpMarginMs: margin } = this.#o.api
     // Without an interval (or history) to go by, an hour back is the guess.
     const recent = now - Math.max(interval, 3_600_000) - margin
     if (kind === 'catch-up-periodic') return { startDate: now - interval - margin, endDate: now }
-    const received = this.#o.db.get<{ at: number | null }>(sql`SELECT max(received_at) AS at FROM notifications
-      WHERE environment = ${client.environment} AND bundle_id = ${client.bundleId}`)?.at ?? null
-    const caughtUp = lastCaughtUpTo(this.#o.db, client.bundleId, client.environment)
+    const received = await this.#o.outbox.lastReceivedAt(client.bundleId, client.environment)
+    const caughtUp = await this.#o.outbox.lastCaughtUpTo(client.bundleId, client.environment)
     const since = Math.max(received ?? 0, caughtUp ?? 0)
     return { startDate: since === 0 ? recent : since - margin, endDate: now }
   }
@@ -72,7 +67,7 @@ export class CatchUp {
     for (const client of this.#clients) {
       if (this.#stopped) return
       const now = Date.now()
-      const window = clampWindow(client.environment, this.#window(client, kind, now), now)
+      const window = clampWindow(client.environment, await this.#window(client, kind, now), now)
       const log = this.#o.log
       const where = { bundleId: client.bundleId, environment: client.environment, kind }
       if (window.clamped) log.warn(where, 'Catch-up window clamped to what Apple keeps; older notifications cannot be asked for.')

@@ -4,7 +4,6 @@
 import fp from 'fastify-plugin'
 import { Counter, Gauge } from 'prom-client'
 import type { Config } from '../config.ts'
-import { lastCatchUps } from '../appstore/runs.ts'
 import { CatchUp } from './catch-up.ts'
 
 declare module 'fastify' {
@@ -40,10 +39,11 @@ export default fp<{ config: Config }>(async (app, { config }) => {
     help: 'When the last catch-up that finished without error ended, by environment.',
     labelNames: ['environment'],
     registers,
-    collect () {
+    async collect () {
+      const runs = await app.outbox.lastCatchUps()
       this.reset()
       const last = new Map<string, number>()
-      for (const r of lastCatchUps(app.database.db)) {
+      for (const r of runs) {
         if (r.finishedAt !== null && r.lastError === null) last.set(r.environment, Math.max(last.get(r.environment) ?? 0, r.finishedAt))
       }
       for (const [environment, at] of last) this.set({ environment }, at / 1000)
@@ -51,7 +51,6 @@ export default fp<{ config: Config }>(async (app, { config }) => {
   })
   const catchUp = new CatchUp({
     api,
-    db: app.database.db,
     outbox: app.outbox,
     ingest: app.ingest,
     log,
@@ -62,4 +61,4 @@ export default fp<{ config: Config }>(async (app, { config }) => {
   log.info({ apps: api.apps.map((a) => a.bundleId), intervalMs: api.catchUpIntervalMs, marginMs: api.catchUpMarginMs }, 'Automatic catch-up from Apple\'s notification history is on.')
   app.addHook('onReady', async () => { catchUp.start() })
   app.addHook('onClose', async () => { await catchUp.stop() })
-}, { name: 'storehook-catch-up', dependencies: ['storehook-database', 'storehook-outbox', 'storehook-metrics', 'storehook-ingest'], fastify: '5.x' })
+}, { name: 'storehook-catch-up', dependencies: ['storehook-outbox', 'storehook-metrics', 'storehook-ingest'], fastify: '5.x' })

@@ -10,8 +10,8 @@ import { exposureWarnings } from '../ingest/policy.ts'
 import { API_NOT_CONFIGURED, catchUpState, runTestNotification, testNotificationClient } from '../appstore/operator.ts'
 import { replayMatching } from '../ops/replay.ts'
 import { parseWhen } from '../ops/when.ts'
-import { attentionCounts, getNotification, hourlyCounts, listNotifications, notificationDetail, overview, targetHealth, type NotificationFilter } from '../outbox/queries.ts'
-import { listQuarantine, quarantineSize } from '../outbox/store.ts'
+import { notificationDetail } from '../ops/notification-detail.ts'
+import type { NotificationFilter } from '../outbox/engine.ts'
 import { CSS, JS } from './assets.ts'
 import type { Html } from './html.ts'
 import { createSessions, readCookie, SESSION_COOKIE, SESSION_TTL_MS, sessionCookie, type Session } from './session.ts'
@@ -64,7 +64,6 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
   if (config.adminToken === null) return
   const sessions = createSessions()
   const targetNames = config.targets.map((t) => t.name)
-  const db = (): typeof app.database.db => app.database.db
   const warnings = exposureWarnings(config)
 
   // Forms post application/x-www-form-urlencoded. @fastify/formbody is not
@@ -116,9 +115,9 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
     return request.protocol === 'https' || (config.trustProxy !== 'none' && request.headers['x-forwarded-proto'] === 'https')
   }
 
-  function context (request: FastifyRequest): PageContext {
+  async function context (request: FastifyRequest): Promise<PageContext> {
     const session = request.dashboardSession
-    const counts = session !== null ? attentionCounts(db()) : { dead: 0, quarantined: 0 }
+    const counts = session !== null ? await app.outbox.attentionCounts() : { dead: 0, quarantined: 0 }
     return { csrf: session !== null ? sessions.csrfToken(session) : null, now: Date.now(), deadCount: counts.dead, quarantineCount: counts.quarantined, warnings }
   }
 
@@ -135,10 +134,10 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
     if (target !== undefined && !targetNames.includes(target)) throw new AppError('BAD_REQUEST', `Unknown target "${target}".`)
   }
 
-  app.setErrorHandler((err: FastifyError | AppError, request, reply) => {
+  app.setErrorHandler(async (err: FastifyError | AppError, request, reply) => {
     const { status, code, message } = describeError(err)
     logRefusal(request, err, status, code)
-    return page(reply, errorPage(context(request), status, code, message), status)
+    return page(reply, errorPage(await context(request), status, code, message), status)
   })
 
   app.get('/assets/dashboard.css', async (_request, reply) => reply.type('text/css; charset=utf-8').send(CSS))
@@ -146,14 +145,14 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
 
   app.get('/login', async (request, reply) => {
     if (request.dashboardSession !== null) return reply.redirect('/admin', 303)
-    return page(reply, loginPage(context(request), null))
+    return page(reply, loginPage(await context(request), null))
   })
 
   app.post<{ Body: Form }>('/login', { schema: { body: { type: 'object', properties: { token: { type: 'string', maxLength: 1000 } } } } }, async (request, reply) => {
     // A wrong token is logged by the guard, in aggregate; too many from one
     // address answer the 429 error page.
     if (!await app.adminGuard.admit(request, reply, request.body.token ?? '')) {
-      return page(reply, loginPage(context(request), 'Wrong admin token.'), 401)
+      return page(reply, loginPage(await context(request), 'Wrong admin token.'), 401)
     }
     const { cookie } = sessions.issue(Date.now())
     request.log.info({ component: 'dashboard' }, 'Dashboard login.')
@@ -167,12 +166,12 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
 
   app.get('/', async (request, reply) => {
     const now = Date.now()
-    return page(reply, overviewPage(context(request), {
-      overview: overview(db(), now),
-      hourly: hourlyCounts(db(), now),
-      targets: config.targets.map((t) => ({ name: t.name, host: new URL(t.url).host, ...targetHealth(db(), t.name) })),
-      latest: listNotifications(db(), {}, 10, null).items,
-      catchUp: catchUpState(config, db(), app.catchUp?.running ?? false)
+    return page(reply, overviewPage(await context(request), {
+      overview: await app.outbox.overview(now),
+      hourly: await app.outbox.hourlyCounts(now),
+      targets: await Promise.all(config.targets.map(async (t) => ({ name: t.name, host: new URL(t.url).host, ...await app.outbox.targetHealth(t.name) }))),
+      latest: (await app.outbox.listNotifications({}, 10, null)).items,
+      catchUp: await catchUpState(config, app.outbox, app.catchUp?.running ?? false)
     }))
   })
 
@@ -189,17 +188,17 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
         filter[key] = value
       }
     }
-    const found = listNotifications(db(), filter, limit, cursor ?? null)
+    const found = await app.outbox.listNotifications(filter, limit, cursor ?? null)
     const kept = Object.entries(form).filter(([, v]) => v !== '') as Array<[string, string]>
     if (limit !== PAGE_SIZE) kept.push(['limit', String(limit)])
     const next = found.nextCursor === null ? null : `/admin/notifications?${new URLSearchParams([...kept, ['cursor', found.nextCursor]]).toString()}`
-    return page(reply, listPage(context(request), { form, items: found.items, nextHref: next, targets: targetNames }))
+    return page(reply, listPage(await context(request), { form, items: found.items, nextHref: next, targets: targetNames }))
   })
 
   app.get<{ Params: { id: string }; Querystring: Form }>('/notifications/:id', async (request, reply) => {
-    const found = notificationDetail(db(), request.params.id)
+    const found = await notificationDetail(app.outbox, request.params.id)
     if (found === null) throw new AppError('NOT_FOUND', `No notification ${request.params.id}.`)
-    return page(reply, notificationPage(context(request), {
+    return page(reply, notificationPage(await context(request), {
       ...found, targets: targetNames, flash: flashFrom(request.query)
     }))
   })
@@ -210,19 +209,19 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
     const { id } = request.params
     const target = request.body.target
     checkTarget(target)
-    if (getNotification(db(), id) === null) throw new AppError('NOT_FOUND', `No notification ${id}.`)
+    if (await app.outbox.getNotification(id) === null) throw new AppError('NOT_FOUND', `No notification ${id}.`)
     const replayed = await app.outbox.replay(id, target !== undefined ? [target] : undefined)
     request.log.info({ component: 'dashboard', notificationId: id, targets: replayed }, 'Replay requested.')
     return reply.redirect(`/admin/notifications/${encodeURIComponent(id)}?done=replayed&n=${replayed.length}`, 303)
   })
 
   app.get('/dead', async (request, reply) => {
-    return page(reply, deadPage(context(request), {
-      targets: targetNames.map((name) => ({
+    return page(reply, deadPage(await context(request), {
+      targets: await Promise.all(targetNames.map(async (name) => ({
         name,
-        dead: targetHealth(db(), name).dead,
-        items: listNotifications(db(), { deliveryStatus: 'dead', target: name }, 20, null).items
-      })),
+        dead: (await app.outbox.targetHealth(name)).dead,
+        items: (await app.outbox.listNotifications({ deliveryStatus: 'dead', target: name }, 20, null)).items
+      }))),
       flash: flashFrom(request.query as Form)
     }))
   })
@@ -232,7 +231,7 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
   }, async (request, reply) => {
     const target = request.body.target!
     checkTarget(target)
-    const result = await replayMatching(db(), app.outbox, { deliveryStatus: 'dead', target }, [target])
+    const result = await replayMatching(app.outbox, { deliveryStatus: 'dead', target }, [target])
     request.log.info({ component: 'dashboard', target, ...result }, 'Bulk replay of dead deliveries requested.')
     return reply.redirect(`/admin/dead?done=bulk&n=${result.notifications}`, 303)
   })
@@ -240,11 +239,11 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
   app.get<{ Querystring: { cursor?: number } & Form }>('/quarantine', {
     schema: { querystring: { type: 'object', properties: { cursor: { type: 'integer', minimum: 1 } } } }
   }, async (request, reply) => {
-    const rows = listQuarantine(db(), PAGE_SIZE + 1, request.query.cursor ?? null)
+    const rows = await app.outbox.listQuarantine(PAGE_SIZE + 1, request.query.cursor ?? null)
     const items = rows.slice(0, PAGE_SIZE)
-    return page(reply, quarantinePage(context(request), {
+    return page(reply, quarantinePage(await context(request), {
       items,
-      size: quarantineSize(db()),
+      size: await app.outbox.quarantineSize(),
       nextHref: rows.length > PAGE_SIZE ? `/admin/quarantine?cursor=${items[items.length - 1]!.id}` : null,
       flash: flashFrom(request.query as Form)
     }))
@@ -279,8 +278,8 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
     schema: { querystring: { type: 'object', properties: { test: { type: 'string', maxLength: 64 } } } }
   }, async (request, reply) => {
     const id = request.query.test
-    return page(reply, applePage(context(request), {
-      catchUp: catchUpState(config, db(), app.catchUp?.running ?? false),
+    return page(reply, applePage(await context(request), {
+      catchUp: await catchUpState(config, app.outbox, app.catchUp?.running ?? false),
       apps: config.appleApi?.apps.map((a) => a.bundleId) ?? [],
       test: id === undefined ? null : runs.get(id) ?? 'gone',
       notConfigured: API_NOT_CONFIGURED
@@ -305,7 +304,7 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
     }
     const log = request.log
     log.info(fields, 'Test notification requested.')
-    const check: Promise<void> = runTestNotification(client, db(), stopChecks.signal).then((report) => {
+    const check: Promise<void> = runTestNotification(client, app.outbox, stopChecks.signal).then((report) => {
       run.report = report
       log.info({ ...fields, outcome: report.outcome }, 'Test notification checked.')
     }, (err: unknown) => {

@@ -2,8 +2,7 @@
 // be read (and its escaping checked) without a server.
 import type { ApiRefusal, CatchUpState } from '../appstore/operator.ts'
 import type { TestReport } from '../appstore/test-notification.ts'
-import type { NotificationSummary, Overview, TargetHealth } from '../outbox/queries.ts'
-import type { AttemptRow, DeliveryRow, NotificationRow, QuarantineRow } from '../outbox/store.ts'
+import type { AttemptRow, DeliveryRow, NotificationRow, NotificationSummary, Overview, QuarantineRow, TargetHealth } from '../outbox/engine.ts'
 import { ago, html, utc, type Html } from './html.ts'
 
 export interface PageContext {

@@ -1,11 +1,25 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../config.ts'
+import type { ClaimedDelivery } from '../outbox/engine.ts'
 import { TargetWorker } from './worker.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
     delivery: { workers: ReadonlyMap<string, TargetWorker> }
   }
+}
+
+// A target's worker, offered each fresh delivery before it is written: one it
+// reserves is written already leased and handed to it with the body in
+// memory, so the happy path costs no claim. Until the delivery-side
+// dispatcher asks for leases again, ingest enqueues with none.
+export interface Handoff {
+  // How long the lease of a handed-off delivery runs, as a claim's would.
+  readonly leaseMs: number
+  // Room for one more delivery right now? Every true is followed by take() or cancel().
+  reserve: () => boolean
+  take: (c: ClaimedDelivery, leaseEnd: number) => void
+  cancel: () => void
 }
 
 // One worker per target, handed each fresh delivery it has room for, and
@@ -32,7 +46,6 @@ export default fp<{ config: Config }>(async (app, { config }) => {
   const unsubscribe = app.outbox.onEnqueued((targets, seenFrom) => {
     for (const name of targets) workers.get(name)?.wake(seenFrom)
   })
-  const handoffs = [...workers.values()].map((w) => app.outbox.handOffTo(w.target.name, w))
   app.decorate('delivery', { workers })
   app.addHook('onReady', async () => {
     if (workers.size === 0) log.warn('No forwarding target is configured: notifications are accepted and kept, but not forwarded. Set FORWARD_TARGETS or STOREHOOK_CONFIG.')
@@ -40,7 +53,6 @@ export default fp<{ config: Config }>(async (app, { config }) => {
   })
   app.addHook('onClose', async () => {
     unsubscribe()
-    for (const stop of handoffs) stop()
     await Promise.all([...workers.values()].map((w) => w.stop(config.shutdownTimeoutMs)))
   })
 }, { name: 'storehook-delivery', dependencies: ['storehook-outbox', 'storehook-metrics'], fastify: '5.x' })

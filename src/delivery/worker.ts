@@ -5,7 +5,8 @@
 import pRetry from 'p-retry'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { TargetConfig } from '../config.ts'
-import type { AttemptRecord, ClaimedDelivery, Handoff, Outbox } from '../outbox/outbox.ts'
+import type { AttemptRecord, ClaimedDelivery, Storage as Outbox } from '../outbox/engine.ts'
+import type { Handoff } from './plugin.ts'
 import { retryDelayMs, type BackoffOptions } from './backoff.ts'
 import { abortInflight, createClient, deliver, type DeliveryOutcome, type TargetClient } from './deliver.ts'
 

@@ -1,6 +1,5 @@
 // Where a notification enters: decode, judge, route, and store it in the
 // outbox. The HTTP route, backfill and quarantine release all come through here.
-import { createHash } from 'node:crypto'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import { v7 as uuidv7 } from 'uuid'
 import { decodeNotificationBody, type DecodedNotification } from '../apple/payload.ts'
@@ -8,8 +7,8 @@ import { ConfigError, type Config, type TargetConfig } from '../config.ts'
 import { createVerifier, defaultRootCertificates, loadRootCertificates } from '../apple/verify.ts'
 import { targetsFor } from '../delivery/routing.ts'
 import { AppError } from '../errors.ts'
-import type { Outbox } from '../outbox/outbox.ts'
-import type { QuarantineCaps } from '../outbox/store.ts'
+import type { QuarantineCaps, Storage } from '../outbox/engine.ts'
+import { dedupeKeyOf } from '../outbox/store.ts'
 import { judge, type PolicyOptions } from './policy.ts'
 
 export type Source = 'webhook' | 'backfill' | 'catch-up' | 'quarantine'
@@ -21,7 +20,7 @@ export interface Accepted {
 }
 
 export interface IngestOptions {
-  outbox: Outbox
+  outbox: Storage
   targets: readonly TargetConfig[]
   policy: PolicyOptions
   quarantine: QuarantineCaps
@@ -77,7 +76,7 @@ export function createIngest (opts: IngestOptions): Ingest {
     try {
       stored = await outbox.enqueue({
         id,
-        dedupeKey: n.notificationUuid ?? `v1:${createHash('sha256').update(raw).digest('hex')}`,
+        dedupeKey: dedupeKeyOf(n.notificationUuid, raw),
         receivedAt: now,
         source,
         version: n.version,
@@ -95,7 +94,7 @@ export function createIngest (opts: IngestOptions): Ingest {
         verification: verdict.verification,
         verificationError: verdict.reason,
         body: raw
-      }, targets)
+      }, targets, [])
     } catch (err) {
       log.error({ notificationUuid: n.notificationUuid, type: n.notificationType, err }, 'Storing a notification failed.')
       throw new AppError('STORAGE_UNAVAILABLE', undefined, { cause: err })

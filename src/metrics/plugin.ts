@@ -4,10 +4,10 @@
 // are aggregates over the whole outbox (300-600 ms on the main thread with
 // 300k notifications) and /metrics is public: they run at most once every
 // GAUGE_REFRESH_MS, and every scrape in between shares the result.
-import { sql } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { vocabularyLabel } from '../apple/vocabulary.ts'
+import type { Gauges } from '../outbox/engine.ts'
 
 export interface Metrics {
   registry: Registry
@@ -20,14 +20,6 @@ export interface Metrics {
 const GAUGE_REFRESH_MS = 5_000
 const STALE = ' (read from the database at most every 5 s).'
 
-interface GaugeReads {
-  at: number
-  pending: Array<{ target: string; n: number; oldest: number }>
-  dead: Array<{ target: string; n: number }>
-  lastReceived: Array<{ environment: string | null; at: number }>
-  quarantined: number
-}
-
 declare module 'fastify' {
   interface FastifyInstance {
     metrics: Metrics
@@ -37,18 +29,15 @@ declare module 'fastify' {
 export default fp(async (app) => {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'storehook_process_' })
-  const db = app.database.db
-  let snapshot: GaugeReads | null = null
-  const reads = (): GaugeReads => {
+  let snapshot: Promise<Gauges> | null = null
+  let snapshotAt = 0
+  const reads = (): Promise<Gauges> => {
     const now = Date.now()
-    if (snapshot === null || now - snapshot.at >= GAUGE_REFRESH_MS) {
-      snapshot = {
-        at: now,
-        pending: db.all(sql`SELECT target, count(*) AS n, min(created_at) AS oldest FROM deliveries WHERE status = 'pending' GROUP BY target`),
-        dead: db.all(sql`SELECT target, count(*) AS n FROM deliveries WHERE status = 'dead' GROUP BY target`),
-        lastReceived: db.all(sql`SELECT environment, max(received_at) AS at FROM notifications GROUP BY environment`),
-        quarantined: db.get<{ n: number }>(sql`SELECT count(*) AS n FROM quarantine WHERE released_at IS NULL`)!.n
-      }
+    if (snapshot === null || now - snapshotAt >= GAUGE_REFRESH_MS) {
+      snapshotAt = now
+      snapshot = app.outbox.gauges()
+      // A failed read is not kept: the next scrape asks again.
+      snapshot.catch(() => { snapshot = null })
     }
     return snapshot
   }
@@ -80,9 +69,10 @@ export default fp(async (app) => {
     help: 'Deliveries not yet delivered nor dead, by target' + STALE,
     labelNames: ['target'],
     registers: [registry],
-    collect () {
+    async collect () {
+      const { pending } = await reads()
       this.reset()
-      for (const r of reads().pending) this.set({ target: r.target }, r.n)
+      for (const r of pending) this.set({ target: r.target }, r.n)
     }
   })
   new Gauge({ // eslint-disable-line no-new
@@ -90,10 +80,11 @@ export default fp(async (app) => {
     help: 'Age of the oldest pending delivery, by target (0 when none)' + STALE,
     labelNames: ['target'],
     registers: [registry],
-    collect () {
+    async collect () {
+      const { pending } = await reads()
       this.reset()
       const now = Date.now()
-      for (const r of reads().pending) this.set({ target: r.target }, Math.max(0, (now - r.oldest) / 1000))
+      for (const r of pending) this.set({ target: r.target }, Math.max(0, (now - r.oldest) / 1000))
     }
   })
   new Gauge({ // eslint-disable-line no-new
@@ -101,9 +92,10 @@ export default fp(async (app) => {
     help: 'Deliveries marked dead (given up, replayable), by target' + STALE,
     labelNames: ['target'],
     registers: [registry],
-    collect () {
+    async collect () {
+      const { dead } = await reads()
       this.reset()
-      for (const r of reads().dead) this.set({ target: r.target }, r.n)
+      for (const r of dead) this.set({ target: r.target }, r.n)
     }
   })
   new Gauge({ // eslint-disable-line no-new
@@ -111,13 +103,14 @@ export default fp(async (app) => {
     help: 'When the last notification was received, by environment (what App Store Connect users check)' + STALE,
     labelNames: ['environment'],
     registers: [registry],
-    collect () {
+    async collect () {
+      const { lastReceived } = await reads()
       this.reset()
       // The table keeps whatever environment a payload named: the rows are
       // folded here (newest per label), so a sender who named thousands of
       // environments still adds one series, `other`, also after a restart.
       const latest = new Map<string, number>()
-      for (const r of reads().lastReceived) {
+      for (const r of lastReceived) {
         const environment = vocabularyLabel('environments', r.environment)
         latest.set(environment, Math.max(latest.get(environment) ?? 0, r.at))
       }
@@ -128,17 +121,17 @@ export default fp(async (app) => {
     name: 'storehook_quarantine_items',
     help: 'Refused payloads kept in the quarantine' + STALE,
     registers: [registry],
-    collect () {
-      this.set(reads().quarantined)
+    async collect () {
+      this.set((await reads()).quarantined)
     }
   })
   new Gauge({ // eslint-disable-line no-new
     name: 'storehook_database_bytes',
     help: 'Size of the database file (pages in use and free).',
     registers: [registry],
-    collect () {
-      this.set(app.database.fileSizeBytes())
+    async collect () {
+      this.set(await app.outbox.sizeBytes())
     }
   })
   app.decorate('metrics', metrics)
-}, { name: 'storehook-metrics', dependencies: ['storehook-database'], fastify: '5.x' })
+}, { name: 'storehook-metrics', dependencies: ['storehook-outbox'], fastify: '5.x' })

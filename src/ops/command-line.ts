@@ -2,8 +2,8 @@
 // arguments, how it says it failed, and how it reaches the database.
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type { Config } from '../config.ts'
-import { openMigrated, type Database_ } from '../db/client.ts'
-import { Outbox } from '../outbox/outbox.ts'
+import type { Storage } from '../outbox/engine.ts'
+import { openOutbox } from '../outbox/outbox.ts'
 
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>
 
@@ -80,26 +80,15 @@ export function parseCommand (label: string, command: Command, argv: string[], g
 
 const BUSY_TIMEOUT_MS = 30_000
 
-// The commands' one way to the database: opened and brought up to date (a
-// command can be the first to run a new version), waiting for the running
-// server's writes, and closed however fn ends. `applied` counts migrations.
-export async function withDatabase<T> (config: Config, fn: (database: Database_, applied: number) => T | Promise<T>): Promise<T> {
-  const { database, applied } = openMigrated(config.databasePath, { busyTimeoutMs: BUSY_TIMEOUT_MS })
+// The commands' one way to the database: the storage opened and brought up
+// to date (a command can be the first to run a new version), waiting for the
+// running server's writes, and closed however fn ends. `applied` counts
+// migrations. Its writer thread starts only if the command writes.
+export async function withOutbox<T> (config: Config, fn: (outbox: Storage, applied: number) => T | Promise<T>): Promise<T> {
+  const { outbox, applied } = openOutbox({ path: config.databasePath, busyTimeoutMs: BUSY_TIMEOUT_MS })
   try {
-    return await fn(database, applied)
+    return await fn(outbox, applied)
   } finally {
-    database.close()
+    await outbox.close()
   }
-}
-
-// The same with the outbox, for commands that write notifications or deliveries.
-export async function withOutbox<T> (config: Config, fn: (database: Database_, outbox: Outbox) => T | Promise<T>): Promise<T> {
-  return await withDatabase(config, async (database) => {
-    const outbox = new Outbox({ path: config.databasePath, busyTimeoutMs: BUSY_TIMEOUT_MS })
-    try {
-      return await fn(database, outbox)
-    } finally {
-      await outbox.close()
-    }
-  })
 }

@@ -1,15 +1,13 @@
 // Bulk replay, shared by the admin API and the CLI: every notification the
 // filter matches is delivered again, to its own targets or to the named ones.
-import type { Db } from '../db/client.ts'
-import type { Outbox } from '../outbox/outbox.ts'
-import { matchingIds, type NotificationFilter } from '../outbox/queries.ts'
+import type { NotificationFilter, Storage } from '../outbox/engine.ts'
 
 // One bulk replay is bounded; a larger backlog is replayed in several calls
 // (narrow the time range), so one click cannot queue millions of rows.
 export const MAX_BULK_REPLAY = 10_000
 
-export async function replayMatching (db: Db, outbox: Outbox, filter: NotificationFilter, targets?: readonly string[]): Promise<{ notifications: number; deliveries: number; truncated: boolean }> {
-  const ids = matchingIds(db, filter, MAX_BULK_REPLAY + 1)
+export async function replayMatching (outbox: Pick<Storage, 'matchingIds' | 'replay'>, filter: NotificationFilter, targets?: readonly string[]): Promise<{ notifications: number; deliveries: number; truncated: boolean }> {
+  const ids = await outbox.matchingIds(filter, MAX_BULK_REPLAY + 1)
   const truncated = ids.length > MAX_BULK_REPLAY
   const chosen = ids.slice(0, MAX_BULK_REPLAY)
   // All at once: the group commit turns them into a few transactions.

@@ -4,25 +4,15 @@
 // right after the commit, so workers need not poll.
 import { Worker } from 'node:worker_threads'
 import { ASSET_WRITER, BINARY, binaryAsset } from '../binary.ts'
-import type { GroupCommitStats } from './group-commit.ts'
-import type * as store from './store.ts'
-import type * as runs from '../appstore/runs.ts'
-import type { Request, Response, WriterData } from './writer-thread.ts'
+import { openMigrated, type Database_ } from '../db/client.ts'
+import type * as engine from './engine.ts'
+import { CLOSE, OPS, type ArgsOf, type OpName, type OrderedOpName, type Request, type Response, type ResultOf, type UnorderedOpName } from './ops.ts'
+import * as queries from './queries.ts'
+import * as runs from './runs.ts'
+import * as store from './store.ts'
+import type { WriterData } from './writer-thread.ts'
 
-export type { AttemptRecord, ClaimedDelivery, EnqueueResult, NewNotification } from './store.ts'
-
-// A target's worker, offered each fresh delivery before it is written: one it
-// reserves is written already leased and handed to it with the body in
-// memory, so the happy path costs no claim (a database round trip, a commit,
-// and the body read back from disk).
-export interface Handoff {
-  // How long the lease of a handed-off delivery runs, as a claim's would.
-  readonly leaseMs: number
-  // Room for one more delivery right now? Every true is followed by take() or cancel().
-  reserve: () => boolean
-  take: (c: store.ClaimedDelivery, leaseEnd: number) => void
-  cancel: () => void
-}
+export type { AttemptRecord, ClaimedDelivery, EnqueueResult, NewNotification } from './engine.ts'
 
 export class StorageError extends Error {
   readonly code: string | undefined
@@ -39,8 +29,25 @@ const OUTCOME_DELAY_MS = 1
 // The writer is a .ts file when run from source (tests, tsx) and .js when built.
 const WRITER_URL = new URL(`./writer-thread${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url)
 
-export class Outbox {
+export interface OutboxOptions extends WriterData {
+  onCrash?: (err: unknown) => void
+  // The read connection's page cache (KiB).
+  cacheKb?: number
+}
+
+// Opens the file, applies pending migrations (counted in `applied`), and
+// returns the outbox on it; the writer thread starts with the first write.
+export function openOutbox (options: OutboxOptions): { outbox: Outbox; applied: number } {
+  const { database, applied } = openMigrated(options.path, { busyTimeoutMs: options.busyTimeoutMs, ...(options.cacheKb !== undefined ? { cacheKb: options.cacheKb } : {}) })
+  return { outbox: new Outbox(options, database), applied }
+}
+
+// The SQLite engine: writes go to the writer thread, reads to `reader`, the
+// main thread's own connection (WAL lets both work at once). It owns both
+// and closes both.
+export class Outbox implements engine.Storage {
   #data: WriterData
+  #reader: Database_
   #worker: Worker | null = null
   #nextId = 1
   #pending = new Map<number, { resolve: (v: any) => void; reject: (e: unknown) => void }>()
@@ -48,12 +55,12 @@ export class Outbox {
   #sendSoon: NodeJS.Immediate | null = null
   #sendLater: NodeJS.Timeout | null = null
   #listeners = new Set<(targets: readonly string[], seen: number) => void>()
-  #handoffs = new Map<string, Handoff>()
   #closed: Promise<void> | null = null
   #onCrash: (err: unknown) => void
 
-  constructor (options: WriterData & { onCrash?: (err: unknown) => void }) {
+  constructor (options: OutboxOptions, reader: Database_) {
     this.#data = { path: options.path, busyTimeoutMs: options.busyTimeoutMs }
+    this.#reader = reader
     this.#onCrash = options.onCrash ?? (() => {})
   }
 
@@ -86,22 +93,24 @@ export class Outbox {
     return worker
   }
 
-  #call<T> (op: string, ...args: unknown[]): Promise<T> {
+  // An ordered op: it runs after every op asked for before it. Its entry in
+  // OPS says how soon it travels.
+  call<K extends OrderedOpName> (op: K, ...args: ArgsOf<K>): Promise<ResultOf<K>> {
+    return this.#queue(op, args, OPS[op].batching === 'later')
+  }
+
+  // An unordered op: answered from what is committed, ahead of queued writes.
+  read<K extends UnorderedOpName> (op: K, ...args: ArgsOf<K>): Promise<ResultOf<K>> {
     return this.#queue(op, args, false)
   }
 
-  // Delivery outcomes: nobody waits on them but the worker's bookkeeping,
-  // and the writer holds them up to 2 ms for a shared commit anyway.
-  #callLater<T> (op: string, ...args: unknown[]): Promise<T> {
-    return this.#queue(op, args, true)
-  }
-
-  #queue<T> (op: string, args: unknown[], later: boolean): Promise<T> {
-    if (this.#closed !== null && op !== 'close') return Promise.reject(new StorageError('outbox is closed', undefined, 'StorageError'))
+  #queue<T> (op: OpName | typeof CLOSE, args: unknown[], later: boolean): Promise<T> {
+    if (this.#closed !== null && op !== CLOSE) return Promise.reject(new StorageError('outbox is closed', undefined, 'StorageError'))
     return new Promise<T>((resolve, reject) => {
       const id = this.#nextId++
       this.#pending.set(id, { resolve, reject })
-      this.#outgoing.push([id, op, args])
+      const request: Request = [id, op, args]
+      this.#outgoing.push(request)
       if (!later) this.#sendSoon ??= setImmediate(() => this.#send())
       else if (this.#sendSoon === null) this.#sendLater ??= setTimeout(() => this.#send(), OUTCOME_DELAY_MS)
     })
@@ -141,83 +150,86 @@ export class Outbox {
     for (const fn of this.#listeners) fn(targets, seenFrom)
   }
 
-  handOffTo (target: string, handoff: Handoff): () => void {
-    this.#handoffs.set(target, handoff)
-    return () => { if (this.#handoffs.get(target) === handoff) this.#handoffs.delete(target) }
-  }
-
-  async enqueue (n: store.NewNotification, targets: readonly string[]): Promise<store.EnqueueResult> {
-    const reserved: Array<[string, Handoff, number]> = []
-    for (const target of targets) {
-      const h = this.#handoffs.get(target)
-      if (h?.reserve() === true) reserved.push([target, h, Date.now() + h.leaseMs])
-    }
-    let result: store.EnqueueResult
+  async enqueue (n: engine.NewNotification, targets: readonly string[], leases: engine.Leases): Promise<engine.EnqueueResult> {
     // The enqueue is the next op: a claim after it sees its rows.
     const seenFrom = this.sequence() + 1
-    try {
-      result = await this.#call<store.EnqueueResult>('enqueue', n, targets, reserved.map(([t, , until]) => [t, until]))
-    } catch (err) {
-      for (const [, h] of reserved) h.cancel()
-      throw err
-    }
-    for (const [target, h, leaseEnd] of reserved) {
-      const leased = result.leased.find((d) => d.target === target)
-      if (leased === undefined) h.cancel()
-      else h.take({ ...leased, body: n.body as Buffer }, leaseEnd)
-    }
+    const result = await this.call('enqueue', n, targets, leases)
     // Only targets with rows still to claim need their worker woken.
     this.#notify(result.targets.filter((t) => !result.leased.some((l) => l.target === t)), seenFrom)
     return result
   }
 
-  async claim (target: string, limit: number, leaseMs: number): Promise<store.ClaimedDelivery[]> {
-    const claimed = await this.#call<store.ClaimedDelivery[]>('claim', target, limit, leaseMs)
+  async claim (target: string, limit: number, leaseMs: number): Promise<engine.ClaimedDelivery[]> {
+    const claimed = await this.call('claim', target, limit, leaseMs)
     for (const c of claimed) c.body = Buffer.from(c.body.buffer, c.body.byteOffset, c.body.byteLength)
     return claimed
   }
 
-  complete (a: store.AttemptRecord): Promise<boolean> { return this.#callLater('complete', a) }
-  scheduleRetry (a: store.AttemptRecord, nextAttemptAt: number): Promise<boolean> { return this.#callLater('scheduleRetry', a, nextAttemptAt) }
-  markDead (a: store.AttemptRecord): Promise<boolean> { return this.#callLater('markDead', a) }
-  releaseAttempt (a: store.AttemptRecord): Promise<boolean> { return this.#callLater('releaseAttempt', a) }
-  release (deliveryId: number, fence: number): Promise<boolean> { return this.#call('release', deliveryId, fence) }
-  expire (target: string, arrivedBefore: number): Promise<number> { return this.#call('expire', target, arrivedBefore) }
-  reclaimLeases (): Promise<number> { return this.#call('reclaimLeases') }
-  probe (): Promise<void> { return this.#call('probe') }
-  prune (cutoff: number, limit: number): Promise<number> { return this.#call('prune', cutoff, limit) }
-  nextDueAt (target: string): Promise<number | null> { return this.#call('nextDueAt', target) }
-  stats (): Promise<GroupCommitStats> { return this.#call('stats') }
-  quarantine (row: store.NewQuarantined, caps: store.QuarantineCaps): Promise<{ id: number; dropped: number }> { return this.#call('quarantine', row, caps) }
-  async findQuarantined (id: number): Promise<store.QuarantineRow | null> {
-    const row = await this.#call<store.QuarantineRow | null>('findQuarantined', id)
-    if (row !== null) row.body = Buffer.from(row.body.buffer, row.body.byteOffset, row.body.byteLength)
-    return row
-  }
+  complete (a: engine.AttemptRecord): Promise<boolean> { return this.call('complete', a) }
+  scheduleRetry (a: engine.AttemptRecord, nextAttemptAt: number): Promise<boolean> { return this.call('scheduleRetry', a, nextAttemptAt) }
+  markDead (a: engine.AttemptRecord): Promise<boolean> { return this.call('markDead', a) }
+  releaseAttempt (a: engine.AttemptRecord): Promise<boolean> { return this.call('releaseAttempt', a) }
+  release (deliveryId: number, fence: number): Promise<boolean> { return this.call('release', deliveryId, fence) }
+  expire (target: string, arrivedBefore: number): Promise<number> { return this.call('expire', target, arrivedBefore) }
+  reclaimLeases (): Promise<number> { return this.call('reclaimLeases') }
+  probe (): Promise<void> { return this.call('probe') }
+  prune (cutoff: number, limit: number): Promise<number> { return this.call('prune', cutoff, limit) }
+  quarantine (row: engine.NewQuarantined, caps: engine.QuarantineCaps): Promise<{ id: number; dropped: number }> { return this.call('quarantine', row, caps) }
+  markReleased (id: number, notificationId: string): Promise<boolean> { return this.call('markReleased', id, notificationId) }
+  insertRun (row: engine.NewHistoryRun): Promise<number> { return this.call('insertRun', row) }
+  updateRun (id: number, progress: Partial<engine.RunProgress>): Promise<boolean> { return this.call('updateRun', id, progress) }
 
-  markReleased (id: number, notificationId: string): Promise<boolean> { return this.#call('markReleased', id, notificationId) }
-  setMaxPageCount (pages: number | null): Promise<number> { return this.#call('setMaxPageCount', pages) }
-  insertRun (row: runs.NewHistoryRun): Promise<number> { return this.#call('insertRun', row) }
-  updateRun (id: number, progress: Partial<runs.RunProgress>): Promise<boolean> { return this.#call('updateRun', id, progress) }
-
-  // Replays to `targets`, or to every target the notification already has.
   async replay (notificationId: string, targets?: readonly string[]): Promise<string[]> {
     const seenFrom = this.sequence() + 1
-    const replayed = await this.#call<string[]>('replay', notificationId, targets ?? null)
+    const replayed = await this.call('replay', notificationId, targets ?? null)
     this.#notify(replayed, seenFrom)
     return replayed
   }
 
-  // Commits what is queued, closes the writer's connection, ends the thread. Safe to call twice.
+  async findQuarantined (id: number): Promise<engine.QuarantineRow | null> {
+    const row = await this.read('findQuarantined', id)
+    if (row !== null) row.body = Buffer.from(row.body.buffer, row.body.byteOffset, row.body.byteLength)
+    return row
+  }
+
+  nextDueAt (target: string): Promise<number | null> { return this.read('nextDueAt', target) }
+  stats (): Promise<engine.GroupCommitStats> { return this.read('stats') }
+  // SQLite only, for fault drills and tests: cap the file as a full disk would.
+  setMaxPageCount (pages: number | null): Promise<number> { return this.read('setMaxPageCount', pages) }
+
+  // Reads on the main thread's connection.
+  async listNotifications (filter: engine.NotificationFilter, limit: number, cursor: string | null): ReturnType<engine.Storage['listNotifications']> { return queries.listNotifications(this.#reader.db, filter, limit, cursor) }
+  async getNotification (id: string): Promise<engine.NotificationWithHistory | null> { return queries.getNotification(this.#reader.db, id) }
+  async targetHealth (target: string): Promise<engine.TargetHealth> { return queries.targetHealth(this.#reader.db, target) }
+  async matchingIds (filter: engine.NotificationFilter, max: number): Promise<string[]> { return queries.matchingIds(this.#reader.db, filter, max) }
+  async overview (now: number): Promise<engine.Overview> { return queries.overview(this.#reader.db, now) }
+  async hourlyCounts (now: number, hours?: number): Promise<Array<{ hour: number; n: number }>> { return queries.hourlyCounts(this.#reader.db, now, hours) }
+  async attentionCounts (): Promise<{ dead: number; quarantined: number }> { return queries.attentionCounts(this.#reader.db) }
+  async listQuarantine (limit: number, beforeId: number | null): Promise<engine.QuarantineSummary[]> { return store.listQuarantine(this.#reader.db, limit, beforeId) }
+  async quarantineSize (): Promise<{ items: number; bytes: number }> { return store.quarantineSize(this.#reader.db) }
+  async gauges (): Promise<engine.Gauges> { return queries.gauges(this.#reader.db) }
+  async lastReceivedAt (bundleId: string, environment: string): Promise<number | null> { return queries.lastReceivedAt(this.#reader.db, bundleId, environment) }
+  async findTestNotification (notificationUuid: string | null, environment: string, since: number): ReturnType<engine.Storage['findTestNotification']> { return queries.findTestNotification(this.#reader.db, notificationUuid, environment, since) }
+  async unfinishedRun (runKey: string): Promise<engine.HistoryRun | null> { return runs.unfinishedRun(this.#reader.db, runKey) }
+  async lastCaughtUpTo (bundleId: string, environment: string): Promise<number | null> { return runs.lastCaughtUpTo(this.#reader.db, bundleId, environment) }
+  async lastCatchUps (): Promise<engine.HistoryRun[]> { return runs.lastCatchUps(this.#reader.db) }
+  async pendingMigrations (): Promise<number> { return this.#reader.pendingMigrations() }
+  async sizeBytes (): Promise<number> { return this.#reader.fileSizeBytes() }
+
+  // Commits what is queued, closes the writer's connection, ends the thread,
+  // closes the read connection. Safe to call twice.
   close (): Promise<void> {
     this.#closed ??= (async () => {
       const worker = this.#worker
-      if (worker === null) return
-      const exited = new Promise((resolve) => worker.once('exit', resolve))
-      await this.#call('close').catch(() => {})
-      // The database is closed by now; under Node the thread has already ended by itself.
-      await worker.terminate()
-      await exited
+      if (worker !== null) {
+        const exited = new Promise((resolve) => worker.once('exit', resolve))
+        await this.#queue(CLOSE, [], false).catch(() => {})
+        // The database is closed by now; under Node the thread has already ended by itself.
+        await worker.terminate()
+        await exited
+      }
+      // Last, as the writer has checkpointed: the read connection.
+      this.#reader.close()
     })()
     return this.#closed
   }

@@ -1,21 +1,28 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../config.ts'
-import { Outbox } from './outbox.ts'
+import type { Storage } from './engine.ts'
+import { openOutbox } from './outbox.ts'
 import { Retention } from './retention.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    outbox: Outbox
+    // The storage every other part uses; which engine it is stays here.
+    outbox: Storage
   }
 }
 
-// Starts the outbox's writer thread (after the database plugin has migrated
-// the file) and stops it, with everything queued committed, on close.
+// Opens the database file and applies pending migrations before anything
+// else starts, then serves every read and write through the outbox: its
+// writer thread owns the writes, its main-thread connection the reads. On
+// close, everything queued is committed and both connections close.
 export default fp<{ config: Config }>(async (app, { config }) => {
   const log = app.log.child({ component: 'outbox' })
-  const outbox = new Outbox({
+  const { outbox } = openOutbox({
     path: config.databasePath,
     busyTimeoutMs: config.databaseBusyTimeoutMs,
+    // The reads are occasional lookups by index: a small page cache will do,
+    // and keeps the process under 200 MB with a large outbox.
+    cacheKb: 8192,
     onCrash: (err) => { log.error({ err }, 'The outbox writer stopped; it restarts with the next write.') }
   })
   const retention = new Retention({ outbox, retentionMs: config.retentionMs, intervalMs: 600_000, log })
@@ -24,7 +31,12 @@ export default fp<{ config: Config }>(async (app, { config }) => {
     await retention.stop()
     await outbox.close()
   })
-  const reclaimed = await outbox.reclaimLeases()
-  if (reclaimed > 0) log.warn({ reclaimed }, 'Reclaimed leases left by a process that stopped mid-delivery.')
+  try {
+    const reclaimed = await outbox.reclaimLeases()
+    if (reclaimed > 0) log.warn({ reclaimed }, 'Reclaimed leases left by a process that stopped mid-delivery.')
+  } catch (err) {
+    await outbox.close()
+    throw err
+  }
   app.decorate('outbox', outbox)
-}, { name: 'storehook-outbox', dependencies: ['storehook-database'], fastify: '5.x' })
+}, { name: 'storehook-outbox', fastify: '5.x' })

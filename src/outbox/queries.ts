@@ -1,26 +1,11 @@
-// Read-only questions an operator asks of the outbox (the admin API). They run
-// on the main thread's connection: WAL lets them read while the writer writes.
+// Read-only questions asked of the outbox (the admin API, the dashboard, the
+// CLI, /metrics, the catch-up). They run on the main thread's connection: WAL
+// lets them read while the writer writes.
 import { and, desc, eq, gte, inArray, lt, lte, sql, type SQL } from 'drizzle-orm'
-import { decodeNotificationBody } from '../apple/payload.ts'
 import type { Db } from '../db/client.ts'
 import { deliveries, notifications } from '../db/schema.ts'
-import { maskTopLevelPassword, SECRET_MASK } from './secret-mask.ts'
-import { listAttempts, type AttemptRow, type DeliveryRow, type NotificationRow } from './store.ts'
-
-export interface NotificationFilter {
-  type?: string
-  subtype?: string
-  environment?: string
-  bundleId?: string
-  originalTransactionId?: string
-  verification?: string
-  deliveryStatus?: string
-  target?: string
-  since?: number
-  until?: number
-}
-
-export type NotificationSummary = Omit<NotificationRow, 'body' | 'dedupeKey'>
+import type { DeliveryRow, DeliveryState, Gauges, NotificationFilter, NotificationSummary, NotificationWithHistory, Overview, TargetHealth } from './engine.ts'
+import { listAttempts, v2DedupeKey } from './store.ts'
 
 const summaryColumns = {
   id: notifications.id,
@@ -82,21 +67,11 @@ export function listNotifications (db: Db, filter: NotificationFilter, limit: nu
   }
 }
 
-export function getNotification (db: Db, id: string): { notification: NotificationRow; deliveries: Array<DeliveryRow & { history: AttemptRow[] }> } | null {
+export function getNotification (db: Db, id: string): NotificationWithHistory | null {
   const notification = db.select().from(notifications).where(eq(notifications.id, id)).get()
   if (notification === undefined) return null
   const ds = db.select().from(deliveries).where(eq(deliveries.notificationId, id)).orderBy(deliveries.target).all()
   return { notification, deliveries: ds.map((d) => ({ ...d, history: listAttempts(db, d.id) })) }
-}
-
-export interface TargetHealth {
-  pending: number
-  dead: number
-  delivered: number
-  oldestPendingAt: number | null
-  lastSuccessAt: number | null
-  lastErrorAt: number | null
-  lastError: string | null
 }
 
 export function targetHealth (db: Db, target: string): TargetHealth {
@@ -128,11 +103,6 @@ export function matchingIds (db: Db, filter: NotificationFilter, max: number): s
     .orderBy(desc(notifications.id)).limit(max).all().map((r) => r.id)
 }
 
-export interface Overview {
-  lastReceived: Array<{ environment: string | null; at: number; type: string }>
-  last24h: Array<{ environment: string | null; verification: string; n: number }>
-}
-
 export function overview (db: Db, now: number): Overview {
   return {
     lastReceived: db.all(sql`
@@ -162,38 +132,28 @@ export function attentionCounts (db: Db): { dead: number; quarantined: number } 
            (SELECT count(*) FROM quarantine WHERE released_at IS NULL) AS quarantined`)!
 }
 
-export interface NotificationDetail {
-  notification: NotificationSummary
-  // The decoded payload, or null when the stored body does not decode; then
-  // payloadError says why. A V1 body's top-level password is masked in both.
-  payload: unknown
-  payloadError: string | null
-  body: string
-  deliveries: Array<DeliveryRow & { history: AttemptRow[] }>
+// The outbox gauges of /metrics: aggregates over the whole outbox.
+export function gauges (db: Db): Gauges {
+  return {
+    pending: db.all(sql`SELECT target, count(*) AS n, min(created_at) AS oldest FROM deliveries WHERE status = 'pending' GROUP BY target`),
+    dead: db.all(sql`SELECT target, count(*) AS n FROM deliveries WHERE status = 'dead' GROUP BY target`),
+    lastReceived: db.all(sql`SELECT environment, max(received_at) AS at FROM notifications GROUP BY environment`),
+    quarantined: db.get<{ n: number }>(sql`SELECT count(*) AS n FROM quarantine WHERE released_at IS NULL`)!.n
+  }
 }
 
-// One notification as the admin API and the dashboard show it, whatever the
-// row holds (it may predate today's checks, or have been written straight
-// into the database). The payload is only ever what today's decoder accepts,
-// so it nests at most MAX_JSON_DEPTH levels and serialises safely; anything
-// else is shown as its raw text, which is one string.
-export function notificationDetail (db: Db, id: string): NotificationDetail | null {
-  const found = getNotification(db, id)
-  if (found === null) return null
-  const { body, dedupeKey, ...notification } = found.notification
-  void dedupeKey
-  let payload: unknown = null
-  let payloadError: string | null = null
-  try {
-    const decoded = decodeNotificationBody(body)
-    // A V1 body is the payload: its password is the shared secret. A V2
-    // payload is Apple's signed JWS payload, which has no such field.
-    payload = decoded.version === 1 && Object.hasOwn(decoded.payload, 'password')
-      ? { ...decoded.payload, password: SECRET_MASK }
-      : decoded.payload
-  } catch (err) {
-    // The decoder only throws AppError, whose message says what is wrong.
-    payloadError = err instanceof Error ? err.message : 'The stored body does not decode.'
-  }
-  return { notification, payload, payloadError, body: maskTopLevelPassword(body), deliveries: found.deliveries }
+export function lastReceivedAt (db: Db, bundleId: string, environment: string): number | null {
+  return db.get<{ at: number | null }>(sql`SELECT max(received_at) AS at FROM notifications
+    WHERE environment = ${environment} AND bundle_id = ${bundleId}`)?.at ?? null
+}
+
+export function findTestNotification (db: Db, notificationUuid: string | null, environment: string, since: number): { id: string; deliveries: DeliveryState[] } | null {
+  // A V2 notification is stored under its notificationUUID (store.ts dedupeKeyOf); the dedupe key's unique index finds it.
+  const row = notificationUuid !== null
+    ? db.get<{ id: string }>(sql`SELECT id FROM notifications WHERE dedupe_key = ${v2DedupeKey(notificationUuid)}`)
+    : db.get<{ id: string }>(sql`SELECT id FROM notifications WHERE notification_type = 'TEST' AND environment = ${environment} AND received_at >= ${since} ORDER BY received_at DESC LIMIT 1`)
+  if (row === undefined) return null
+  const found = db.all<DeliveryState>(sql`SELECT target AS name, status, attempts, last_status_code AS lastStatusCode, last_error AS lastError
+    FROM deliveries WHERE notification_id = ${row.id} ORDER BY target`)
+  return { id: row.id, deliveries: found }
 }

@@ -1,7 +1,9 @@
 // Prunes delivered notifications older than RETENTION_DAYS, in small batches
 // so each commit is short and ingest interleaves with it.
 import type { FastifyBaseLogger as Logger } from 'fastify'
-import type { Outbox } from './outbox.ts'
+import type { Storage } from './engine.ts'
+
+type Outbox = Pick<Storage, 'prune'>
 
 export const PRUNE_BATCH = 500
 

@@ -1,54 +1,21 @@
 // Every SQL operation on the outbox, one synchronous function per verb. They
 // run inside the transaction that group-commit.ts opens; none of them commits
 // on its own, and none of them knows about HTTP.
+import { createHash } from 'node:crypto'
 import { and, asc, eq, isNotNull, lte, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
+import type { AttemptRecord, AttemptRow, ClaimedDelivery, EnqueueResult, LeasedDelivery, Leases, NewNotification, NewQuarantined, QuarantineCaps, QuarantineRow, QuarantineSummary } from './engine.ts'
 import { attempts, deliveries, heartbeat, notifications, quarantine, quarantineTotals } from '../db/schema.ts'
 
-export type NotificationRow = typeof notifications.$inferSelect
-export type NewNotification = typeof notifications.$inferInsert
-export type DeliveryRow = typeof deliveries.$inferSelect
-export type AttemptRow = typeof attempts.$inferSelect
-export type QuarantineRow = typeof quarantine.$inferSelect
-export type NewQuarantined = typeof quarantine.$inferInsert
+export type { AttemptRecord, ClaimedDelivery, EnqueueResult, LeasedDelivery, Leases, NewNotification, NewQuarantined, QuarantineCaps, QuarantineRow, QuarantineSummary } from './engine.ts'
 
-export interface EnqueueResult {
-  id: string
-  duplicate: boolean
-  // Targets that got a new delivery row: their workers are woken after the commit.
-  targets: string[]
-  // Delivery rows written already leased to the caller's worker, as a claim
-  // would return them but for the body, which the caller has in memory: a
-  // target with a free slot gets its fresh notification without a claim of
-  // its own. Empty for a duplicate.
-  leased: LeasedDelivery[]
+// A notification's dedupe key: a V2 notification's notificationUUID (Apple's
+// retries of it are one notification), a V1 body's digest (it has no id).
+export function dedupeKeyOf (notificationUuid: string | null, body: Uint8Array): string {
+  return notificationUuid !== null ? v2DedupeKey(notificationUuid) : `v1:${createHash('sha256').update(body).digest('hex')}`
 }
 
-export type LeasedDelivery = Omit<ClaimedDelivery, 'body'>
-
-// Targets whose new delivery rows are leased at once, and until when.
-export type Leases = ReadonlyArray<readonly [target: string, leaseUntil: number]>
-
-export interface ClaimedDelivery {
-  deliveryId: number
-  notificationId: string
-  target: string
-  attempt: number
-  fence: number
-  retrySince: number
-  body: Buffer
-}
-
-export interface AttemptRecord {
-  deliveryId: number
-  fence: number
-  attempt: number
-  startedAt: number
-  durationMs: number
-  statusCode: number | null
-  error: string | null
-  responseExcerpt: string | null
-}
+export const v2DedupeKey = (notificationUuid: string): string => notificationUuid
 
 const p = sql.placeholder
 
@@ -251,13 +218,7 @@ export function touchHeartbeat (db: Db, now: number): void {
     .onConflictDoUpdate({ target: heartbeat.id, set: { at: now } }).run()
 }
 
-export function findNotification (db: Db, id: string): NotificationRow | undefined {
-  return db.select().from(notifications).where(eq(notifications.id, id)).get()
-}
 
-export function listDeliveries (db: Db, notificationId: string): DeliveryRow[] {
-  return db.select().from(deliveries).where(eq(deliveries.notificationId, notificationId)).orderBy(asc(deliveries.target)).all()
-}
 
 export function listAttempts (db: Db, deliveryId: number): AttemptRow[] {
   return db.select().from(attempts).where(eq(attempts.deliveryId, deliveryId)).orderBy(asc(attempts.id)).all()
@@ -268,16 +229,7 @@ export function targetsOf (db: Db, notificationId: string): string[] {
     .where(eq(deliveries.notificationId, notificationId)).all().map((r) => r.target)
 }
 
-export function countDue (db: Db, target: string, now: number): number {
-  const row = db.select({ n: sql<number>`count(*)` }).from(deliveries)
-    .where(and(eq(deliveries.target, target), eq(deliveries.status, 'pending'), lte(deliveries.nextAttemptAt, now))).get()
-  return row?.n ?? 0
-}
 
-export interface QuarantineCaps {
-  maxItems: number
-  maxBytes: number
-}
 
 // What a quarantined row keeps that a sender controls: the body and the text
 // stored beside it (a reason can quote the payload). The caps count this, so a
@@ -312,7 +264,7 @@ export function quarantineRefused (db: Db, row: NewQuarantined, caps: Quarantine
   return { id, dropped }
 }
 
-export function listQuarantine (db: Db, limit: number, beforeId: number | null): Array<Omit<QuarantineRow, 'body'>> {
+export function listQuarantine (db: Db, limit: number, beforeId: number | null): QuarantineSummary[] {
   return db.select({
     id: quarantine.id, receivedAt: quarantine.receivedAt, code: quarantine.code, reason: quarantine.reason,
     notificationUuid: quarantine.notificationUuid, notificationType: quarantine.notificationType, environment: quarantine.environment,

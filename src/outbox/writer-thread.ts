@@ -7,64 +7,30 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { openDatabase } from '../db/client.ts'
 import { GroupCommit } from './group-commit.ts'
-import * as store from './store.ts'
-import * as runs from '../appstore/runs.ts'
+import { CLOSE, OPS, type OpName, type Request, type Response, type WriterContext } from './ops.ts'
 
 export interface WriterData {
   path: string
   busyTimeoutMs: number
 }
 
-export type Request = [id: number, op: string, args: unknown[]]
-export type Response = [id: number, ok: true, value: unknown] | [id: number, ok: false, error: { message: string; code?: string; name: string }]
-
 const { path, busyTimeoutMs } = workerData as WriterData
 const database = openDatabase(path, { busyTimeoutMs })
 const commits = new GroupCommit(database)
-const db = database.db
+const context: WriterContext = { db: database.db, database, stats: () => commits.stats(), move: movable }
 
-// Structured clone turns a Buffer into a plain Uint8Array; SQLite wants a Buffer.
-const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength)
+// Ordered ops go through the group commit with the durability their entry
+// names; unordered ones answer at once from this connection.
+function execute (op: OpName, args: unknown[]): unknown {
+  const entry = OPS[op]
+  const run = entry.run as (w: WriterContext, ...args: unknown[]) => unknown
+  if (entry.queue === 'unordered') return run(context, ...args)
+  return commits.run(() => run(context, ...args), entry.durability)
+}
 
-// Writes go through the group commit; reads answer at once from this connection.
-const ops: Record<string, (...args: any[]) => unknown> = {
-  enqueue: (n: store.NewNotification, targets: string[], leases: store.Leases) =>
-    commits.run(() => store.enqueue(db, { ...n, body: buf(n.body as Uint8Array) }, targets, Date.now(), leases)),
-  // Delivery bookkeeping is relaxed (db/client.ts Durability): a power cut
-  // can at worst undo a lease or an outcome, and the delivery is sent again.
-  claim: (target: string, limit: number, leaseMs: number) => commits.run(() => {
-    const now = Date.now()
-    const claimed = store.claimDue(db, target, limit, now, now + leaseMs)
-    for (const c of claimed) movable(c.body)
-    return claimed
-  }, 'relaxed'),
-  complete: (a: store.AttemptRecord) => commits.run(() => store.complete(db, a, Date.now()), 'relaxed'),
-  scheduleRetry: (a: store.AttemptRecord, at: number) => commits.run(() => store.scheduleRetry(db, a, at, Date.now()), 'relaxed'),
-  markDead: (a: store.AttemptRecord) => commits.run(() => store.markDead(db, a, Date.now()), 'relaxed'),
-  releaseAttempt: (a: store.AttemptRecord) => commits.run(() => store.releaseAttempt(db, a, Date.now()), 'relaxed'),
-  release: (deliveryId: number, fence: number) => commits.run(() => store.release(db, deliveryId, fence, Date.now()), 'relaxed'),
-  expire: (target: string, arrivedBefore: number) => commits.run(() => store.expireDue(db, target, arrivedBefore, Date.now()), 'relaxed'),
-  reclaimLeases: () => commits.run(() => store.reclaimLeases(db, Date.now())),
-  replay: (notificationId: string, targets: string[] | null) => commits.run(() =>
-    store.replay(db, notificationId, targets ?? store.targetsOf(db, notificationId), Date.now())),
-  probe: () => commits.run(() => store.touchHeartbeat(db, Date.now())),
-  quarantine: (row: store.NewQuarantined, caps: store.QuarantineCaps) =>
-    commits.run(() => store.quarantineRefused(db, { ...row, body: buf(row.body as Uint8Array) }, caps)),
-  findQuarantined: (id: number) => store.findQuarantined(db, id) ?? null,
-  markReleased: (id: number, notificationId: string) => commits.run(() => store.markReleased(db, id, notificationId, Date.now())),
-  prune: (cutoff: number, limit: number) => commits.run(() => store.pruneDelivered(db, cutoff, limit)),
-  nextDueAt: (target: string) => store.nextDueAt(db, target),
-  // App Store Server API history runs (backfill, catch-up).
-  insertRun: (row: runs.NewHistoryRun) => commits.run(() => runs.insertRun(db, row)),
-  updateRun: (id: number, progress: Partial<runs.RunProgress>) => commits.run(() => runs.updateRun(db, id, progress, Date.now())),
-  stats: () => commits.stats(),
-  // Fault drills and tests: cap the file as a full disk would.
-  setMaxPageCount: (pages: number | null) => database.setMaxPageCount(pages),
-  close: () => {
-    commits.close()
-    database.close()
-    return null
-  }
+function close (): void {
+  commits.close()
+  database.close()
 }
 
 // Replies go back in one message per turn, as requests come in (outbox.ts):
@@ -91,18 +57,17 @@ function reply (message: Response): void {
 }
 
 function handle ([id, op, args]: Request): void {
-  const fn = ops[op]
-  if (fn === undefined) {
-    reply([id, false, { name: 'Error', message: `unknown outbox op ${op}` }])
+  if (op !== CLOSE && !Object.hasOwn(OPS, op)) {
+    reply([id, false, { name: 'Error', message: `unknown outbox op ${String(op)}` }])
     return
   }
   const fail = (err: unknown): void => {
     const e = err as { message?: string; code?: string; name?: string }
     reply([id, false, { name: e.name ?? 'Error', message: String(e.message ?? err), ...(e.code !== undefined ? { code: e.code } : {}) }])
   }
-  if (op === 'close') {
+  if (op === CLOSE) {
     try {
-      fn()
+      close()
       reply([id, true, null])
     } catch (err) {
       fail(err)
@@ -117,7 +82,7 @@ function handle ([id, op, args]: Request): void {
     return
   }
   try {
-    const value = fn(...args)
+    const value = execute(op, args)
     if (value instanceof Promise) value.then((v) => reply([id, true, v]), fail)
     else reply([id, true, value])
   } catch (err) {

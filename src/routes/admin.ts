@@ -6,8 +6,8 @@ import type { Config } from '../config.ts'
 import { AppError } from '../errors.ts'
 import { bearerToken } from '../dashboard/session.ts'
 import { replayMatching } from '../ops/replay.ts'
-import { getNotification, listNotifications, notificationDetail, targetHealth, type NotificationFilter } from '../outbox/queries.ts'
-import { listQuarantine, quarantineSize } from '../outbox/store.ts'
+import { notificationDetail } from '../ops/notification-detail.ts'
+import type { NotificationFilter } from '../outbox/engine.ts'
 import type { ApiEnvironment } from '../appstore/client.ts'
 import { catchUpState, runTestNotification, testNotificationClient } from '../appstore/operator.ts'
 
@@ -56,11 +56,11 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
     }
   }, async (request) => {
     const { limit = 50, cursor, ...filter } = request.query
-    return listNotifications(app.database.db, filter, limit, cursor ?? null)
+    return await app.outbox.listNotifications(filter, limit, cursor ?? null)
   })
 
   app.get<{ Params: { id: string } }>('/api/notifications/:id', async (request) => {
-    const found = notificationDetail(app.database.db, request.params.id)
+    const found = await notificationDetail(app.outbox, request.params.id)
     if (found === null) throw new AppError('NOT_FOUND', `No notification ${request.params.id}.`)
     return { ...found.notification, payload: found.payload, payloadError: found.payloadError, body: found.body, deliveries: found.deliveries }
   })
@@ -76,7 +76,7 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
   }, async (request) => {
     const wanted = request.body?.targets
     checkTargets(wanted)
-    if (getNotification(app.database.db, request.params.id) === null) throw new AppError('NOT_FOUND', `No notification ${request.params.id}.`)
+    if (await app.outbox.getNotification(request.params.id) === null) throw new AppError('NOT_FOUND', `No notification ${request.params.id}.`)
     const replayed = await app.outbox.replay(request.params.id, wanted)
     request.log.info({ notificationId: request.params.id, targets: replayed }, 'Replay requested.')
     return { id: request.params.id, replayed }
@@ -97,7 +97,7 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
   }, async (request) => {
     const { filter = {}, targets } = request.body
     checkTargets(targets)
-    const result = await replayMatching(app.database.db, app.outbox, filter, targets)
+    const result = await replayMatching(app.outbox, filter, targets)
     request.log.info({ filter, targets, ...result }, 'Bulk replay requested.')
     return result
   })
@@ -113,9 +113,9 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
   }, async (request) => {
     const { limit = 50, cursor } = request.query
     // Newest first; the cursor is the last id of the previous page.
-    const rows = listQuarantine(app.database.db, limit + 1, cursor ?? null)
+    const rows = await app.outbox.listQuarantine(limit + 1, cursor ?? null)
     const items = rows.slice(0, limit)
-    return { ...quarantineSize(app.database.db), items, nextCursor: rows.length > limit ? items[items.length - 1]!.id : null }
+    return { ...await app.outbox.quarantineSize(), items, nextCursor: rows.length > limit ? items[items.length - 1]!.id : null }
   })
 
   app.post<{ Params: { id: number }; Body: { force?: boolean } | undefined }>('/api/quarantine/:id/release', {
@@ -135,21 +135,21 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
   app.get('/api/targets', async () => {
     const now = Date.now()
     return {
-      targets: config.targets.map((t) => {
-        const h = targetHealth(app.database.db, t.name)
+      targets: await Promise.all(config.targets.map(async (t) => {
+        const h = await app.outbox.targetHealth(t.name)
         return {
           name: t.name,
           host: new URL(t.url).host,
           ...h,
           oldestPendingSeconds: h.oldestPendingAt === null ? 0 : Math.round((now - h.oldestPendingAt) / 1000)
         }
-      })
+      }))
     }
   })
 
   // ---- Issue 6: catch-up state and the test notification (the dashboard's Apple page shows the same, src/appstore/operator.ts) ----
 
-  app.get('/api/catch-up', async () => catchUpState(config, app.database.db, app.catchUp?.running ?? false))
+  app.get('/api/catch-up', async () => catchUpState(config, app.outbox, app.catchUp?.running ?? false))
 
   app.post<{ Body: { environment?: ApiEnvironment; bundleId?: string } | undefined }>('/api/test-notification', {
     schema: {
@@ -161,7 +161,7 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
     }
   }, async (request) => {
     const environment = request.body?.environment ?? 'Sandbox'
-    const report = await runTestNotification(testNotificationClient(config, environment, request.body?.bundleId), app.database.db)
+    const report = await runTestNotification(testNotificationClient(config, environment, request.body?.bundleId), app.outbox)
     request.log.info({ environment, bundleId: report.bundleId, outcome: report.outcome }, 'Test notification checked.')
     return report
   })

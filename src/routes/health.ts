@@ -36,7 +36,7 @@ export default async function healthRoutes (app: FastifyInstance, { config }: { 
   }
 
   app.get('/readyz', { schema: okSchema }, async () => {
-    const pending = app.database.pendingMigrations()
+    const pending = await app.outbox.pendingMigrations()
     if (pending > 0) throw new AppError('NOT_READY', `${pending} database migration(s) not applied.`)
     try {
       await probe()

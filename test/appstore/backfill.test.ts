@@ -44,7 +44,7 @@ t.test('backfill pages through the history, skips what storehook has, quarantine
   await settled(s, 15_000)
   t.same(tally(s), { deliveries: 45, delivered: 45, dead: 0, pending: 0, attempts: 45, recorded: 45 })
   t.equal(target.received.length, 45, 'the running server forwarded the 43 new ones, once each')
-  const db = s.app.database.db
+  const db = s.db
   t.same(db.all(sql`SELECT source, verification, count(*) AS n FROM notifications GROUP BY source, verification ORDER BY source`),
     [{ source: 'backfill', verification: 'verified', n: 43 }, { source: 'webhook', verification: 'verified', n: 2 }], 'verified as the route verifies')
   t.same(db.all(sql`SELECT code FROM quarantine`), [{ code: 'SIGNATURE_INVALID' }], 'the forgery is quarantined')
@@ -74,7 +74,7 @@ t.test('an interrupted backfill resumes from its last page', async (t) => {
   await once(child, 'exit')
   t.match(stderr, /page 1, 20 seen: 20 new/)
   t.notMatch(stderr, /page 2/)
-  const db = s.app.database.db
+  const db = s.db
   const row = db.get<{ pages: number; token: string | null; finished: number | null }>(sql`SELECT pages, pagination_token AS token, finished_at AS finished FROM history_runs`)
   t.match(row, { pages: 1, finished: null }, 'the run is saved as unfinished after page 1')
   t.type(row!.token, 'string', 'with the token for page 2')

@@ -8,7 +8,7 @@ import { sleep } from '../helpers/ledger.ts'
 import { v2Body } from '../helpers/notifications.ts'
 import { startTarget } from '../helpers/target.ts'
 
-const rows = (s: Awaited<ReturnType<typeof startApp>>): number => s.app.database.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)!.n
+const rows = (s: Awaited<ReturnType<typeof startApp>>): number => s.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)!.n
 
 function open (url: string, length: number): ReturnType<typeof connect> {
   const u = new URL(url)

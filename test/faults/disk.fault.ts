@@ -3,6 +3,7 @@
 // by itself once space returns, nothing acknowledged lost.
 import { sql } from 'drizzle-orm'
 import t from 'tap'
+import type { Outbox } from '../../src/outbox/outbox.ts'
 import { startApp } from '../helpers/app.ts'
 import { missing, sleep, startLedgerTarget, startLoad } from '../helpers/ledger.ts'
 
@@ -14,15 +15,15 @@ t.test('disk full under load: 503s, no crash, recovers, nothing acknowledged los
   t.teardown(load.stop)
   await sleep(500)
   const before = load.acknowledged.size
-  const pages = s.app.database.db.get<{ page_count: number }>(sql`PRAGMA page_count`)!.page_count
-  await s.app.outbox.setMaxPageCount(pages)
+  const pages = s.db.get<{ page_count: number }>(sql`PRAGMA page_count`)!.page_count
+  await (s.app.outbox as Outbox).setMaxPageCount(pages)
   await sleep(1000)
   const fullStatuses = new Map(load.statuses)
   const during503 = fullStatuses.get(503) ?? 0
   t.ok(during503 > 0, `writes that found no room answered 503 (${during503} so far)`)
   t.equal((await fetch(`${s.url}/healthz`)).status, 200, 'alive while full')
 
-  await s.app.outbox.setMaxPageCount(null)
+  await (s.app.outbox as Outbox).setMaxPageCount(null)
   const afterLift = load.acknowledged.size
   await sleep(700)
   await load.stop()

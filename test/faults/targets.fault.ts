@@ -15,8 +15,8 @@ import { startTarget } from '../helpers/target.ts'
 type App = Awaited<ReturnType<typeof startApp>>
 interface AttemptRow { attempt: number; status_code: number | null; error: string | null; duration_ms: number }
 
-const attemptsOf = (s: App): AttemptRow[] => s.app.database.db.all<AttemptRow>(sql`SELECT attempt, status_code, error, duration_ms FROM attempts ORDER BY id`)
-const statusOf = (s: App, id: string): string | undefined => s.app.database.db.get<{ status: string }>(sql`SELECT status FROM deliveries WHERE notification_id = ${id}`)?.status
+const attemptsOf = (s: App): AttemptRow[] => s.db.all<AttemptRow>(sql`SELECT attempt, status_code, error, duration_ms FROM attempts ORDER BY id`)
+const statusOf = (s: App, id: string): string | undefined => s.db.get<{ status: string }>(sql`SELECT status FROM deliveries WHERE notification_id = ${id}`)?.status
 
 t.test('410 Gone is a failure like any non-2xx: retried, then delivered', async (t) => {
   const target = await startTarget((_r, n, res) => { res.writeHead(n === 1 ? 410 : 200).end(n === 1 ? 'gone' : 'ok') })

@@ -7,10 +7,14 @@ import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { loadConfig, type Config } from '../../src/config.ts'
+import { openDatabase, type Db } from '../../src/db/client.ts'
 import { buildApp } from '../../src/server.ts'
 
 export interface TestApp {
   app: FastifyInstance
+  // The test's own connection to the app's database file: the facts a test
+  // checks, read (or planted) beside the storage, never through it.
+  db: Db
   url: string
   config: Config
   dir: string
@@ -52,15 +56,21 @@ export async function startApp (
   await app.listen({ port: 0, host: '127.0.0.1' })
   const address = app.server.address()
   const url = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`
+  const database = openDatabase(config.databasePath)
   let closed = false
   const close = async (): Promise<void> => {
     if (closed) return
     closed = true
-    await app.close()
+    try {
+      await app.close()
+    } finally {
+      database.close()
+    }
   }
   t.teardown(close)
   return {
     app,
+    db: database.db,
     url,
     config,
     dir,

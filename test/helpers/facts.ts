@@ -21,7 +21,7 @@ export interface Tally {
 
 // What one target's (or, without a name, every target's) delivery rows amount to.
 export function tally (s: TestApp, target?: string): Tally {
-  const row = s.app.database.db.get<Tally>(sql`
+  const row = s.db.get<Tally>(sql`
     SELECT count(*) AS deliveries,
            coalesce(sum(d.status = 'delivered'), 0) AS delivered,
            coalesce(sum(d.status = 'dead'), 0) AS dead,
@@ -40,7 +40,7 @@ export const hostOf = (url: string): string => new URL(url).host
 // yet. A process killed mid-attempt leaves such a count for good: this is for
 // in-process apps, not for crash tests.
 function open (s: TestApp): Array<{ id: number; target: string; status: string; attempts: number; recorded: number }> {
-  return s.app.database.db.all(sql`
+  return s.db.all(sql`
     SELECT id, target, status, attempts, recorded FROM (
       SELECT d.id, d.target, d.status, d.attempts, (SELECT count(*) FROM attempts a WHERE a.delivery_id = d.id) AS recorded FROM deliveries d)
      WHERE status = 'pending' OR attempts > recorded`)

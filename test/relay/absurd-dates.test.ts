@@ -19,7 +19,7 @@ t.test('an absurd signedDate is not kept, and absurd dates already stored render
   // Rows as an older version (or a hand edit) may have left them.
   const other = await s.post(v2Body())
   const id = other.json.id as string
-  const db = s.app.database.db
+  const db = s.db
   db.run(sql`UPDATE notifications SET signed_date = 1e300, received_at = ${8.64e15 + 1} WHERE id = ${id}`)
   db.run(sql`INSERT INTO quarantine (received_at, code, reason, bytes, body) VALUES (1e300, 'SIGNATURE_INVALID', 'forged', 2, x'7b7d')`)
 

@@ -40,7 +40,7 @@ t.test('every command refuses an unknown flag, another command\'s flag, a stray 
   const s = await startApp(t, env)
   for (const e of ['Production', 'Sandbox']) await s.post(v2Body({ environment: e, notificationType: 'REFUND' }))
   await main.waitFor(2)
-  await until(() => s.app.database.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM deliveries WHERE status = 'dead'`)!.n === 2, 5000, 'dead deliveries')
+  await until(() => s.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM deliveries WHERE status = 'dead'`)!.n === 2, 5000, 'dead deliveries')
   // Stopped, so that only the commands below could change the file.
   await s.close()
   const path = s.config.databasePath

@@ -129,7 +129,7 @@ t.test('concurrent scrapes share one read of the database gauges, which still fo
   await until(async () => (await scrape(s.url)).includes(`storehook_outbox_pending{target="${host}"} 1`), 15_000, 'one pending')
 
   // Count the statements the gauges run, on the very connection they use.
-  const db = s.app.database.db
+  const db = s.db
   let reads = 0
   const all = db.all.bind(db)
   const get = db.get.bind(db)

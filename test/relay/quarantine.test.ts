@@ -45,7 +45,7 @@ t.test('refused JWS are quarantined with their reason and released after the con
   t.match(fixed.stdout, /^1: released as [0-9a-f-]{36} to 127\.0\.0\.1:\d+/)
   const [got] = await target.waitFor(1, 5000)
   t.equal(got!.body.toString(), body, 'the exact refused bytes are what the target receives')
-  const row = s.app.database.db.get<{ source: string; verification: string }>(sql`SELECT source, verification FROM notifications`)
+  const row = s.db.get<{ source: string; verification: string }>(sql`SELECT source, verification FROM notifications`)
   t.same(row, { source: 'quarantine', verification: 'verified' })
   t.match((await runCli(['quarantine'], cliEnv)).stdout, /released as /)
 })
@@ -59,8 +59,8 @@ t.test('--force releases a payload that still does not verify, marked unverified
   t.equal((await s.post(JSON.stringify({ signedPayload: signNotification(makeChain(), notificationPayload({ notificationUUID: randomUUID() })) }))).status, 403)
   const r = await runCli(['quarantine', 'release', '1', '--force'], { VERIFY_SIGNATURES: 'enforce', APPLE_ROOT_CERTS: rootPath, DATABASE_PATH: s.config.databasePath })
   t.equal(r.code, 0, r.stdout + r.stderr)
-  await until(() => s.app.database.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)!.n === 1)
-  const row = s.app.database.db.get<{ verification: string; verification_error: string }>(sql`SELECT verification, verification_error FROM notifications`)
+  await until(() => s.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)!.n === 1)
+  const row = s.db.get<{ verification: string; verification_error: string }>(sql`SELECT verification, verification_error FROM notifications`)
   t.equal(row!.verification, 'unverified')
   t.match(row!.verification_error, /chain_untrusted/)
 })
@@ -74,11 +74,11 @@ t.test('the quarantine is capped in count and bytes, oldest dropped first', asyn
     uuids.push(uuid)
     t.equal((await s.post(JSON.stringify({ signedPayload: signNotification(stranger, notificationPayload({ notificationUUID: uuid })) }))).status, 403)
   }
-  const kept = s.app.database.db.all<{ notification_uuid: string }>(sql`SELECT notification_uuid FROM quarantine ORDER BY id`)
+  const kept = s.db.all<{ notification_uuid: string }>(sql`SELECT notification_uuid FROM quarantine ORDER BY id`)
   t.same(kept.map((r) => r.notification_uuid), uuids.slice(3), 'the three newest are kept')
   const big = JSON.stringify({ signedPayload: signNotification(stranger, { ...notificationPayload({ notificationUUID: randomUUID() }), pad: 'x'.repeat(60_000) }) })
   t.equal((await s.post(big)).status, 403)
-  const bytes = s.app.database.db.get<{ n: number; b: number }>(sql`SELECT count(*) AS n, sum(bytes) AS b FROM quarantine`)!
+  const bytes = s.db.get<{ n: number; b: number }>(sql`SELECT count(*) AS n, sum(bytes) AS b FROM quarantine`)!
   t.ok(bytes.b <= 100_000, `bytes stay under the cap (${bytes.b})`)
   t.ok(bytes.n >= 1 && bytes.n <= 3)
 })

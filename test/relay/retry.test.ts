@@ -8,7 +8,7 @@ import { startTarget } from '../helpers/target.ts'
 interface DeliveryState { target: string; status: string; attempts: number; last_status_code: number | null; last_error: string | null }
 
 function deliveriesOf (s: Awaited<ReturnType<typeof startApp>>, id: string): DeliveryState[] {
-  return s.app.database.db.all<DeliveryState>(sql`SELECT target, status, attempts, last_status_code, last_error FROM deliveries WHERE notification_id = ${id} ORDER BY target`)
+  return s.db.all<DeliveryState>(sql`SELECT target, status, attempts, last_status_code, last_error FROM deliveries WHERE notification_id = ${id} ORDER BY target`)
 }
 
 t.test('a target failing N times gets it once successfully on attempt N+1; the other target at once', async (t) => {
@@ -37,7 +37,7 @@ t.test('a target failing N times gets it once successfully on attempt N+1; the o
   t.equal(healthy.received.length, 1)
   t.same(tally(s, hostOf(healthy.url)), { deliveries: 1, delivered: 1, dead: 0, pending: 0, attempts: 1, recorded: 1 })
 
-  const attempts = s.app.database.db.all<{ attempt: number; status_code: number; response_excerpt: string; duration_ms: number }>(sql`
+  const attempts = s.db.all<{ attempt: number; status_code: number; response_excerpt: string; duration_ms: number }>(sql`
     SELECT a.attempt, a.status_code, a.response_excerpt, a.duration_ms FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
      WHERE d.notification_id = ${json.id} AND d.target = ${new URL(flaky.url).host} ORDER BY a.id`)
   t.same(attempts.map((a) => [a.attempt, a.status_code]), [[1, 503], [2, 503], [3, 503], [4, 200]], 'every attempt is recorded')
@@ -54,7 +54,7 @@ t.test('Retry-After in seconds is honoured', async (t) => {
   const { json } = await s.post(v2Body())
   // The schedule is in the row from the moment the 429 is recorded: read it
   // there, not from how late the retry happened to come on a busy machine.
-  const scheduled = (): { next_attempt_at: number; answered_at: number } | undefined => s.app.database.db.get(sql`
+  const scheduled = (): { next_attempt_at: number; answered_at: number } | undefined => s.db.get(sql`
     SELECT d.next_attempt_at, a.started_at + a.duration_ms AS answered_at FROM deliveries d JOIN attempts a ON a.delivery_id = d.id
      WHERE d.notification_id = ${json.id} AND d.lease_until IS NULL AND d.status = 'pending' AND a.attempt = 1`)
   await until(() => scheduled() !== undefined, 5000, 'the 429 to be recorded with its retry')
@@ -63,7 +63,7 @@ t.test('Retry-After in seconds is honoured', async (t) => {
   // Date.now(), the duration rounded from performance.now(): 2 ms of rounding).
   t.ok(due - answered >= 998 && due - answered < 1000 + 100, `retry scheduled ${due - answered} ms after the 429, Retry-After said 1 s`)
   await settled(s)
-  const retried = s.app.database.db.get<{ started_at: number }>(sql`SELECT started_at FROM attempts WHERE attempt = 2`)!
+  const retried = s.db.get<{ started_at: number }>(sql`SELECT started_at FROM attempts WHERE attempt = 2`)!
   t.ok(retried.started_at >= due, 'and not sent before it')
   t.equal(target.received.length, 2)
   t.same(tally(s), { deliveries: 1, delivered: 1, dead: 0, pending: 0, attempts: 2, recorded: 2 })
@@ -121,7 +121,7 @@ t.test('a target that does not answer times out and is retried', async (t) => {
   const { json } = await s.post(v2Body())
   await target.waitFor(2, 5000)
   await until(() => deliveriesOf(s, json.id)[0]?.status === 'delivered')
-  const errors = s.app.database.db.all<{ error: string | null }>(sql`SELECT error FROM attempts ORDER BY id`)
+  const errors = s.db.all<{ error: string | null }>(sql`SELECT error FROM attempts ORDER BY id`)
   t.match(errors[0]!.error, /timeout after 300 ms/)
 })
 
@@ -149,7 +149,7 @@ async function closedPort (): Promise<number> {
   return port
 }
 
-const count = (s: Awaited<ReturnType<typeof startApp>>, query: ReturnType<typeof sql>): number => s.app.database.db.get<{ n: number }>(query)!.n
+const count = (s: Awaited<ReturnType<typeof startApp>>, query: ReturnType<typeof sql>): number => s.db.get<{ n: number }>(query)!.n
 
 t.test('a target that is down is probed one delivery at a time, then gets everything once it is back', async (t) => {
   const port = await closedPort()

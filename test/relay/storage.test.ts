@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3'
 import { sql } from 'drizzle-orm'
 import t from 'tap'
+import type { Outbox } from '../../src/outbox/outbox.ts'
 import { startApp, until } from '../helpers/app.ts'
 import { v2Body } from '../helpers/notifications.ts'
 import { startTarget } from '../helpers/target.ts'
@@ -13,15 +14,15 @@ t.test('a full database answers 503, keeps running, and recovers by itself when 
   await target.waitFor(1)
 
   // SQLite's page limit behaves as a full disk does: SQLITE_FULL on the next write that needs a page.
-  const pages = s.app.database.db.get<{ page_count: number }>(sql`PRAGMA page_count`)!.page_count
-  await s.app.outbox.setMaxPageCount(pages)
+  const pages = s.db.get<{ page_count: number }>(sql`PRAGMA page_count`)!.page_count
+  await (s.app.outbox as Outbox).setMaxPageCount(pages)
   const refused = await Promise.all(Array.from({ length: 20 }, () => s.post(v2Body({ padTo: 8000 }))))
   t.ok(refused.every((r) => r.status === 503), 'every write that found no room answered 503')
   t.same(refused[0]!.json, { error: 'The notification could not be stored; retry later.', code: 'STORAGE_UNAVAILABLE' }, 'without internals')
   t.ok(s.logs.some((l) => l.includes('Storing a notification failed') && l.includes('SQLITE_FULL')), 'the cause is logged')
   t.equal((await fetch(`${s.url}/healthz`)).status, 200, 'the process is alive')
 
-  await s.app.outbox.setMaxPageCount(null)
+  await (s.app.outbox as Outbox).setMaxPageCount(null)
   const body = v2Body()
   const back = await s.post(body)
   t.equal(back.status, 200, 'accepted again once space returned, without a restart')

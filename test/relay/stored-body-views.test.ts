@@ -13,7 +13,7 @@ import { startTarget } from '../helpers/target.ts'
 // a row written straight into the real SQLite file, past every check of ingest.
 function insertStored (s: TestApp, body: Buffer): string {
   const id = randomUUID()
-  s.app.database.db.run(sql`INSERT INTO notifications (id, dedupe_key, received_at, source, version, notification_type, verification, body)
+  s.db.run(sql`INSERT INTO notifications (id, dedupe_key, received_at, source, version, notification_type, verification, body)
     VALUES (${id}, ${`v1:${id}`}, ${Date.now()}, 'webhook', 1, 'DID_RENEW', 'unchecked', ${body})`)
   return id
 }
@@ -91,7 +91,7 @@ t.test('a V1 password (Apple\'s shared secret) reaches the targets exactly, and 
 
   // As an older version would have stored it; what is delivered is the row's body.
   // It no longer decodes (two readings), so the views show its text, masked.
-  s.app.database.db.run(sql`UPDATE notifications SET body = ${Buffer.from(twice)} WHERE id = ${posted.json.id as string}`)
+  s.db.run(sql`UPDATE notifications SET body = ${Buffer.from(twice)} WHERE id = ${posted.json.id as string}`)
   const masked = twice.replace('"first-copy-of-it"', '"********"').replace('"s3cr\\"et\\\\\\u0041"', '"********"')
   const one = await api(s.url, `/notifications/${posted.json.id}`)
   t.equal(one.status, 200)

@@ -12,7 +12,7 @@ import { v2Body } from '../helpers/notifications.ts'
 import { tlsEnv } from '../helpers/server-cert.ts'
 import { dial, HEALTH_REQUEST, portOf, postHead, trickle, type Client } from '../helpers/sockets.ts'
 
-const rows = (s: TestApp): number => s.app.database.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)!.n
+const rows = (s: TestApp): number => s.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)!.n
 
 // Node checks these timeouts from a timer (a tenth of the timeout here, see
 // src/limits.ts); on a machine shared with other test runs a timer can also

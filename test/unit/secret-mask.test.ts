@@ -1,5 +1,5 @@
 import t from 'tap'
-import { maskTopLevelPassword, SECRET_MASK } from '../../src/outbox/secret-mask.ts'
+import { maskTopLevelPassword, SECRET_MASK } from '../../src/ops/secret-mask.ts'
 
 const mask = (text: string): string => maskTopLevelPassword(Buffer.from(text))
 

@@ -1,13 +1,10 @@
 // The history_runs table: progress of backfills and catch-ups. Writes run in
-// the outbox's writer thread (which owns every write); reads run on any
-// connection (the server's read connection, the CLI's).
+// the outbox's writer thread (which owns every write); reads run on the read
+// connection (the server's, the CLI's).
 import { and, desc, eq, isNull, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import { historyRuns } from '../db/schema.ts'
-
-export type HistoryRun = typeof historyRuns.$inferSelect
-export type NewHistoryRun = Omit<typeof historyRuns.$inferInsert, 'id'>
-export type RunProgress = Pick<HistoryRun, 'paginationToken' | 'pages' | 'seen' | 'added' | 'already' | 'refused' | 'finishedAt' | 'lastError'>
+import type { HistoryRun, NewHistoryRun, RunProgress } from './engine.ts'
 
 export function insertRun (db: Db, row: NewHistoryRun): number {
   return db.insert(historyRuns).values(row).returning({ id: historyRuns.id }).get().id

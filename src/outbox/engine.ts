@@ -1,0 +1,177 @@
+// What a storage engine offers the rest of storehook: every write and read
+// the program needs, async, in plain rows. SQLite (outbox.ts: a writer thread
+// plus a read connection) is the one engine today; another (PostgreSQL)
+// implements this same interface, so nothing above it knows which one runs.
+// The row types are derived from the schema's tables, but only as the plain
+// objects they describe: no driver type appears here.
+import type { GroupCommitStats } from './group-commit.ts'
+import type { attempts, deliveries, historyRuns, notifications, quarantine } from '../db/schema.ts'
+
+export type { GroupCommitStats }
+
+export type NotificationRow = typeof notifications.$inferSelect
+export type NewNotification = typeof notifications.$inferInsert
+export type DeliveryRow = typeof deliveries.$inferSelect
+export type AttemptRow = typeof attempts.$inferSelect
+export type QuarantineRow = typeof quarantine.$inferSelect
+export type NewQuarantined = typeof quarantine.$inferInsert
+export type HistoryRun = typeof historyRuns.$inferSelect
+export type NewHistoryRun = Omit<typeof historyRuns.$inferInsert, 'id'>
+export type RunProgress = Pick<HistoryRun, 'paginationToken' | 'pages' | 'seen' | 'added' | 'already' | 'refused' | 'finishedAt' | 'lastError'>
+
+export interface EnqueueResult {
+  id: string
+  duplicate: boolean
+  // Targets that got a new delivery row: their workers are woken after the commit.
+  targets: string[]
+  // Delivery rows written already leased to the caller, as a claim would
+  // return them but for the body, which the caller has in memory: a target
+  // with a free slot gets its fresh notification without a claim of its own.
+  // Empty for a duplicate.
+  leased: LeasedDelivery[]
+}
+
+export type LeasedDelivery = Omit<ClaimedDelivery, 'body'>
+
+// Targets whose new delivery rows are leased at once, and until when.
+export type Leases = ReadonlyArray<readonly [target: string, leaseUntil: number]>
+
+export interface ClaimedDelivery {
+  deliveryId: number
+  notificationId: string
+  target: string
+  attempt: number
+  fence: number
+  retrySince: number
+  body: Buffer
+}
+
+export interface AttemptRecord {
+  deliveryId: number
+  fence: number
+  attempt: number
+  startedAt: number
+  durationMs: number
+  statusCode: number | null
+  error: string | null
+  responseExcerpt: string | null
+}
+
+export interface QuarantineCaps {
+  maxItems: number
+  maxBytes: number
+}
+
+export type QuarantineSummary = Omit<QuarantineRow, 'body'>
+
+export interface NotificationFilter {
+  type?: string
+  subtype?: string
+  environment?: string
+  bundleId?: string
+  originalTransactionId?: string
+  verification?: string
+  deliveryStatus?: string
+  target?: string
+  since?: number
+  until?: number
+}
+
+export type NotificationSummary = Omit<NotificationRow, 'body' | 'dedupeKey'>
+export type NotificationWithHistory = { notification: NotificationRow; deliveries: Array<DeliveryRow & { history: AttemptRow[] }> }
+
+export interface TargetHealth {
+  pending: number
+  dead: number
+  delivered: number
+  oldestPendingAt: number | null
+  lastSuccessAt: number | null
+  lastErrorAt: number | null
+  lastError: string | null
+}
+
+export interface Overview {
+  lastReceived: Array<{ environment: string | null; at: number; type: string }>
+  last24h: Array<{ environment: string | null; verification: string; n: number }>
+}
+
+// The outbox gauges of /metrics, read in one go.
+export interface Gauges {
+  pending: Array<{ target: string; n: number; oldest: number }>
+  dead: Array<{ target: string; n: number }>
+  lastReceived: Array<{ environment: string | null; at: number }>
+  quarantined: number
+}
+
+// One stored notification and the state of its delivery to each target.
+export interface DeliveryState {
+  name: string
+  status: string
+  attempts: number
+  lastStatusCode: number | null
+  lastError: string | null
+}
+
+// Writes, in the order they were asked for: each one resolves once it is
+// committed (durably or not: the engine's table says which), and an op
+// numbered n (sequence()) sees every write numbered below n.
+export interface OrderedWrites {
+  // `leases` are the targets the caller has reserved a slot for: their rows are written already leased.
+  enqueue: (n: NewNotification, targets: readonly string[], leases: Leases) => Promise<EnqueueResult>
+  claim: (target: string, limit: number, leaseMs: number) => Promise<ClaimedDelivery[]>
+  complete: (a: AttemptRecord) => Promise<boolean>
+  scheduleRetry: (a: AttemptRecord, nextAttemptAt: number) => Promise<boolean>
+  markDead: (a: AttemptRecord) => Promise<boolean>
+  releaseAttempt: (a: AttemptRecord) => Promise<boolean>
+  release: (deliveryId: number, fence: number) => Promise<boolean>
+  expire: (target: string, arrivedBefore: number) => Promise<number>
+  reclaimLeases: () => Promise<number>
+  // Replays to `targets`, or to every target the notification already has.
+  replay: (notificationId: string, targets?: readonly string[]) => Promise<string[]>
+  // A write that proves the storage takes writes (/readyz).
+  probe: () => Promise<void>
+  prune: (cutoff: number, limit: number) => Promise<number>
+  quarantine: (row: NewQuarantined, caps: QuarantineCaps) => Promise<{ id: number; dropped: number }>
+  markReleased: (id: number, notificationId: string) => Promise<boolean>
+  insertRun: (row: NewHistoryRun) => Promise<number>
+  updateRun: (id: number, progress: Partial<RunProgress>) => Promise<boolean>
+}
+
+// Reads that do not wait behind queued writes: they answer from what is
+// committed now, so a write still queued is not seen by them.
+export interface UnorderedReads {
+  findQuarantined: (id: number) => Promise<QuarantineRow | null>
+  nextDueAt: (target: string) => Promise<number | null>
+  listNotifications: (filter: NotificationFilter, limit: number, cursor: string | null) => Promise<{ items: Array<NotificationSummary & { deliveries: DeliveryRow[] }>; nextCursor: string | null }>
+  getNotification: (id: string) => Promise<NotificationWithHistory | null>
+  targetHealth: (target: string) => Promise<TargetHealth>
+  matchingIds: (filter: NotificationFilter, max: number) => Promise<string[]>
+  overview: (now: number) => Promise<Overview>
+  hourlyCounts: (now: number, hours?: number) => Promise<Array<{ hour: number; n: number }>>
+  attentionCounts: () => Promise<{ dead: number; quarantined: number }>
+  listQuarantine: (limit: number, beforeId: number | null) => Promise<QuarantineSummary[]>
+  quarantineSize: () => Promise<{ items: number; bytes: number }>
+  gauges: () => Promise<Gauges>
+  // The newest notification received for this app and environment (catch-up's starting point).
+  lastReceivedAt: (bundleId: string, environment: string) => Promise<number | null>
+  // A notification by its Apple notificationUUID, or else the newest TEST one
+  // of `environment` received since `since`; with its deliveries.
+  findTestNotification: (notificationUuid: string | null, environment: string, since: number) => Promise<{ id: string; deliveries: DeliveryState[] } | null>
+  unfinishedRun: (runKey: string) => Promise<HistoryRun | null>
+  lastCaughtUpTo: (bundleId: string, environment: string) => Promise<number | null>
+  lastCatchUps: () => Promise<HistoryRun[]>
+  // Schema changes this program knows and the storage has not applied (0 when up to date).
+  pendingMigrations: () => Promise<number>
+  sizeBytes: () => Promise<number>
+}
+
+export interface Storage extends OrderedWrites, UnorderedReads {
+  // The number the next ordered write will get.
+  sequence: () => number
+  // Listeners get the targets with new rows to claim, and the op number from which a claim sees them.
+  onEnqueued: (fn: (targets: readonly string[], seenFrom: number) => void) => () => void
+  // Counters of the commits so far (tests, benches).
+  stats: () => Promise<GroupCommitStats>
+  // Commits what is queued and closes. Safe to call twice.
+  close: () => Promise<void>
+}
