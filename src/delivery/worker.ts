@@ -1,11 +1,12 @@
 // Drains one target: claim due deliveries up to the target's concurrency,
 // POST each, record the outcome. One worker per target, so a dead or slow
 // target only ever fills its own slots. A fresh notification usually skips
-// the claim: the commit that stores it leases it to this worker (Handoff).
+// the claim: the commit that stores it leases it to this worker (dispatcher.ts).
 import pRetry from 'p-retry'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { TargetConfig } from '../config.ts'
-import type { AttemptRecord, ClaimedDelivery, Handoff, Outbox } from '../outbox/outbox.ts'
+import type { AttemptRecord, ClaimedDelivery, Outbox } from '../outbox/outbox.ts'
+import type { Slots } from './dispatcher.ts'
 import { retryDelayMs, type BackoffOptions } from './backoff.ts'
 import { abortInflight, createClient, deliver, type DeliveryOutcome, type TargetClient } from './deliver.ts'
 
@@ -32,7 +33,7 @@ const FAILING_AFTER = 5
 // within a minute (unless it asked for longer with Retry-After).
 const PROBE_MAX_MS = 60_000
 
-export class TargetWorker implements Handoff {
+export class TargetWorker implements Slots {
   readonly target: TargetConfig
   #outbox: Outbox
   #log: Logger
@@ -48,7 +49,7 @@ export class TargetWorker implements Handoff {
   #sending = 0
   // Claimed, waiting for a free slot, with the time their lease runs out.
   #ready: Array<{ c: ClaimedDelivery; leaseEnd: number }> = []
-  // Fresh deliveries promised to this worker and being committed (outbox.ts Handoff).
+  // Fresh deliveries promised to this worker and being committed (dispatcher.ts).
   #reserved = 0
   // The database may hold due deliveries no claim has picked up yet. Set by
   // every outside wake (a commit that wrote a row to claim, the due-time

@@ -6,6 +6,7 @@ import { v7 as uuidv7 } from 'uuid'
 import { decodeNotificationBody, type DecodedNotification } from '../apple/payload.ts'
 import { ConfigError, type Config, type TargetConfig } from '../config.ts'
 import { createVerifier, defaultRootCertificates, loadRootCertificates } from '../apple/verify.ts'
+import { Dispatcher } from '../delivery/dispatcher.ts'
 import { targetsFor } from '../delivery/routing.ts'
 import { AppError } from '../errors.ts'
 import type { Outbox } from '../outbox/outbox.ts'
@@ -22,6 +23,9 @@ export interface Accepted {
 
 export interface IngestOptions {
   outbox: Outbox
+  // Stores each new notification and hands its deliveries to the workers;
+  // by default it only stores (the CLI runs no workers).
+  dispatcher?: Dispatcher
   targets: readonly TargetConfig[]
   policy: PolicyOptions
   quarantine: QuarantineCaps
@@ -39,6 +43,7 @@ export interface Ingest {
 
 export function createIngest (opts: IngestOptions): Ingest {
   const { outbox, log } = opts
+  const dispatcher = opts.dispatcher ?? new Dispatcher(outbox)
 
   async function keep (raw: Buffer, n: DecodedNotification, err: AppError): Promise<void> {
     try {
@@ -75,7 +80,7 @@ export function createIngest (opts: IngestOptions): Ingest {
     const targets = targetsFor(opts.targets, n)
     let stored
     try {
-      stored = await outbox.enqueue({
+      stored = await dispatcher.dispatch({
         id,
         dedupeKey: n.notificationUuid ?? `v1:${createHash('sha256').update(raw).digest('hex')}`,
         receivedAt: now,
@@ -134,7 +139,7 @@ export function createIngest (opts: IngestOptions): Ingest {
 // The ingest as configured: the server, backfill and quarantine release all
 // judge a payload by the same policy. APPLE_ROOT_CERTS replaces the bundled
 // Apple root (tests, private CAs).
-export function ingestFromConfig (config: Config, opts: Pick<IngestOptions, 'outbox' | 'log' | 'observe'>): Ingest {
+export function ingestFromConfig (config: Config, opts: Pick<IngestOptions, 'outbox' | 'dispatcher' | 'log' | 'observe'>): Ingest {
   let roots: Buffer[]
   try {
     roots = config.appleRootCerts.length > 0 ? loadRootCertificates(config.appleRootCerts) : defaultRootCertificates()

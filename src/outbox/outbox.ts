@@ -11,19 +11,6 @@ import type { Request, Response, WriterData } from './writer-thread.ts'
 
 export type { AttemptRecord, ClaimedDelivery, EnqueueResult, NewNotification } from './store.ts'
 
-// A target's worker, offered each fresh delivery before it is written: one it
-// reserves is written already leased and handed to it with the body in
-// memory, so the happy path costs no claim (a database round trip, a commit,
-// and the body read back from disk).
-export interface Handoff {
-  // How long the lease of a handed-off delivery runs, as a claim's would.
-  readonly leaseMs: number
-  // Room for one more delivery right now? Every true is followed by take() or cancel().
-  reserve: () => boolean
-  take: (c: store.ClaimedDelivery, leaseEnd: number) => void
-  cancel: () => void
-}
-
 export class StorageError extends Error {
   readonly code: string | undefined
   constructor (message: string, code: string | undefined, name: string) {
@@ -48,7 +35,6 @@ export class Outbox {
   #sendSoon: NodeJS.Immediate | null = null
   #sendLater: NodeJS.Timeout | null = null
   #listeners = new Set<(targets: readonly string[], seen: number) => void>()
-  #handoffs = new Map<string, Handoff>()
   #closed: Promise<void> | null = null
   #onCrash: (err: unknown) => void
 
@@ -141,31 +127,13 @@ export class Outbox {
     for (const fn of this.#listeners) fn(targets, seenFrom)
   }
 
-  handOffTo (target: string, handoff: Handoff): () => void {
-    this.#handoffs.set(target, handoff)
-    return () => { if (this.#handoffs.get(target) === handoff) this.#handoffs.delete(target) }
-  }
-
-  async enqueue (n: store.NewNotification, targets: readonly string[]): Promise<store.EnqueueResult> {
-    const reserved: Array<[string, Handoff, number]> = []
-    for (const target of targets) {
-      const h = this.#handoffs.get(target)
-      if (h?.reserve() === true) reserved.push([target, h, Date.now() + h.leaseMs])
-    }
-    let result: store.EnqueueResult
+  // Stores a notification and one delivery row per target; the rows of the
+  // targets in `leases` are written already leased until the time given
+  // (returned in `leased`). Listeners hear of the other targets' rows.
+  async enqueue (n: store.NewNotification, targets: readonly string[], leases: store.Leases): Promise<store.EnqueueResult> {
     // The enqueue is the next op: a claim after it sees its rows.
     const seenFrom = this.sequence() + 1
-    try {
-      result = await this.#call<store.EnqueueResult>('enqueue', n, targets, reserved.map(([t, , until]) => [t, until]))
-    } catch (err) {
-      for (const [, h] of reserved) h.cancel()
-      throw err
-    }
-    for (const [target, h, leaseEnd] of reserved) {
-      const leased = result.leased.find((d) => d.target === target)
-      if (leased === undefined) h.cancel()
-      else h.take({ ...leased, body: n.body as Buffer }, leaseEnd)
-    }
+    const result = await this.#call<store.EnqueueResult>('enqueue', n, targets, leases)
     // Only targets with rows still to claim need their worker woken.
     this.#notify(result.targets.filter((t) => !result.leased.some((l) => l.target === t)), seenFrom)
     return result

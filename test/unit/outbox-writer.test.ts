@@ -36,7 +36,7 @@ t.test('a writer that dies is replaced by the next call', async (t) => {
   t.teardown(() => database.close())
 
   await outbox.probe()
-  const stored = await outbox.enqueue(testRow('n1'), ['a'])
+  const stored = await outbox.enqueue(testRow('n1'), ['a'], [])
   t.same(stored.targets, ['a'], 'the new writer stores')
   t.equal(listDeliveries(database.db, 'n1').length, 1, 'and its commit is visible to another connection')
 })
@@ -67,7 +67,7 @@ t.test('a closed outbox refuses new calls with a StorageError', async (t) => {
 // one queued just before close() must be committed, not dropped with the timer.
 t.test('delayed outcomes: one alone commits, and close() takes the last one along', async (t) => {
   const { database, outbox } = migratedOutbox(t, 'o.db')
-  for (const id of ['o1', 'o2']) await outbox.enqueue(testRow(id), ['a'])
+  for (const id of ['o1', 'o2']) await outbox.enqueue(testRow(id), ['a'], [])
   const [first, second] = await outbox.claim('a', 2, 60_000)
   const record = (c: ClaimedDelivery | undefined): AttemptRecord => ({
     deliveryId: c!.deliveryId, fence: c!.fence, attempt: c!.attempt, startedAt: Date.now(), durationMs: 1, statusCode: 200, error: null, responseExcerpt: null
@@ -82,54 +82,29 @@ t.test('delayed outcomes: one alone commits, and close() takes the last one alon
   t.equal(listDeliveries(database.db, second!.notificationId)[0]!.status, 'delivered')
 })
 
-// A target's worker may take a fresh delivery at enqueue (outbox.ts Handoff):
-// the row is written leased to it and the body handed over in memory. Every
-// reservation must end in take() or cancel(), or the worker's count of
-// promised slots would drift.
-t.test('a handoff gets its fresh delivery leased with the body; every reservation is settled', async (t) => {
+// The dispatcher (delivery/dispatcher.ts) may have a fresh delivery written
+// already leased to a worker: the row says so, a claim leaves it alone, and
+// only the targets left with a row to claim are announced.
+t.test('enqueue writes the leases it is given and announces only the rows left to claim', async (t) => {
   const { database, outbox } = migratedOutbox(t, 'h.db')
-  const events: string[] = []
-  const taken: Array<{ c: ClaimedDelivery; leaseEnd: number }> = []
-  let room = true
-  outbox.handOffTo('a', {
-    leaseMs: 60_000,
-    reserve: () => { events.push(`reserve:${room}`); return room },
-    take: (c, leaseEnd) => { events.push('take'); taken.push({ c, leaseEnd }) },
-    cancel: () => { events.push('cancel') }
-  })
   const woken: Array<{ targets: readonly string[]; seenFrom: number }> = []
   outbox.onEnqueued((targets, seenFrom) => woken.push({ targets, seenFrom }))
 
-  const row = testRow('h1')
-  const before = Date.now()
-  const stored = await outbox.enqueue(row, ['a', 'b'])
-  t.same(events, ['reserve:true', 'take'])
-  const [{ c, leaseEnd }] = taken as [{ c: ClaimedDelivery; leaseEnd: number }]
-  t.equal(c.body, row.body, 'the body is the one in memory, not read back')
-  t.match(c, { notificationId: 'h1', target: 'a', attempt: 1, fence: 1 })
-  t.ok(leaseEnd >= before + 60_000, 'the lease runs as long as the worker asked')
-  const a = listDeliveries(database.db, 'h1').find((d) => d.target === 'a')!
-  t.match(a, { id: c.deliveryId, attempts: 1, fence: 1, leaseUntil: leaseEnd })
+  const leaseEnd = Date.now() + 60_000
+  const stored = await outbox.enqueue(testRow('h1'), ['a', 'b'], [['a', leaseEnd]])
   t.same(stored.targets, ['a', 'b'])
-  t.same(woken.map((w) => w.targets), [['b']], 'only the target left with a row to claim is woken')
+  const [leased] = stored.leased
+  t.match(leased, { notificationId: 'h1', target: 'a', attempt: 1, fence: 1 })
+  t.equal(stored.leased.length, 1, 'only the target given a lease')
+  const a = listDeliveries(database.db, 'h1').find((d) => d.target === 'a')!
+  t.match(a, { id: leased!.deliveryId, attempts: 1, fence: 1, leaseUntil: leaseEnd })
+  t.same(woken.map((w) => w.targets), [['b']], 'only the target left with a row to claim is announced')
   const claimed = await outbox.claim('b', 10, 60_000)
   t.ok(woken[0]!.seenFrom <= outbox.sequence(), 'a claim asked for now comes late enough to see it')
   t.equal(claimed.length, 1, 'and does')
-  t.same(await outbox.claim('a', 10, 60_000), [], 'the handed-off row is not claimable while leased')
+  t.same(await outbox.claim('a', 10, 60_000), [], 'the leased row is not claimable while leased')
 
-  events.length = 0
-  await outbox.enqueue({ ...testRow('h2'), dedupeKey: 'h1' }, ['a'])
-  t.same(events, ['reserve:true', 'cancel'], 'a repeat writes no row: the reservation is cancelled')
-
-  events.length = 0
-  room = false
-  await outbox.enqueue(testRow('h3'), ['a'])
-  t.same(events, ['reserve:false'], 'no room: nothing to settle')
-  t.same(woken.at(-1)!.targets, ['a'], 'and the worker is woken to claim it')
-
-  events.length = 0
-  room = true
-  await outbox.close()
-  await t.rejects(outbox.enqueue(testRow('h4'), ['a']))
-  t.same(events, ['reserve:true', 'cancel'], 'a failed write cancels the reservation')
+  const again = await outbox.enqueue({ ...testRow('h2'), dedupeKey: 'h1' }, ['a'], [['a', leaseEnd]])
+  t.same(again.leased, [], 'a repeat writes no row and leases nothing')
+  t.equal(woken.length, 1, 'and announces nothing')
 })
