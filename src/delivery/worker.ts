@@ -1,39 +1,30 @@
 // Drains one target: claim due deliveries up to the target's concurrency,
 // POST each, record the outcome. One worker per target, so a dead or slow
 // target only ever fills its own slots. A fresh notification usually skips
-// the claim: the commit that stores it leases it to this worker (Handoff).
+// the claim: the commit that stores it leases it to this worker (dispatcher.ts).
 import pRetry from 'p-retry'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { TargetConfig } from '../config.ts'
 import type { AttemptRecord, ClaimedDelivery, Storage as Outbox } from '../outbox/engine.ts'
-import type { Handoff } from './plugin.ts'
-import { retryDelayMs, type BackoffOptions } from './backoff.ts'
+import type { Slots } from './dispatcher.ts'
 import { abortInflight, createClient, deliver, type DeliveryOutcome, type TargetClient } from './deliver.ts'
+import { decide, type Decision, type RetryPolicy, type Verdict } from './verdict.ts'
+import { enterMode, type WorkerMode } from './worker-mode.ts'
 
 export interface WorkerOptions {
   target: TargetConfig
   outbox: Outbox
   log: Logger
-  retry: BackoffOptions & { giveUpAfterMs: number }
+  retry: RetryPolicy
   pollIntervalMs: number
   onOutcome?: (target: string, outcome: DeliveryOutcome, verdict: Verdict) => void
   // Deliveries given up without an attempt of their own (the target was failing).
   onExpired?: (target: string, count: number) => void
 }
 
-export type Verdict = 'delivered' | 'retry' | 'dead' | 'released'
+type ClaimLoop = 'none' | 'running' | 'rerun'
 
-// After this many failed attempts in a row the target is taken to be down:
-// the worker stops sending it every due delivery (each would fail, and each
-// failure costs a request and a write, all of it paid by the ingest too) and
-// probes it with one delivery at a time, on the retry schedule, until one
-// succeeds. The rest stay pending, due, and go out at full speed after that.
-const FAILING_AFTER = 5
-// A down target is probed at least this often, so its return is noticed
-// within a minute (unless it asked for longer with Retry-After).
-const PROBE_MAX_MS = 60_000
-
-export class TargetWorker implements Handoff {
+export class TargetWorker implements Slots {
   readonly target: TargetConfig
   #outbox: Outbox
   #log: Logger
@@ -49,25 +40,26 @@ export class TargetWorker implements Handoff {
   #sending = 0
   // Claimed, waiting for a free slot, with the time their lease runs out.
   #ready: Array<{ c: ClaimedDelivery; leaseEnd: number }> = []
-  // Fresh deliveries promised to this worker and being committed (outbox.ts Handoff).
+  // Fresh deliveries promised to this worker and being committed (dispatcher.ts).
   #reserved = 0
-  // The database may hold due deliveries no claim has picked up yet. Set by
-  // every outside wake (a commit that wrote a row to claim, the due-time
-  // timer, a replay); cleared when a claim that comes after all of them (in
-  // the writer's order, Outbox.sequence) comes back short. While it is clear,
-  // finishing a delivery claims nothing: fresh ones arrive by handoff.
-  #backlog = true
-  #backlogFrom = 0
+  // The database may hold due deliveries no claim has picked up yet, visible
+  // to a claim from this op number on (in the writer's order, Outbox.sequence);
+  // null when caught up. Set by every outside wake (a commit that wrote a row
+  // to claim, the due-time timer, a replay); cleared when a claim that comes
+  // after all of them comes back short. While it is null, finishing a
+  // delivery claims nothing: fresh ones arrive by the dispatcher.
+  #unclaimedFrom: number | null = 0
   // How long this target takes to answer, smoothed: sets how far ahead to claim.
   #answerMs = 100
-  // Failed attempts in a row, and while failing, when the next probe may go.
+  // Failed attempts in a row, and while probing, when the next probe may go.
   #failures = 0
   #probeAt = 0
-  #started = false
-  #stopping = false
+  // Changed only through #enter (worker-mode.ts has the allowed moves).
+  #mode: WorkerMode = 'idle'
   #stopped: Promise<void> | null = null
-  #claiming = false
-  #again = false
+  // The claim loop: none running, one running, or one running and another
+  // asked for meanwhile (it runs when this one ends).
+  #claim: ClaimLoop = 'none'
   #tickQueued: NodeJS.Immediate | null = null
   #timer: NodeJS.Timeout | null = null
 
@@ -81,28 +73,32 @@ export class TargetWorker implements Handoff {
   }
 
   start (): void {
-    if (this.#started) return
-    this.#started = true
+    if (this.#mode !== 'idle') return
+    this.#enter('running')
     this.wake()
   }
 
-  inflight (): number {
-    return this.#sending
+  #enter (mode: WorkerMode): void {
+    this.#mode = enterMode(this.#mode, mode)
+  }
+
+  // Sending: running, or probing a failing target.
+  #active (): boolean {
+    return this.#mode === 'running' || this.#mode === 'probing'
   }
 
   // `seenFrom`: the op number from which a claim sees the work this wake is
   // about; by default, whatever is already asked of the writer.
   wake (seenFrom = this.#outbox.sequence()): void {
-    this.#backlog = true
-    if (seenFrom > this.#backlogFrom) this.#backlogFrom = seenFrom
+    this.#unclaimedFrom = Math.max(this.#unclaimedFrom ?? 0, seenFrom)
     this.#schedule()
   }
 
   // Never beyond what a claim would have taken ahead. Older deliveries due
-  // in the database still get their share: while the backlog flag is up,
+  // in the database still get their share: while rows are left unclaimed,
   // every slot that frees runs a claim for the room left.
   reserve (): boolean {
-    if (!this.#started || this.#stopping || this.#failing()) return false
+    if (this.#mode !== 'running') return false
     if (this.#sending + this.#ready.length + this.#reserved >= this.#claimAhead()) return false
     this.#reserved++
     return true
@@ -110,7 +106,7 @@ export class TargetWorker implements Handoff {
 
   take (c: ClaimedDelivery, leaseEnd: number): void {
     this.#reserved--
-    if (this.#stopping || this.#failing()) {
+    if (this.#mode !== 'running') {
       void this.#giveBack(c).finally(() => this.wake())
       return
     }
@@ -123,7 +119,7 @@ export class TargetWorker implements Handoff {
   }
 
   #schedule (): void {
-    if (!this.#started || this.#stopping || this.#tickQueued !== null) return
+    if (!this.#active() || this.#tickQueued !== null) return
     this.#tickQueued = setImmediate(() => {
       this.#tickQueued = null
       void this.#tick()
@@ -131,27 +127,27 @@ export class TargetWorker implements Handoff {
   }
 
   async #tick (): Promise<void> {
-    if (this.#claiming) {
-      this.#again = true
+    if (this.#claim !== 'none') {
+      this.#claim = 'rerun'
       return
     }
-    this.#claiming = true
+    this.#claim = 'running'
     try {
-      if (this.#failing()) {
+      if (this.#mode === 'probing') {
         const wait = this.#probeAt - Date.now()
         if (wait > 0) {
           await this.#arm(wait)
           return
         }
       }
-      if (!this.#backlog && !this.#failing()) return
-      // While failing: one probe at a time, nothing claimed ahead.
-      const want = (this.#failing() ? 1 : this.#claimAhead()) - this.#sending - this.#ready.length - this.#reserved
+      if (this.#unclaimedFrom === null && this.#mode !== 'probing') return
+      // While probing: one probe at a time, nothing claimed ahead.
+      const want = (this.#mode === 'probing' ? 1 : this.#claimAhead()) - this.#sending - this.#ready.length - this.#reserved
       if (want <= 0) return
       const claimSeq = this.#outbox.sequence()
       const leaseEnd = Date.now() + this.leaseMs
       const claimed = await this.#outbox.claim(this.target.name, want, this.leaseMs)
-      if (this.#failing()) {
+      if (this.#mode === 'probing') {
         // The others, never probed, still give up on time (the probe itself,
         // leased now, goes through the usual verdict).
         const expired = await this.#outbox.expire(this.target.name, Date.now() - this.#opts.retry.giveUpAfterMs)
@@ -160,7 +156,7 @@ export class TargetWorker implements Handoff {
           this.#opts.onExpired?.(this.target.name, expired)
         }
       }
-      if (this.#stopping) {
+      if (!this.#active()) {
         await Promise.all(claimed.map((c) => this.#giveBack(c)))
         return
       }
@@ -168,7 +164,7 @@ export class TargetWorker implements Handoff {
       this.#pump()
       if (claimed.length < want) {
         // Caught up, unless a wake is about work this claim came too early to see.
-        if (this.#backlogFrom <= claimSeq) this.#backlog = false
+        if (this.#unclaimedFrom !== null && this.#unclaimedFrom <= claimSeq) this.#unclaimedFrom = null
         await this.#arm()
       }
     } catch (err) {
@@ -176,11 +172,10 @@ export class TargetWorker implements Handoff {
       this.#log.error({ target: this.target.name, err }, 'Claiming deliveries failed.')
       void this.#arm(this.#opts.pollIntervalMs)
     } finally {
-      this.#claiming = false
-      if (this.#again) {
-        this.#again = false
-        this.#schedule()
-      }
+      // Another wake may have asked for a rerun while this claim ran (past TypeScript's narrowing).
+      const rerun = (this.#claim as ClaimLoop) === 'rerun'
+      this.#claim = 'none'
+      if (rerun) this.#schedule()
     }
   }
 
@@ -192,7 +187,7 @@ export class TargetWorker implements Handoff {
       const due = await this.#outbox.nextDueAt(this.target.name)
       delay = due === null ? this.#opts.pollIntervalMs : Math.max(0, due - Date.now())
     }
-    if (this.#stopping) return
+    if (!this.#active()) return
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = setTimeout(() => {
       this.#timer = null
@@ -215,13 +210,9 @@ export class TargetWorker implements Handoff {
     return this.#outbox.release(c.deliveryId, c.fence).catch(() => false)
   }
 
-  #failing (): boolean {
-    return this.#failures >= FAILING_AFTER
-  }
-
   #pump (): void {
-    const slots = this.#failing() ? 1 : this.target.concurrency
-    while (!this.#stopping && this.#sending < slots && this.#ready.length > 0) {
+    const slots = this.#mode === 'probing' ? 1 : this.target.concurrency
+    while (this.#active() && this.#sending < slots && this.#ready.length > 0) {
       const { c, leaseEnd } = this.#ready.shift()!
       // The attempt must end inside the lease, or the row would fall due
       // again while it is on the wire. One that waited too long (the target
@@ -272,20 +263,9 @@ export class TargetWorker implements Handoff {
       error: outcome.error,
       responseExcerpt: outcome.responseExcerpt
     }
-    const now = Date.now()
-    this.#track(outcome, now)
-    let verdict: Verdict
-    let nextAttemptAt: number | null = null
-    if (outcome.ok) {
-      verdict = 'delivered'
-    } else if (outcome.aborted) {
-      verdict = 'released'
-    } else if (now - c.retrySince >= this.#opts.retry.giveUpAfterMs) {
-      verdict = 'dead'
-    } else {
-      verdict = 'retry'
-      nextAttemptAt = now + retryDelayMs(c.attempt, outcome.retryAfterMs, this.#opts.retry)
-    }
+    const d = decide({ outcome, attempt: c.attempt, retrySince: c.retrySince, failures: this.#failures, now: Date.now(), retry: this.#opts.retry })
+    this.#judgeTarget(d)
+    const { verdict, nextAttemptAt } = d
     // Short in-process retries only: a busy database usually frees within
     // milliseconds. Anything longer is covered by the lease expiring.
     const settle = (): Promise<boolean> => {
@@ -299,6 +279,14 @@ export class TargetWorker implements Handoff {
     // p-retry only once the first try failed: set up on every delivery, it
     // cost more CPU than the database write it wraps.
     const current = await settle().catch(() => pRetry(settle, { retries: 3, minTimeout: 20, maxTimeout: 200 }))
+    this.#logOutcome(c, outcome, d, current)
+    // A delivery due again (now or after its backoff) is database work: the
+    // next claim, or the due-time timer, must see it.
+    if (verdict === 'retry' || verdict === 'released') this.wake()
+    this.#opts.onOutcome?.(this.target.name, outcome, verdict)
+  }
+
+  #logOutcome (c: ClaimedDelivery, outcome: DeliveryOutcome, { verdict, nextAttemptAt }: Decision, current: boolean): void {
     const fields = {
       notificationId: c.notificationId,
       target: this.target.name,
@@ -312,31 +300,22 @@ export class TargetWorker implements Handoff {
     else if (verdict === 'dead') this.#log.error({ ...fields, error: outcome.error }, 'Delivery is dead: gave up.')
     else if (verdict === 'released') this.#log.info(fields, 'Delivery released for shutdown.')
     else this.#log.warn({ ...fields, error: outcome.error }, 'Delivery failed; will retry.')
-    // A delivery due again (now or after its backoff) is database work: the
-    // next claim, or the due-time timer, must see it.
-    if (verdict === 'retry' || verdict === 'released') this.wake()
-    this.#opts.onOutcome?.(this.target.name, outcome, verdict)
   }
 
-  #track (outcome: DeliveryOutcome, now: number): void {
-    if (outcome.ok) {
-      if (this.#failing()) this.#log.info({ target: this.target.name, failures: this.#failures }, 'Target answers again: delivering at full speed.')
-      this.#failures = 0
-      return
-    }
-    if (outcome.aborted) return
-    this.#failures++
-    if (this.#failures === FAILING_AFTER) {
-      this.#log.warn({ target: this.target.name, failures: this.#failures }, 'Target is failing: probing it with one delivery at a time until it answers.')
+  // What the outcome says of the target. While stopping, the mode stays; the
+  // count and the log go on as before.
+  #judgeTarget (d: Decision): void {
+    if (d.target === 'recovered') {
+      this.#log.info({ target: this.target.name, failures: this.#failures }, 'Target answers again: delivering at full speed.')
+      if (this.#mode === 'probing') this.#enter('running')
+    } else if (d.target === 'failing') {
+      this.#log.warn({ target: this.target.name, failures: d.failures }, 'Target is failing: probing it with one delivery at a time until it answers.')
+      if (this.#mode === 'running') this.#enter('probing')
       // What was claimed ahead goes back, due at once, no attempt counted.
       for (const { c } of this.#ready.splice(0)) void this.#giveBack(c)
     }
-    if (!this.#failing()) return
-    const probes = this.#failures - FAILING_AFTER + 1
-    const delay = outcome.retryAfterMs !== null
-      ? retryDelayMs(probes, outcome.retryAfterMs, this.#opts.retry)
-      : Math.min(PROBE_MAX_MS, retryDelayMs(probes, null, this.#opts.retry))
-    this.#probeAt = now + delay
+    this.#failures = d.failures
+    if (d.probeAt !== null) this.#probeAt = d.probeAt
   }
 
   // Lets in-flight deliveries finish until the deadline, then aborts them;
@@ -347,7 +326,7 @@ export class TargetWorker implements Handoff {
   }
 
   async #stop (deadlineMs: number): Promise<void> {
-    this.#stopping = true
+    this.#enter('stopping')
     if (this.#timer !== null) clearTimeout(this.#timer)
     if (this.#tickQueued !== null) clearImmediate(this.#tickQueued)
     this.#timer = null
@@ -363,9 +342,10 @@ export class TargetWorker implements Handoff {
       await Promise.all(this.#inflight.values())
     }
     // A tick may still be waiting on its claim; it releases what it got.
-    while (this.#claiming) await new Promise((resolve) => setImmediate(resolve))
+    while (this.#claim !== 'none') await new Promise((resolve) => setImmediate(resolve))
     const waiting = this.#ready.splice(0)
     await Promise.all(waiting.map(({ c }) => this.#giveBack(c)))
     await this.#client.agent.close()
+    this.#enter('stopped')
   }
 }

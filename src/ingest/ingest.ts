@@ -5,10 +5,10 @@ import { v7 as uuidv7 } from 'uuid'
 import { decodeNotificationBody, type DecodedNotification } from '../apple/payload.ts'
 import { ConfigError, type Config, type TargetConfig } from '../config.ts'
 import { createVerifier, defaultRootCertificates, loadRootCertificates } from '../apple/verify.ts'
+import { Dispatcher } from '../delivery/dispatcher.ts'
 import { targetsFor } from '../delivery/routing.ts'
 import { AppError } from '../errors.ts'
-import type { QuarantineCaps, Storage } from '../outbox/engine.ts'
-import { dedupeKeyOf } from '../outbox/store.ts'
+import { dedupeKeyOf, type QuarantineCaps, type Storage } from '../outbox/engine.ts'
 import { judge, type PolicyOptions } from './policy.ts'
 
 export type Source = 'webhook' | 'backfill' | 'catch-up' | 'quarantine'
@@ -21,6 +21,9 @@ export interface Accepted {
 
 export interface IngestOptions {
   outbox: Storage
+  // Stores each new notification and hands its deliveries to the workers;
+  // by default it only stores (the CLI runs no workers).
+  dispatcher?: Dispatcher
   targets: readonly TargetConfig[]
   policy: PolicyOptions
   quarantine: QuarantineCaps
@@ -38,6 +41,7 @@ export interface Ingest {
 
 export function createIngest (opts: IngestOptions): Ingest {
   const { outbox, log } = opts
+  const dispatcher = opts.dispatcher ?? new Dispatcher(outbox)
 
   async function keep (raw: Buffer, n: DecodedNotification, err: AppError): Promise<void> {
     try {
@@ -74,7 +78,7 @@ export function createIngest (opts: IngestOptions): Ingest {
     const targets = targetsFor(opts.targets, n)
     let stored
     try {
-      stored = await outbox.enqueue({
+      stored = await dispatcher.dispatch({
         id,
         dedupeKey: dedupeKeyOf(n.notificationUuid, raw),
         receivedAt: now,
@@ -94,7 +98,7 @@ export function createIngest (opts: IngestOptions): Ingest {
         verification: verdict.verification,
         verificationError: verdict.reason,
         body: raw
-      }, targets, [])
+      }, targets)
     } catch (err) {
       log.error({ notificationUuid: n.notificationUuid, type: n.notificationType, err }, 'Storing a notification failed.')
       throw new AppError('STORAGE_UNAVAILABLE', undefined, { cause: err })
@@ -133,7 +137,7 @@ export function createIngest (opts: IngestOptions): Ingest {
 // The ingest as configured: the server, backfill and quarantine release all
 // judge a payload by the same policy. APPLE_ROOT_CERTS replaces the bundled
 // Apple root (tests, private CAs).
-export function ingestFromConfig (config: Config, opts: Pick<IngestOptions, 'outbox' | 'log' | 'observe'>): Ingest {
+export function ingestFromConfig (config: Config, opts: Pick<IngestOptions, 'outbox' | 'dispatcher' | 'log' | 'observe'>): Ingest {
   let roots: Buffer[]
   try {
     roots = config.appleRootCerts.length > 0 ? loadRootCertificates(config.appleRootCerts) : defaultRootCertificates()

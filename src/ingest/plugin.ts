@@ -21,6 +21,7 @@ export default fp<{ config: Config }>(async (app, { config }) => {
   }
   app.decorate('ingest', ingestFromConfig(config, {
     outbox: app.outbox,
+    dispatcher: app.dispatcher,
     observe: (n, verification, outcome) => {
       // Label values come from the payload, so only Apple's documented ones
       // are kept (src/apple/vocabulary.ts): no sender can grow /metrics.
@@ -36,4 +37,4 @@ export default fp<{ config: Config }>(async (app, { config }) => {
     },
     log
   }))
-}, { name: 'storehook-ingest', dependencies: ['storehook-outbox', 'storehook-metrics'], fastify: '5.x' })
+}, { name: 'storehook-ingest', dependencies: ['storehook-outbox', 'storehook-metrics', 'storehook-delivery'], fastify: '5.x' })
