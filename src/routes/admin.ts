@@ -4,7 +4,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
 import { AppError } from '../errors.ts'
-import { bearerToken } from '../dashboard/session.ts'
+import { bearerToken } from '../secrets.ts'
 import { replayMatching } from '../ops/replay.ts'
 import { getNotification, listNotifications, notificationDetail, targetHealth, type NotificationFilter } from '../outbox/queries.ts'
 import { listQuarantine, quarantineSize } from '../outbox/store.ts'
