@@ -6,7 +6,10 @@ import { ingestFromConfig } from './ingest/ingest.ts'
 import { pruneAll } from './outbox/retention.ts'
 import type { NotificationFilter } from './outbox/engine.ts'
 import { CommandError, fail, parseCommand, withOutbox, type Command, type Values } from './ops/command-line.ts'
+import { FILTER_FIELDS, filterFrom, type FilterField, type FilterForm } from './ops/notifications.ts'
+import { quarantinePage } from './ops/quarantine.ts'
 import { MAX_BULK_REPLAY, replayMatching } from './ops/replay.ts'
+import { targetsWithHealth, unknownTargets } from './ops/targets.ts'
 import { isoTime, parseWhenFlag } from './ops/when.ts'
 import { startServer } from './server.ts'
 import { VERSION } from './version.ts'
@@ -46,22 +49,17 @@ function whenFlag (flag: string, value: string | undefined, now: number): number
   }
 }
 
-function filterFrom (values: Values): NotificationFilter {
-  const str = (k: string): string | undefined => (typeof values[k] === 'string' ? values[k] as string : undefined)
+// A filter's flag is its field's name in kebab case (bundleId: --bundle-id).
+const flagOf = (field: FilterField): string => field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
+
+function filterOfFlags (values: Values): NotificationFilter {
   const now = Date.now()
-  const f: NotificationFilter = {
-    type: str('type'),
-    subtype: str('subtype'),
-    environment: str('environment'),
-    bundleId: str('bundle-id'),
-    originalTransactionId: str('original-transaction-id'),
-    verification: str('verification'),
-    deliveryStatus: str('delivery-status'),
-    target: str('target'),
-    since: whenFlag('--since', str('since'), now),
-    until: whenFlag('--until', str('until'), now)
+  const given: FilterForm = {}
+  for (const field of FILTER_FIELDS) {
+    const value = values[flagOf(field)]
+    if (typeof value === 'string') given[field] = value
   }
-  return Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined)) as NotificationFilter
+  return filterFrom(given, (field, value) => whenFlag(`--${field}`, value, now)!)
 }
 
 // Stored values came from senders (a forged JWS reaches the quarantine under
@@ -94,9 +92,8 @@ async function statusCommand (config: Config): Promise<void> {
     for (const r of o.last24h) out.push(`  ${printable(r.environment, 'unknown').padEnd(12)} ${r.verification.padEnd(11)} ${r.n}`)
     out.push('', 'Targets:')
     if (config.targets.length === 0) out.push('  none configured')
-    for (const t of config.targets) {
-      const h = await outbox.targetHealth(t.name)
-      out.push(`  ${t.name}: ${h.pending} pending, ${h.dead} dead, ${h.delivered} delivered; oldest pending ${ago(h.oldestPendingAt, now)}`)
+    for (const h of await targetsWithHealth(outbox, config.targets, now)) {
+      out.push(`  ${h.name}: ${h.pending} pending, ${h.dead} dead, ${h.delivered} delivered; oldest pending ${ago(h.oldestPendingAt, now)}`)
       out.push(`    last success ${ago(h.lastSuccessAt, now)}; last error ${h.lastError === null ? '-' : `${printable(h.lastError)} at ${ago(h.lastErrorAt, now)}`}`)
     }
     process.stdout.write(out.join('\n') + '\n')
@@ -104,11 +101,11 @@ async function statusCommand (config: Config): Promise<void> {
 }
 
 async function replayCommand (config: Config, values: Values): Promise<void> {
-  const filter = filterFrom(values)
+  const filter = filterOfFlags(values)
   const to = typeof values.to === 'string' ? values.to.split(',').map((x) => x.trim()).filter(Boolean) : undefined
-  const names = new Set(config.targets.map((t) => t.name))
-  const unknown = (to ?? []).filter((x) => !names.has(x))
-  if (unknown.length > 0) fail(`--to: unknown target(s) ${unknown.join(', ')}; configured: ${[...names].join(', ') || 'none'}`)
+  const names = config.targets.map((t) => t.name)
+  const unknown = unknownTargets(names, to)
+  if (unknown.length > 0) fail(`--to: unknown target(s) ${unknown.join(', ')}; configured: ${names.join(', ') || 'none'}`)
   const ids = (Array.isArray(values.id) ? values.id : values.id === undefined ? [] : [values.id]).map(String)
   if (ids.length === 0 && Object.keys(filter).length === 0) fail('replay needs --id or at least one filter (see storehook replay --help)')
   await withOutbox(config, async (outbox) => {
@@ -131,7 +128,7 @@ async function quarantineList (config: Config, values: Values): Promise<void> {
   const limit = values.limit === undefined ? 50 : Number(values.limit)
   if (!Number.isInteger(limit) || limit < 1) fail('--limit must be a whole number')
   await withOutbox(config, async (outbox) => {
-    const rows = await outbox.listQuarantine(limit, null)
+    const rows = (await quarantinePage(outbox, limit, null)).items
     if (rows.length === 0) process.stdout.write('The quarantine is empty.\n')
     for (const r of rows) {
       process.stdout.write(`${r.id}\t${isoTime(r.receivedAt) ?? '-'}\t${r.code}\t${printable(r.notificationType)}\t${printable(r.environment)}\t${printable(r.bundleId)}\t${r.releasedAs !== null ? 'released as ' + r.releasedAs : printable(r.reason)}\n`)
@@ -160,9 +157,7 @@ async function quarantineRelease (config: Config, ids: string[], force: boolean)
 
 // Each command's own flags: no command accepts another's (`status --to x` is
 // a mistake to point out, not a flag to ignore).
-const FILTER_OPTIONS = Object.fromEntries(
-  ['type', 'subtype', 'environment', 'bundle-id', 'original-transaction-id', 'verification', 'delivery-status', 'target', 'since', 'until'].map((name) => [name, { type: 'string' as const }])
-)
+const FILTER_OPTIONS = Object.fromEntries(FILTER_FIELDS.map((field) => [flagOf(field), { type: 'string' as const }]))
 
 const QUARANTINE_HELP = `Usage: storehook quarantine [list] [--limit N]
        storehook quarantine release <id>... [--force]

@@ -8,27 +8,11 @@
 // token offline. The price is that a restart ends every session (one more
 // login), which also makes logout complete: revoked ids live in memory, and so
 // does the key that could have signed them.
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createHmac, randomBytes } from 'node:crypto'
+import { sameSecret } from '../secrets.ts'
 
 export const SESSION_COOKIE = 'storehook_session'
 export const SESSION_TTL_MS = 12 * 3_600_000
-
-// Hash both sides: a constant-time compare whatever the lengths. The API's
-// bearer check and the login form use the same one.
-export function sameSecret (presented: string, expected: string): boolean {
-  const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
-  return timingSafeEqual(digest(presented), digest(expected))
-}
-
-// The token of `Authorization: Bearer <token>`, as the admin API and /metrics take it ('' when absent).
-export function bearerToken (authorization: string | undefined): string {
-  const header = authorization ?? ''
-  return header.startsWith('Bearer ') ? header.slice(7) : ''
-}
-
-export function bearerMatches (authorization: string | undefined, expected: string): boolean {
-  return sameSecret(bearerToken(authorization), expected)
-}
 
 export interface Session {
   id: string
@@ -58,7 +42,7 @@ export function createSessions (key: Buffer = randomBytes(32)): Sessions {
       if (m === null) return null
       const [, id, expires, presented] = m as unknown as [string, string, string, string]
       const expected = mac(`session:${id}.${expires}`)
-      if (!timingSafeEqual(Buffer.from(presented), Buffer.from(expected))) return null
+      if (!sameSecret(presented, expected)) return null
       const expiresAt = Number(expires)
       if (expiresAt <= now || revoked.has(id)) return null
       return { id, expiresAt }
@@ -71,10 +55,7 @@ export function createSessions (key: Buffer = randomBytes(32)): Sessions {
     // Tied to the session: a token from another session (or none) fails.
     csrfToken: (session) => mac(`csrf:${session.id}`),
     checkCsrf (session, presented) {
-      if (typeof presented !== 'string') return false
-      const expected = Buffer.from(mac(`csrf:${session.id}`))
-      const got = Buffer.from(presented)
-      return got.length === expected.length && timingSafeEqual(got, expected)
+      return typeof presented === 'string' && sameSecret(presented, mac(`csrf:${session.id}`))
     }
   }
 }

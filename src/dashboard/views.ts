@@ -1,9 +1,10 @@
 // The dashboard's pages: pure functions from data to HTML, so every page can
 // be read (and its escaping checked) without a server.
-import type { ApiRefusal, CatchUpState } from '../appstore/operator.ts'
-import type { TestReport } from '../appstore/test-notification.ts'
+import type { CatchUpState } from '../appstore/operator.ts'
 import type { AttemptRow, DeliveryRow, NotificationRow, NotificationSummary, Overview, QuarantineRow, TargetHealth } from '../outbox/engine.ts'
+import type { FilterForm } from '../ops/notifications.ts'
 import { ago, html, utc, type Html } from './html.ts'
+import { KEPT_TEST_RUNS, type TestRun } from './test-runs.ts'
 
 export interface PageContext {
   csrf: string | null
@@ -128,9 +129,6 @@ ${data.latest.length === 0 ? html`<p class="muted">None yet.</p>` : notification
 <p class="pager"><a href="/admin/notifications">Search all notifications →</a></p>`)
 }
 
-export const FILTER_FIELDS = ['type', 'subtype', 'environment', 'bundleId', 'originalTransactionId', 'verification', 'deliveryStatus', 'target', 'since', 'until'] as const
-export type FilterForm = Partial<Record<(typeof FILTER_FIELDS)[number], string>>
-
 function select (name: string, label: string, value: string | undefined, options: readonly string[]): Html {
   return html`<label>${label}<select name="${name}"><option value="">any</option>${options.map((o) => html`<option${o === value ? html` selected` : ''}>${o}</option>`)}</select></label>`
 }
@@ -231,21 +229,6 @@ ${data.items.map((q) => html`<tr><td>${q.id}</td><td class="mono">${utc(q.receiv
 </table>`}
 ${data.nextHref !== null ? html`<p class="pager"><a href="${data.nextHref}">Older →</a></p>` : ''}`)
 }
-
-// A test notification asked from the dashboard; `report` stays null while
-// storehook is still following it.
-export interface TestRun {
-  environment: string
-  bundleId: string
-  at: number
-  report: TestReport | ApiRefusal | CheckFailed | null
-}
-
-// Test notifications asked from the dashboard that are kept for their page.
-export const KEPT_TEST_RUNS = 20
-
-// The check itself broke (not Apple's answer): a bug, or a shutdown.
-export interface CheckFailed { ok: false; outcome: 'storehook-error'; message: string }
 
 function duration (ms: number | null): string {
   if (ms === null) return '-'

@@ -1,9 +1,9 @@
 // Decides, before anything is written, whether a decoded notification may be
 // accepted, and with which verification status. Refusals throw a 403 AppError.
-import { createHash, timingSafeEqual } from 'node:crypto'
 import type { DecodedNotification } from '../apple/payload.ts'
 import type { Config, VerifyMode } from '../config.ts'
 import { AppError, quoteInput, type ErrorCode } from '../errors.ts'
+import { sameSecret } from '../secrets.ts'
 
 export type VerificationStatus = 'verified' | 'unverified' | 'unchecked'
 
@@ -50,13 +50,6 @@ export function exposureWarnings (c: Pick<Config, 'verify' | 'sharedSecret' | 'a
   return warnings
 }
 
-// Hash both sides first so the comparison is constant-time whatever the lengths.
-function secretsEqual (a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a).digest()
-  const hb = createHash('sha256').update(b).digest()
-  return timingSafeEqual(ha, hb)
-}
-
 function refuseOrMark (mode: VerifyMode, code: ErrorCode, message: string): Verdict {
   if (mode === 'enforce') throw new AppError(code, message)
   return { verification: 'unverified', reason: message }
@@ -81,7 +74,7 @@ export function judge (n: DecodedNotification, opts: PolicyOptions): Verdict {
           : 'V1 notifications are unsigned and APPLE_SHARED_SECRET is not set'
       }
     }
-    if (n.password === null || !secretsEqual(n.password, opts.sharedSecret)) {
+    if (n.password === null || !sameSecret(n.password, opts.sharedSecret)) {
       return refuseOrMark(opts.mode, 'SHARED_SECRET_MISMATCH', 'V1 notification password does not match APPLE_SHARED_SECRET.')
     }
     return { verification: 'verified', reason: null }

@@ -1,6 +1,14 @@
-// Bulk replay, shared by the admin API and the CLI: every notification the
-// filter matches is delivered again, to its own targets or to the named ones.
+// Replay, shared by the admin API, the dashboard and the CLI: one
+// notification, or every notification a filter matches, delivered again to
+// its own targets or to the named ones.
 import type { NotificationFilter, Storage } from '../outbox/engine.ts'
+import { noSuchNotification } from './notifications.ts'
+
+// One notification, or the 404 both doors answer. The targets replayed to.
+export async function replayOne (outbox: Pick<Storage, 'getNotification' | 'replay'>, id: string, targets?: readonly string[]): Promise<string[]> {
+  if (await outbox.getNotification(id) === null) throw noSuchNotification(id)
+  return await outbox.replay(id, targets)
+}
 
 // One bulk replay is bounded; a larger backlog is replayed in several calls
 // (narrow the time range), so one click cannot queue millions of rows.

@@ -30,7 +30,7 @@ import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../config.ts'
 import { AppError } from '../errors.ts'
-import { sameSecret } from '../dashboard/session.ts'
+import { sameSecret } from '../secrets.ts'
 import { clientAddress } from './client-address.ts'
 
 export const WRONG_TOKENS_PER_WINDOW = 10

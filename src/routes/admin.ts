@@ -4,9 +4,11 @@
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
 import { AppError } from '../errors.ts'
-import { bearerToken } from '../dashboard/session.ts'
-import { replayMatching } from '../ops/replay.ts'
-import { notificationDetail } from '../ops/notification-detail.ts'
+import { bearerToken } from '../secrets.ts'
+import { notificationList, notificationOrNotFound } from '../ops/notifications.ts'
+import { quarantinePage } from '../ops/quarantine.ts'
+import { replayMatching, replayOne } from '../ops/replay.ts'
+import { targetsWithHealth, unknownTargets } from '../ops/targets.ts'
 import type { NotificationFilter } from '../outbox/engine.ts'
 import type { ApiEnvironment } from '../appstore/client.ts'
 import { catchUpState, runTestNotification, testNotificationClient } from '../appstore/operator.ts'
@@ -31,11 +33,11 @@ const filterProperties = {
 
 export default async function adminRoutes (app: FastifyInstance, { config }: { config: Config }): Promise<void> {
   if (config.adminToken === null) return
-  const targetNames = new Set(config.targets.map((t) => t.name))
+  const targetNames = config.targets.map((t) => t.name)
 
   function checkTargets (wanted: readonly string[] | undefined): void {
-    const unknown = (wanted ?? []).filter((t) => !targetNames.has(t))
-    if (unknown.length > 0) throw new AppError('BAD_REQUEST', `Unknown target(s): ${unknown.join(', ')}. Configured: ${[...targetNames].join(', ') || 'none'}.`)
+    const unknown = unknownTargets(targetNames, wanted)
+    if (unknown.length > 0) throw new AppError('BAD_REQUEST', `Unknown target(s): ${unknown.join(', ')}. Configured: ${targetNames.join(', ') || 'none'}.`)
   }
 
   // Answers carry whole notifications: no browser or proxy may keep them.
@@ -56,12 +58,11 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
     }
   }, async (request) => {
     const { limit = 50, cursor, ...filter } = request.query
-    return await app.outbox.listNotifications(filter, limit, cursor ?? null)
+    return await notificationList(app.outbox, filter, limit, cursor ?? null)
   })
 
   app.get<{ Params: { id: string } }>('/api/notifications/:id', async (request) => {
-    const found = await notificationDetail(app.outbox, request.params.id)
-    if (found === null) throw new AppError('NOT_FOUND', `No notification ${request.params.id}.`)
+    const found = await notificationOrNotFound(app.outbox, request.params.id)
     return { ...found.notification, payload: found.payload, payloadError: found.payloadError, body: found.body, deliveries: found.deliveries }
   })
 
@@ -76,8 +77,7 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
   }, async (request) => {
     const wanted = request.body?.targets
     checkTargets(wanted)
-    if (await app.outbox.getNotification(request.params.id) === null) throw new AppError('NOT_FOUND', `No notification ${request.params.id}.`)
-    const replayed = await app.outbox.replay(request.params.id, wanted)
+    const replayed = await replayOne(app.outbox, request.params.id, wanted)
     request.log.info({ notificationId: request.params.id, targets: replayed }, 'Replay requested.')
     return { id: request.params.id, replayed }
   })
@@ -112,10 +112,8 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
     }
   }, async (request) => {
     const { limit = 50, cursor } = request.query
-    // Newest first; the cursor is the last id of the previous page.
-    const rows = await app.outbox.listQuarantine(limit + 1, cursor ?? null)
-    const items = rows.slice(0, limit)
-    return { ...await app.outbox.quarantineSize(), items, nextCursor: rows.length > limit ? items[items.length - 1]!.id : null }
+    const { size, items, nextCursor } = await quarantinePage(app.outbox, limit, cursor ?? null)
+    return { ...size, items, nextCursor }
   })
 
   app.post<{ Params: { id: number }; Body: { force?: boolean } | undefined }>('/api/quarantine/:id/release', {
@@ -132,20 +130,7 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
     return { quarantineId: request.params.id, ...accepted }
   })
 
-  app.get('/api/targets', async () => {
-    const now = Date.now()
-    return {
-      targets: await Promise.all(config.targets.map(async (t) => {
-        const h = await app.outbox.targetHealth(t.name)
-        return {
-          name: t.name,
-          host: new URL(t.url).host,
-          ...h,
-          oldestPendingSeconds: h.oldestPendingAt === null ? 0 : Math.round((now - h.oldestPendingAt) / 1000)
-        }
-      }))
-    }
-  })
+  app.get('/api/targets', async () => ({ targets: await targetsWithHealth(app.outbox, config.targets, Date.now()) }))
 
   // ---- Issue 6: catch-up state and the test notification (the dashboard's Apple page shows the same, src/appstore/operator.ts) ----
 

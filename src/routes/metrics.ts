@@ -7,7 +7,7 @@
 //   send a token, which is why a port and not only a token.
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify'
 import type { Config } from '../config.ts'
-import { bearerMatches } from '../dashboard/session.ts'
+import { bearerMatches } from '../secrets.ts'
 import { AppError, answerFromErrorTable } from '../errors.ts'
 import { answerClientError, capConnections, nodeServerOptions } from '../limits.ts'
 
