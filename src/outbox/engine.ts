@@ -4,6 +4,7 @@
 // implements this same interface, so nothing above it knows which one runs.
 // The row types are derived from the schema's tables, but only as the plain
 // objects they describe: no driver type appears here.
+import { createHash } from 'node:crypto'
 import type { GroupCommitStats } from './group-commit.ts'
 import type { attempts, deliveries, historyRuns, notifications, quarantine } from '../db/schema.ts'
 
@@ -18,6 +19,15 @@ export type NewQuarantined = typeof quarantine.$inferInsert
 export type HistoryRun = typeof historyRuns.$inferSelect
 export type NewHistoryRun = Omit<typeof historyRuns.$inferInsert, 'id'>
 export type RunProgress = Pick<HistoryRun, 'paginationToken' | 'pages' | 'seen' | 'added' | 'already' | 'refused' | 'finishedAt' | 'lastError'>
+
+// The one rule every engine stores by, written once.
+// A notification's dedupe key: a V2 notification's notificationUUID (Apple's
+// retries of it are one notification), a V1 body's digest (it has no id).
+export function dedupeKeyOf (notificationUuid: string | null, body: Uint8Array): string {
+  return notificationUuid !== null ? v2DedupeKey(notificationUuid) : `v1:${createHash('sha256').update(body).digest('hex')}`
+}
+
+export const v2DedupeKey = (notificationUuid: string): string => notificationUuid
 
 export interface EnqueueResult {
   id: string

@@ -4,8 +4,8 @@
 import { and, desc, eq, gte, inArray, lt, lte, sql, type SQL } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import { deliveries, notifications } from '../db/schema.ts'
-import type { DeliveryRow, DeliveryState, Gauges, NotificationFilter, NotificationSummary, NotificationWithHistory, Overview, TargetHealth } from './engine.ts'
-import { listAttempts, v2DedupeKey } from './store.ts'
+import { v2DedupeKey, type DeliveryRow, type DeliveryState, type Gauges, type NotificationFilter, type NotificationSummary, type NotificationWithHistory, type Overview, type TargetHealth } from './engine.ts'
+import { listAttempts } from './store.ts'
 
 const summaryColumns = {
   id: notifications.id,
@@ -148,7 +148,7 @@ export function lastReceivedAt (db: Db, bundleId: string, environment: string): 
 }
 
 export function findTestNotification (db: Db, notificationUuid: string | null, environment: string, since: number): { id: string; deliveries: DeliveryState[] } | null {
-  // A V2 notification is stored under its notificationUUID (store.ts dedupeKeyOf); the dedupe key's unique index finds it.
+  // A V2 notification is stored under its notificationUUID (engine.ts dedupeKeyOf); the dedupe key's unique index finds it.
   const row = notificationUuid !== null
     ? db.get<{ id: string }>(sql`SELECT id FROM notifications WHERE dedupe_key = ${v2DedupeKey(notificationUuid)}`)
     : db.get<{ id: string }>(sql`SELECT id FROM notifications WHERE notification_type = 'TEST' AND environment = ${environment} AND received_at >= ${since} ORDER BY received_at DESC LIMIT 1`)

@@ -1,21 +1,12 @@
 // Every SQL operation on the outbox, one synchronous function per verb. They
 // run inside the transaction that group-commit.ts opens; none of them commits
 // on its own, and none of them knows about HTTP.
-import { createHash } from 'node:crypto'
 import { and, asc, eq, isNotNull, lte, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import type { AttemptRecord, AttemptRow, ClaimedDelivery, EnqueueResult, LeasedDelivery, Leases, NewNotification, NewQuarantined, QuarantineCaps, QuarantineRow, QuarantineSummary } from './engine.ts'
 import { attempts, deliveries, heartbeat, notifications, quarantine, quarantineTotals } from '../db/schema.ts'
 
 export type { AttemptRecord, ClaimedDelivery, EnqueueResult, LeasedDelivery, Leases, NewNotification, NewQuarantined, QuarantineCaps, QuarantineRow, QuarantineSummary } from './engine.ts'
-
-// A notification's dedupe key: a V2 notification's notificationUUID (Apple's
-// retries of it are one notification), a V1 body's digest (it has no id).
-export function dedupeKeyOf (notificationUuid: string | null, body: Uint8Array): string {
-  return notificationUuid !== null ? v2DedupeKey(notificationUuid) : `v1:${createHash('sha256').update(body).digest('hex')}`
-}
-
-export const v2DedupeKey = (notificationUuid: string): string => notificationUuid
 
 const p = sql.placeholder
 
