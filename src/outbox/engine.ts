@@ -10,14 +10,6 @@ import type { attempts, deliveries, historyRuns, notifications, quarantine } fro
 
 export type { GroupCommitStats }
 
-// A notification's dedupe key, the same in every engine: a V2 notification's notificationUUID (Apple's
-// retries of it are one notification), a V1 body's digest (it has no id).
-export function dedupeKeyOf (notificationUuid: string | null, body: Uint8Array): string {
-  return notificationUuid !== null ? v2DedupeKey(notificationUuid) : `v1:${createHash('sha256').update(body).digest('hex')}`
-}
-
-export const v2DedupeKey = (notificationUuid: string): string => notificationUuid
-
 export type NotificationRow = typeof notifications.$inferSelect
 export type NewNotification = typeof notifications.$inferInsert
 export type DeliveryRow = typeof deliveries.$inferSelect
@@ -27,6 +19,15 @@ export type NewQuarantined = typeof quarantine.$inferInsert
 export type HistoryRun = typeof historyRuns.$inferSelect
 export type NewHistoryRun = Omit<typeof historyRuns.$inferInsert, 'id'>
 export type RunProgress = Pick<HistoryRun, 'paginationToken' | 'pages' | 'seen' | 'added' | 'already' | 'refused' | 'finishedAt' | 'lastError'>
+
+// The one rule every engine stores by, written once.
+// A notification's dedupe key: a V2 notification's notificationUUID (Apple's
+// retries of it are one notification), a V1 body's digest (it has no id).
+export function dedupeKeyOf (notificationUuid: string | null, body: Uint8Array): string {
+  return notificationUuid !== null ? v2DedupeKey(notificationUuid) : `v1:${createHash('sha256').update(body).digest('hex')}`
+}
+
+export const v2DedupeKey = (notificationUuid: string): string => notificationUuid
 
 export interface EnqueueResult {
   id: string

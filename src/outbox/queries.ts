@@ -4,8 +4,7 @@
 import { and, desc, eq, gte, inArray, lt, lte, sql, type SQL } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import { deliveries, notifications } from '../db/schema.ts'
-import type { DeliveryRow, DeliveryState, Gauges, NotificationFilter, NotificationSummary, NotificationWithHistory, Overview, TargetHealth } from './engine.ts'
-import { v2DedupeKey } from './engine.ts'
+import { v2DedupeKey, type DeliveryRow, type DeliveryState, type Gauges, type NotificationFilter, type NotificationSummary, type NotificationWithHistory, type Overview, type TargetHealth } from './engine.ts'
 import { listAttempts } from './store.ts'
 
 const summaryColumns = {

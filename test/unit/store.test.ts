@@ -3,6 +3,7 @@ import { and, asc, eq, lte, sql } from 'drizzle-orm'
 import t from 'tap'
 import { migrate, openDatabase, type Db } from '../../src/db/client.ts'
 import { deliveries, notifications } from '../../src/db/schema.ts'
+import { dedupeKeyOf } from '../../src/outbox/engine.ts'
 import * as store from '../../src/outbox/store.ts'
 import { tempDir } from '../helpers/app.ts'
 
@@ -173,4 +174,11 @@ t.test('quarantine caps count the reason and fields too, and the totals stay tru
   store.quarantineRefused(database.db, row('after restart'), caps)
   t.equal(store.quarantineSize(database.db).items, 5)
   t.same(store.quarantineSize(database.db), actual())
+})
+
+t.test('the dedupe key: a V2 notification\'s UUID, a V1 body\'s digest', async (t) => {
+  t.equal(dedupeKeyOf('uuid-1', Buffer.from('a')), 'uuid-1', 'Apple\'s retries of one V2 notification share its UUID, whatever their bytes')
+  t.equal(dedupeKeyOf(null, Buffer.from('a')), dedupeKeyOf(null, Buffer.from('a')), 'the same V1 bytes are one notification')
+  t.not(dedupeKeyOf(null, Buffer.from('a')), dedupeKeyOf(null, Buffer.from('b')))
+  t.match(dedupeKeyOf(null, Buffer.from('a')), /^v1:[0-9a-f]{64}$/, 'and cannot collide with a UUID')
 })
