@@ -5,13 +5,14 @@
 import { sql } from 'drizzle-orm'
 import { decodeNotificationBody } from '../apple/payload.ts'
 import type { Db } from '../db/client.ts'
+import type { DeliveryStatus } from '../db/vocabulary.ts'
 import { AppleApiError, type AppStoreClient, type SendAttempt } from './client.ts'
 
 export type TestOutcome = 'reached-every-target' | 'target-failed' | 'not-received' | 'elsewhere'
 
 export interface TargetResult {
   name: string
-  status: string
+  status: DeliveryStatus
   attempts: number
   lastStatusCode: number | null
   lastError: string | null

@@ -7,6 +7,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { Config } from '../config.ts'
 import { AppError, describeError, logRefusal } from '../errors.ts'
 import { exposureWarnings } from '../ingest/policy.ts'
+import { API_ENVIRONMENTS, DELIVERY_STATUSES, VERIFICATION_STATUSES, type ApiEnvironment } from '../db/vocabulary.ts'
 import { API_NOT_CONFIGURED, catchUpState, runTestNotification, testNotificationClient } from '../appstore/operator.ts'
 import { replayMatching } from '../ops/replay.ts'
 import { parseWhen } from '../ops/when.ts'
@@ -49,8 +50,9 @@ const filterQuerySchema = {
   type: 'object',
   properties: {
     ...Object.fromEntries(FILTER_FIELDS.map((k) => [k, { type: 'string', maxLength: 200 }])),
-    verification: { type: 'string', enum: ['', 'verified', 'unverified', 'unchecked'] },
-    deliveryStatus: { type: 'string', enum: ['', 'pending', 'delivered', 'dead'] },
+    // '' is the form's "any".
+    verification: { type: 'string', enum: ['', ...VERIFICATION_STATUSES] },
+    deliveryStatus: { type: 'string', enum: ['', ...DELIVERY_STATUSES] },
     cursor: { type: 'string', maxLength: 64 },
     limit: { type: 'integer', minimum: 1, maximum: 500 }
   }
@@ -186,7 +188,9 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
       if (key === 'since' || key === 'until') {
         filter[key] = parseWhen(value, now) ?? (() => { throw new AppError('BAD_REQUEST', `${key}: "${value}" is neither an ISO date nor a duration such as 48h.`) })()
       } else {
-        filter[key] = value
+        // The querystring schema admits only the vocabulary's values for
+        // verification and deliveryStatus; the other fields are free text.
+        (filter as Record<typeof key, string>)[key] = value
       }
     }
     const found = listNotifications(db(), filter, limit, cursor ?? null)
@@ -288,9 +292,9 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
   })
 
   app.post<{ Body: Form }>('/apple/test-notification', {
-    schema: { body: formSchema({ environment: { type: 'string', enum: ['Sandbox', 'Production'] }, bundleId: { type: 'string', maxLength: 200 } }, ['environment']) }
+    schema: { body: formSchema({ environment: { type: 'string', enum: API_ENVIRONMENTS }, bundleId: { type: 'string', maxLength: 200 } }, ['environment']) }
   }, async (request, reply) => {
-    const environment = request.body.environment as 'Sandbox' | 'Production'
+    const environment = request.body.environment as ApiEnvironment
     const client = testNotificationClient(config, environment, request.body.bundleId, stopChecks.signal)
     const fields = { component: 'dashboard', environment, bundleId: client.bundleId }
     // A second click while the first is still running follows that one.

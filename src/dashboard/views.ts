@@ -4,6 +4,7 @@ import type { ApiRefusal, CatchUpState } from '../appstore/operator.ts'
 import type { TestReport } from '../appstore/test-notification.ts'
 import type { NotificationSummary, Overview, TargetHealth } from '../outbox/queries.ts'
 import type { AttemptRow, DeliveryRow, NotificationRow, QuarantineRow } from '../outbox/store.ts'
+import { DELIVERY_STATUSES, ENVIRONMENTS, VERIFICATION_STATUSES } from '../db/vocabulary.ts'
 import { ago, html, utc, type Html } from './html.ts'
 
 export interface PageContext {
@@ -157,10 +158,10 @@ export function listPage (ctx: PageContext, data: { form: FilterForm; items: Lis
   return layout(ctx, 'notifications', 'Notifications', html`<h1>Notifications</h1>
 <form class="filters" method="get" action="/admin/notifications">
 ${input('type', 'Type', f.type, 'DID_RENEW')}${input('subtype', 'Subtype', f.subtype)}
-${select('environment', 'Environment', f.environment, ['Production', 'Sandbox', 'Xcode', 'LocalTesting'])}
+${select('environment', 'Environment', f.environment, ENVIRONMENTS)}
 ${input('bundleId', 'Bundle ID', f.bundleId)}${input('originalTransactionId', 'Original transaction ID', f.originalTransactionId)}
-${select('verification', 'Verification', f.verification, ['verified', 'unverified', 'unchecked'])}
-${select('deliveryStatus', 'Delivery', f.deliveryStatus, ['pending', 'delivered', 'dead'])}
+${select('verification', 'Verification', f.verification, VERIFICATION_STATUSES)}
+${select('deliveryStatus', 'Delivery', f.deliveryStatus, DELIVERY_STATUSES)}
 ${select('target', 'Target', f.target, data.targets)}
 ${input('since', 'Since (UTC)', f.since, '2026-01-31T00:00Z or 48h')}${input('until', 'Until (UTC)', f.until)}
 <button class="primary" type="submit">Search</button> <a href="/admin/notifications">Clear</a>

@@ -1,7 +1,8 @@
 // The outbox's durable state. Every fact a restart needs (status, attempt
 // count, next attempt time, lease, fencing token) lives in a row, never in memory.
-import { sql } from 'drizzle-orm'
+import { sql, type SQL } from 'drizzle-orm'
 import { blob, index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core'
+import { API_ENVIRONMENTS, DELIVERY_STATUSES, HISTORY_RUN_KINDS, NOTIFICATION_SOURCES, VERIFICATION_STATUSES, type DeliveryStatus } from './vocabulary.ts'
 
 export const notifications = sqliteTable('notifications', {
   // UUIDv7: unique across databases, sent as X-Storehook-Notification-Id, and
@@ -10,7 +11,7 @@ export const notifications = sqliteTable('notifications', {
   // V2: Apple's notificationUUID; V1 has none, so the SHA-256 of the body stands in.
   dedupeKey: text('dedupe_key').notNull(),
   receivedAt: integer('received_at').notNull(),
-  source: text('source').notNull(),
+  source: text('source', { enum: NOTIFICATION_SOURCES }).notNull(),
   version: integer('version').notNull(),
   notificationUuid: text('notification_uuid'),
   notificationType: text('notification_type').notNull(),
@@ -23,7 +24,7 @@ export const notifications = sqliteTable('notifications', {
   transactionId: text('transaction_id'),
   productId: text('product_id'),
   appAccountToken: text('app_account_token'),
-  verification: text('verification').notNull(),
+  verification: text('verification', { enum: VERIFICATION_STATUSES }).notNull(),
   verificationError: text('verification_error'),
   // The exact bytes Apple sent: forwarded as they are, never re-serialised.
   body: blob('body', { mode: 'buffer' }).notNull()
@@ -46,12 +47,19 @@ export const notifications = sqliteTable('notifications', {
   index('notifications_app_account_token').on(t.appAccountToken).where(sql`app_account_token IS NOT NULL`)
 ])
 
+// A delivery status for hand-written SQL, as a literal rather than a bound
+// parameter: the text stays what it always was (the partial index below is
+// declared with it, and the planner matches a query to that index by its
+// text), while the value is checked against the vocabulary. The union holds
+// no quote, so nothing can escape the literal.
+export const statusLiteral = (status: DeliveryStatus): SQL => sql.raw(`'${status}'`)
+
 export const deliveries = sqliteTable('deliveries', {
   id: integer('id').primaryKey({ autoIncrement: true }),
   notificationId: text('notification_id').notNull().references(() => notifications.id, { onDelete: 'cascade' }),
   target: text('target').notNull(),
-  // pending | delivered | dead. "In flight" is a pending row whose lease has not expired.
-  status: text('status').notNull(),
+  // "In flight" is a pending row whose lease has not expired.
+  status: text('status', { enum: DELIVERY_STATUSES }).notNull(),
   attempts: integer('attempts').notNull().default(0),
   // A claim moves next_attempt_at to the lease's end, so an expired lease is
   // simply due again: no separate reaper is needed.
@@ -69,7 +77,7 @@ export const deliveries = sqliteTable('deliveries', {
   lastError: text('last_error')
 }, (t) => [
   uniqueIndex('deliveries_notification_target').on(t.notificationId, t.target),
-  index('deliveries_due').on(t.target, t.nextAttemptAt).where(sql`status = 'pending'`),
+  index('deliveries_due').on(t.target, t.nextAttemptAt).where(sql`status = ${statusLiteral('pending')}`),
   index('deliveries_target_status').on(t.target, t.status)
 ])
 
@@ -126,12 +134,11 @@ export const quarantineTotals = sqliteTable('quarantine_totals', {
 // the admin API and /metrics can show what the last catch-up found.
 export const historyRuns = sqliteTable('history_runs', {
   id: integer('id').primaryKey({ autoIncrement: true }),
-  // backfill | catch-up-start | catch-up-periodic
-  kind: text('kind').notNull(),
+  kind: text('kind', { enum: HISTORY_RUN_KINDS }).notNull(),
   // Identifies "the same arguments": a backfill with the same key resumes an unfinished run.
   runKey: text('run_key').notNull(),
   bundleId: text('bundle_id').notNull(),
-  environment: text('environment').notNull(),
+  environment: text('environment', { enum: API_ENVIRONMENTS }).notNull(),
   startDate: integer('start_date').notNull(),
   endDate: integer('end_date').notNull(),
   onlyFailures: integer('only_failures', { mode: 'boolean' }).notNull(),

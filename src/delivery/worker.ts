@@ -5,6 +5,7 @@
 import pRetry from 'p-retry'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { TargetConfig } from '../config.ts'
+import type { AttemptOutcome } from '../db/vocabulary.ts'
 import type { AttemptRecord, ClaimedDelivery, Handoff, Outbox } from '../outbox/outbox.ts'
 import { retryDelayMs, type BackoffOptions } from './backoff.ts'
 import { abortInflight, createClient, deliver, type DeliveryOutcome, type TargetClient } from './deliver.ts'
@@ -20,7 +21,7 @@ export interface WorkerOptions {
   onExpired?: (target: string, count: number) => void
 }
 
-export type Verdict = 'delivered' | 'retry' | 'dead' | 'released'
+export type Verdict = AttemptOutcome
 
 // After this many failed attempts in a row the target is taken to be down:
 // the worker stops sending it every due delivery (each would fail, and each

@@ -5,6 +5,7 @@ import type { FastifyBaseLogger as Logger } from 'fastify'
 import { v7 as uuidv7 } from 'uuid'
 import { decodeNotificationBody, type DecodedNotification } from '../apple/payload.ts'
 import { ConfigError, type Config, type TargetConfig } from '../config.ts'
+import type { NotificationSource, ReceiveOutcome, VerificationStatus } from '../db/vocabulary.ts'
 import { createVerifier, defaultRootCertificates, loadRootCertificates } from '../apple/verify.ts'
 import { targetsFor } from '../delivery/routing.ts'
 import { AppError } from '../errors.ts'
@@ -12,7 +13,7 @@ import type { Outbox } from '../outbox/outbox.ts'
 import type { QuarantineCaps } from '../outbox/store.ts'
 import { judge, type PolicyOptions } from './policy.ts'
 
-export type Source = 'webhook' | 'backfill' | 'catch-up' | 'quarantine'
+export type Source = NotificationSource
 
 export interface Accepted {
   id: string
@@ -27,7 +28,7 @@ export interface IngestOptions {
   quarantine: QuarantineCaps
   log: Logger
   // Told of every notification decoded: stored, duplicate, or refused.
-  observe?: (n: DecodedNotification, verification: string, outcome: 'stored' | 'duplicate' | 'refused') => void
+  observe?: (n: DecodedNotification, verification: VerificationStatus, outcome: ReceiveOutcome) => void
 }
 
 export interface Ingest {

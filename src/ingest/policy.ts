@@ -3,9 +3,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { DecodedNotification } from '../apple/payload.ts'
 import type { Config, VerifyMode } from '../config.ts'
+import type { VerificationStatus } from '../db/vocabulary.ts'
 import { AppError, quoteInput, type ErrorCode } from '../errors.ts'
-
-export type VerificationStatus = 'verified' | 'unverified' | 'unchecked'
 
 export interface Verdict {
   verification: VerificationStatus

@@ -8,6 +8,8 @@ import { sql } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { vocabularyLabel } from '../apple/vocabulary.ts'
+import { statusLiteral } from '../db/schema.ts'
+import { ATTEMPT_OUTCOMES, RECEIVE_OUTCOMES } from '../db/vocabulary.ts'
 
 export interface Metrics {
   registry: Registry
@@ -44,8 +46,8 @@ export default fp(async (app) => {
     if (snapshot === null || now - snapshot.at >= GAUGE_REFRESH_MS) {
       snapshot = {
         at: now,
-        pending: db.all(sql`SELECT target, count(*) AS n, min(created_at) AS oldest FROM deliveries WHERE status = 'pending' GROUP BY target`),
-        dead: db.all(sql`SELECT target, count(*) AS n FROM deliveries WHERE status = 'dead' GROUP BY target`),
+        pending: db.all(sql`SELECT target, count(*) AS n, min(created_at) AS oldest FROM deliveries WHERE status = ${statusLiteral('pending')} GROUP BY target`),
+        dead: db.all(sql`SELECT target, count(*) AS n FROM deliveries WHERE status = ${statusLiteral('dead')} GROUP BY target`),
         lastReceived: db.all(sql`SELECT environment, max(received_at) AS at FROM notifications GROUP BY environment`),
         quarantined: db.get<{ n: number }>(sql`SELECT count(*) AS n FROM quarantine WHERE released_at IS NULL`)!.n
       }
@@ -57,13 +59,13 @@ export default fp(async (app) => {
     registry,
     received: new Counter({
       name: 'storehook_notifications_received_total',
-      help: 'Notifications received, by version, environment, type, verification status and outcome (stored, duplicate, refused).',
+      help: `Notifications received, by version, environment, type, verification status and outcome (${RECEIVE_OUTCOMES.join(', ')}).`,
       labelNames: ['version', 'environment', 'type', 'verification', 'outcome'],
       registers: [registry]
     }),
     deliveries: new Counter({
       name: 'storehook_deliveries_total',
-      help: 'Delivery attempts by target and outcome (delivered, retry, dead, released); dead also counts deliveries given up unprobed while their target was failing.',
+      help: `Delivery attempts by target and outcome (${ATTEMPT_OUTCOMES.join(', ')}); dead also counts deliveries given up unprobed while their target was failing.`,
       labelNames: ['target', 'outcome'],
       registers: [registry]
     }),

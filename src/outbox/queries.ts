@@ -3,7 +3,8 @@
 import { and, desc, eq, gte, inArray, lt, lte, sql, type SQL } from 'drizzle-orm'
 import { decodeNotificationBody } from '../apple/payload.ts'
 import type { Db } from '../db/client.ts'
-import { deliveries, notifications } from '../db/schema.ts'
+import { deliveries, notifications, statusLiteral } from '../db/schema.ts'
+import type { DeliveryStatus, VerificationStatus } from '../db/vocabulary.ts'
 import { maskTopLevelPassword, SECRET_MASK } from './secret-mask.ts'
 import { listAttempts, type AttemptRow, type DeliveryRow, type NotificationRow } from './store.ts'
 
@@ -13,8 +14,8 @@ export interface NotificationFilter {
   environment?: string
   bundleId?: string
   originalTransactionId?: string
-  verification?: string
-  deliveryStatus?: string
+  verification?: VerificationStatus
+  deliveryStatus?: DeliveryStatus
   target?: string
   since?: number
   until?: number
@@ -101,10 +102,10 @@ export interface TargetHealth {
 
 export function targetHealth (db: Db, target: string): TargetHealth {
   const counts = db.get<{ pending: number; dead: number; delivered: number; oldest: number | null }>(sql`
-    SELECT sum(status = 'pending') AS pending, sum(status = 'dead') AS dead, sum(status = 'delivered') AS delivered,
-           min(CASE WHEN status = 'pending' THEN created_at END) AS oldest
+    SELECT sum(status = ${statusLiteral('pending')}) AS pending, sum(status = ${statusLiteral('dead')}) AS dead, sum(status = ${statusLiteral('delivered')}) AS delivered,
+           min(CASE WHEN status = ${statusLiteral('pending')} THEN created_at END) AS oldest
       FROM ${deliveries} WHERE target = ${target}`)
-  const success = db.get<{ at: number | null }>(sql`SELECT max(delivered_at) AS at FROM ${deliveries} WHERE target = ${target} AND status = 'delivered'`)
+  const success = db.get<{ at: number | null }>(sql`SELECT max(delivered_at) AS at FROM ${deliveries} WHERE target = ${target} AND status = ${statusLiteral('delivered')}`)
   // A success clears a delivery's last_error, so this is the latest failure
   // still standing (retrying or dead), without scanning the attempt history.
   const failure = db.get<{ at: number; error: string | null }>(sql`
@@ -158,7 +159,7 @@ export function hourlyCounts (db: Db, now: number, hours = 24): Array<{ hour: nu
 // What the dashboard's navigation shows on every page: work waiting for a person.
 export function attentionCounts (db: Db): { dead: number; quarantined: number } {
   return db.get<{ dead: number; quarantined: number }>(sql`
-    SELECT (SELECT count(*) FROM ${deliveries} WHERE status = 'dead') AS dead,
+    SELECT (SELECT count(*) FROM ${deliveries} WHERE status = ${statusLiteral('dead')}) AS dead,
            (SELECT count(*) FROM quarantine WHERE released_at IS NULL) AS quarantined`)!
 }
 

@@ -3,7 +3,7 @@
 // on its own, and none of them knows about HTTP.
 import { and, asc, eq, isNotNull, lte, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
-import { attempts, deliveries, heartbeat, notifications, quarantine, quarantineTotals } from '../db/schema.ts'
+import { attempts, deliveries, heartbeat, notifications, quarantine, quarantineTotals, statusLiteral } from '../db/schema.ts'
 
 export type NotificationRow = typeof notifications.$inferSelect
 export type NewNotification = typeof notifications.$inferInsert
@@ -345,6 +345,6 @@ export function pruneDelivered (db: Db, cutoff: number, limit: number): number {
     DELETE FROM notifications WHERE id IN (
       SELECT n.id FROM notifications n
        WHERE n.received_at < ${cutoff}
-         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id AND d.status <> 'delivered')
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id AND d.status <> ${statusLiteral('delivered')})
        ORDER BY n.id LIMIT ${limit})`).changes
 }
