@@ -66,7 +66,7 @@ function findTest (db: Db, uuid: string | null, environment: string, since: numb
 function uuidOf (signedPayload: string | undefined): string | null {
   if (signedPayload === undefined) return null
   try {
-    return decodeNotificationBody(Buffer.from(JSON.stringify({ signedPayload }))).notificationUuid
+    return decodeNotificationBody(Buffer.from(JSON.stringify({ signedPayload }))).indexed.notificationUuid
   } catch {
     return null
   }

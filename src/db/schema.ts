@@ -4,15 +4,12 @@ import { sql, type SQL } from 'drizzle-orm'
 import { blob, index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core'
 import { API_ENVIRONMENTS, DELIVERY_STATUSES, HISTORY_RUN_KINDS, NOTIFICATION_SOURCES, VERIFICATION_STATUSES, type DeliveryStatus } from './vocabulary.ts'
 
-export const notifications = sqliteTable('notifications', {
-  // UUIDv7: unique across databases, sent as X-Storehook-Notification-Id, and
-  // ordered by arrival, so the primary key doubles as the time index.
-  id: text('id').primaryKey(),
-  // V2: Apple's notificationUUID; V1 has none, so the SHA-256 of the body stands in.
-  dedupeKey: text('dedupe_key').notNull(),
-  receivedAt: integer('received_at').notNull(),
-  source: text('source', { enum: NOTIFICATION_SOURCES }).notNull(),
-  version: integer('version').notNull(),
+// The fields storehook decodes from a payload and indexes (src/apple/payload.ts
+// returns exactly these, typed from them). Everything else follows from this
+// list: the ingest spreads the decoder's object into the row, the insert's
+// placeholders and the summaries are derived from the table's columns. A new
+// indexed field is a column here, its migration and a line in the decoder.
+export const indexedColumns = {
   notificationUuid: text('notification_uuid'),
   notificationType: text('notification_type').notNull(),
   subtype: text('subtype'),
@@ -23,7 +20,19 @@ export const notifications = sqliteTable('notifications', {
   originalTransactionId: text('original_transaction_id'),
   transactionId: text('transaction_id'),
   productId: text('product_id'),
-  appAccountToken: text('app_account_token'),
+  appAccountToken: text('app_account_token')
+}
+
+export const notifications = sqliteTable('notifications', {
+  // UUIDv7: unique across databases, sent as X-Storehook-Notification-Id, and
+  // ordered by arrival, so the primary key doubles as the time index.
+  id: text('id').primaryKey(),
+  // V2: Apple's notificationUUID; V1 has none, so the SHA-256 of the body stands in.
+  dedupeKey: text('dedupe_key').notNull(),
+  receivedAt: integer('received_at').notNull(),
+  source: text('source', { enum: NOTIFICATION_SOURCES }).notNull(),
+  version: integer('version').notNull(),
+  ...indexedColumns,
   verification: text('verification', { enum: VERIFICATION_STATUSES }).notNull(),
   verificationError: text('verification_error'),
   // The exact bytes Apple sent: forwarded as they are, never re-serialised.

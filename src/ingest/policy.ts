@@ -63,8 +63,9 @@ function refuseOrMark (mode: VerifyMode, code: ErrorCode, message: string): Verd
 
 export function judge (n: DecodedNotification, opts: PolicyOptions): Verdict {
   // The allow-list is configuration, not verification: it holds in every mode.
-  if (opts.bundleIds !== null && (n.bundleId === null || !opts.bundleIds.includes(n.bundleId))) {
-    throw new AppError('BUNDLE_NOT_ALLOWED', `Bundle ID ${quoteInput(n.bundleId)} is not in APPLE_BUNDLE_IDS.`)
+  const { bundleId } = n.indexed
+  if (opts.bundleIds !== null && (bundleId === null || !opts.bundleIds.includes(bundleId))) {
+    throw new AppError('BUNDLE_NOT_ALLOWED', `Bundle ID ${quoteInput(bundleId)} is not in APPLE_BUNDLE_IDS.`)
   }
   if (opts.mode === 'off') return { verification: 'unchecked', reason: 'VERIFY_SIGNATURES=off' }
   if (n.version === 1) {

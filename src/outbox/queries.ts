@@ -1,6 +1,6 @@
 // Read-only questions an operator asks of the outbox (the admin API). They run
 // on the main thread's connection: WAL lets them read while the writer writes.
-import { and, desc, eq, gte, inArray, lt, lte, sql, type SQL } from 'drizzle-orm'
+import { and, desc, eq, getTableColumns, gte, inArray, lt, lte, sql, type SQL } from 'drizzle-orm'
 import { decodeNotificationBody } from '../apple/payload.ts'
 import type { Db } from '../db/client.ts'
 import { deliveries, notifications, statusLiteral } from '../db/schema.ts'
@@ -23,25 +23,10 @@ export interface NotificationFilter {
 
 export type NotificationSummary = Omit<NotificationRow, 'body' | 'dedupeKey'>
 
-const summaryColumns = {
-  id: notifications.id,
-  receivedAt: notifications.receivedAt,
-  source: notifications.source,
-  version: notifications.version,
-  notificationUuid: notifications.notificationUuid,
-  notificationType: notifications.notificationType,
-  subtype: notifications.subtype,
-  environment: notifications.environment,
-  bundleId: notifications.bundleId,
-  appAppleId: notifications.appAppleId,
-  signedDate: notifications.signedDate,
-  originalTransactionId: notifications.originalTransactionId,
-  transactionId: notifications.transactionId,
-  productId: notifications.productId,
-  appAccountToken: notifications.appAccountToken,
-  verification: notifications.verification,
-  verificationError: notifications.verificationError
-}
+// Every column but the body (large, and shown only in the detail) and the
+// dedupe key (the notificationUUID again, or a hash): a new column is listed
+// without a line here.
+const { body: _body, dedupeKey: _dedupeKey, ...summaryColumns } = getTableColumns(notifications)
 
 function where (f: NotificationFilter, cursor: string | null): SQL | undefined {
   const conditions: Array<SQL | undefined> = [
