@@ -1,6 +1,7 @@
 import t from 'tap'
 import { ago, escapeHtml, html, utc } from '../../src/dashboard/html.ts'
 import { detailFields } from '../../src/dashboard/views.ts'
+import type { NotificationSummary } from '../../src/outbox/queries.ts'
 import { createSessions, readCookie, SESSION_TTL_MS } from '../../src/dashboard/session.ts'
 
 t.test('html escapes every interpolated value unless it is a fragment of its own', async (t) => {
@@ -64,12 +65,12 @@ t.test('the detail page lists every stored field in the table\'s order, one not 
     appAppleId: null, signedDate: received - 1000, originalTransactionId: '1000', transactionId: null, productId: 'p', appAccountToken: null,
     verification: 'verified', verificationError: null
   } as const
-  t.same(detailFields(n), [
+  t.same(detailFields(n as NotificationSummary), [
     ['Storehook ID', n.id], ['Received', '2026-01-31T12:00:00Z'], ['Source', 'webhook'], ['Version', 2],
     ['Notification UUID', 'u-1'], ['Type', 'DID_RENEW'], ['Environment', 'Sandbox'], ['Bundle ID', 'com.example'],
     ['Signed', '2026-01-31T11:59:59Z'], ['Original transaction ID', '1000'], ['Product ID', 'p'], ['Verification', 'verified']
   ], 'labelled, times as UTC, null fields left out')
   // A column added to the table reaches the page without a change to the views.
-  const added = detailFields({ ...n, storefront: 'FRA' } as typeof n)
+  const added = detailFields({ ...n, storefront: 'FRA' } as NotificationSummary)
   t.same(added.at(-1), ['storefront', 'FRA'])
 })
