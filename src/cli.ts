@@ -2,6 +2,7 @@
 // configuration and database file.
 import { pino } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.ts'
+import { API_ENVIRONMENTS, DELIVERY_STATUSES, VERIFICATION_STATUSES, type DeliveryStatus, type VerificationStatus } from './db/vocabulary.ts'
 import { ingestFromConfig } from './ingest/ingest.ts'
 import { pruneAll } from './outbox/retention.ts'
 import type { NotificationFilter } from './outbox/engine.ts'
@@ -36,9 +37,9 @@ Options:
 Configuration comes from environment variables (see README.md).`
 
 const FILTER_HELP = `Filters (all optional, combined with AND):
-  --type TYPE  --subtype SUBTYPE  --environment Production|Sandbox
-  --bundle-id ID  --original-transaction-id ID  --verification verified|unverified|unchecked
-  --delivery-status pending|delivered|dead  --target NAME
+  --type TYPE  --subtype SUBTYPE  --environment ${API_ENVIRONMENTS.join('|')}
+  --bundle-id ID  --original-transaction-id ID  --verification ${VERIFICATION_STATUSES.join('|')}
+  --delivery-status ${DELIVERY_STATUSES.join('|')}  --target NAME
   --since WHEN  --until WHEN     (an ISO date, or a duration back from now: 90m, 48h, 7d)`
 
 function whenFlag (flag: string, value: string | undefined, now: number): number | undefined {

@@ -2,10 +2,14 @@
 // indexes. Pure: no I/O, no verification (the signature verifier runs next, on
 // `jws`), and it never throws anything but AppError, whatever bytes arrive:
 // a stray TypeError here would be a 500, and bad input must only ever be a 400.
+import type { indexedColumns, notifications } from '../db/schema.ts'
 import { AppError, isAppError, quoteInput } from '../errors.ts'
 import { foldKeys, MAX_JSON_DEPTH, scanJson } from './depth.ts'
 
-export type Environment = 'Production' | 'Sandbox' | 'Xcode' | 'LocalTesting' | string
+// The fields storehook indexes, typed from their columns (src/db/schema.ts):
+// every one must be set, so a column added there fails to compile until the
+// decoders below fill it, and nothing else needs to name it.
+export type IndexedFields = Required<Pick<typeof notifications.$inferInsert, keyof typeof indexedColumns>>
 
 export interface CompactJws {
   header: Record<string, unknown>
@@ -18,17 +22,8 @@ export interface CompactJws {
 
 export interface DecodedNotification {
   version: 1 | 2
-  notificationUuid: string | null
-  notificationType: string
-  subtype: string | null
-  environment: Environment | null
-  bundleId: string | null
-  appAppleId: string | null
-  signedDate: number | null
-  originalTransactionId: string | null
-  transactionId: string | null
-  productId: string | null
-  appAccountToken: string | null
+  // What the row stores and indexes: the ingest spreads it into the row as it is.
+  indexed: IndexedFields
   password: string | null
   jws: CompactJws | null
   payload: Record<string, unknown>
@@ -212,18 +207,20 @@ function decodeV2 (signedPayload: string): DecodedNotification {
   const renewal = nestedPayload(section.signedRenewalInfo)
   return {
     version: 2,
-    notificationUuid: outer(str(payload.notificationUUID), 'notificationUUID', malformed),
-    notificationType: outer(notificationType, 'notificationType', malformed)!,
-    subtype: outer(str(payload.subtype), 'subtype', malformed),
-    environment: outer(environment, 'environment', malformed),
-    bundleId: outer(str(section.bundleId), 'bundleId', malformed),
-    appAppleId: outer(idString(section.appAppleId), 'appAppleId', malformed),
-    signedDate: timeMs(payload.signedDate),
-    originalTransactionId: nested(idString(tx?.originalTransactionId) ?? idString(renewal?.originalTransactionId)),
-    transactionId: nested(idString(tx?.transactionId)),
-    // summary (RENEWAL_EXTENSION/SUMMARY) names its product directly.
-    productId: nested(str(tx?.productId) ?? str(renewal?.productId) ?? str(renewal?.autoRenewProductId) ?? str(section.productId)),
-    appAccountToken: nested(str(tx?.appAccountToken) ?? str(renewal?.appAccountToken)),
+    indexed: {
+      notificationUuid: outer(str(payload.notificationUUID), 'notificationUUID', malformed),
+      notificationType: outer(notificationType, 'notificationType', malformed)!,
+      subtype: outer(str(payload.subtype), 'subtype', malformed),
+      environment: outer(environment, 'environment', malformed),
+      bundleId: outer(str(section.bundleId), 'bundleId', malformed),
+      appAppleId: outer(idString(section.appAppleId), 'appAppleId', malformed),
+      signedDate: timeMs(payload.signedDate),
+      originalTransactionId: nested(idString(tx?.originalTransactionId) ?? idString(renewal?.originalTransactionId)),
+      transactionId: nested(idString(tx?.transactionId)),
+      // summary (RENEWAL_EXTENSION/SUMMARY) names its product directly.
+      productId: nested(str(tx?.productId) ?? str(renewal?.productId) ?? str(renewal?.autoRenewProductId) ?? str(section.productId)),
+      appAccountToken: nested(str(tx?.appAccountToken) ?? str(renewal?.appAccountToken))
+    },
     password: null,
     jws,
     payload
@@ -232,7 +229,7 @@ function decodeV2 (signedPayload: string): DecodedNotification {
 
 // A switch, not a lookup object: the value comes from the sender, and
 // `table["constructor"]` would answer with Object.prototype's.
-function v1Environment (v: unknown): Environment | null {
+function v1Environment (v: unknown): string | null {
   switch (v) {
     case 'PROD': return 'Production'
     case 'Sandbox': return 'Sandbox'
@@ -269,17 +266,19 @@ function decodeV1 (body: Obj, notificationType: string): DecodedNotification {
     (isObject(body.latest_expired_receipt_info) ? body.latest_expired_receipt_info : null)
   return {
     version: 1,
-    notificationUuid: null,
-    notificationType: outer(notificationType, 'notification_type', notV1)!,
-    subtype: null,
-    environment: outer(v1Environment(body.environment) ?? str(receipt?.environment), 'environment', notV1),
-    bundleId: outer(str(body.bid), 'bid', notV1),
-    appAppleId: outer(idString(body.app_apple_id), 'app_apple_id', notV1),
-    signedDate: null,
-    originalTransactionId: nested(idString(latest?.original_transaction_id) ?? idString(body.original_transaction_id)),
-    transactionId: nested(idString(latest?.transaction_id)),
-    productId: nested(str(latest?.product_id) ?? str(body.auto_renew_product_id)),
-    appAccountToken: nested(str(latest?.app_account_token)),
+    indexed: {
+      notificationUuid: null,
+      notificationType: outer(notificationType, 'notification_type', notV1)!,
+      subtype: null,
+      environment: outer(v1Environment(body.environment) ?? str(receipt?.environment), 'environment', notV1),
+      bundleId: outer(str(body.bid), 'bid', notV1),
+      appAppleId: outer(idString(body.app_apple_id), 'app_apple_id', notV1),
+      signedDate: null,
+      originalTransactionId: nested(idString(latest?.original_transaction_id) ?? idString(body.original_transaction_id)),
+      transactionId: nested(idString(latest?.transaction_id)),
+      productId: nested(str(latest?.product_id) ?? str(body.auto_renew_product_id)),
+      appAccountToken: nested(str(latest?.app_account_token))
+    },
     password: typeof body.password === 'string' ? body.password : null,
     jws: null,
     payload: body

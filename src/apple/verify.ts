@@ -13,6 +13,7 @@
 // signedDate and ES256 signature checks.
 import { readFileSync } from 'node:fs'
 import { createHash, verify as cryptoVerify, X509Certificate, type KeyObject } from 'node:crypto'
+import type { Environment } from '../db/vocabulary.ts'
 import { quoteInput } from '../errors.ts'
 import { APPLE_ROOT_CA_G3_PEM } from './roots.ts'
 
@@ -79,7 +80,7 @@ const OID_LEAF = '1.2.840.113635.100.6.11.1'
 
 // Xcode and the StoreKit local testing environment sign with their own
 // self-signed keys: such payloads prove nothing about the App Store.
-const UNTRUSTED_ENVIRONMENTS = new Set(['Xcode', 'LocalTesting'])
+const UNTRUSTED_ENVIRONMENTS = new Set<string>(['Xcode', 'LocalTesting'] satisfies Environment[])
 
 const BASE64URL = /^[A-Za-z0-9_-]*$/
 

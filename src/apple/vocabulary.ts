@@ -10,7 +10,9 @@
 // `notification_type` page (App Store Server Notifications V1, which the
 // library does not model), RENEWAL included: documented, though Apple replaced
 // it with DID_RECOVER in 2021. The V1 decoder maps `PROD` to Production, so
-// both versions share the environment list.
+// both versions share the environment list (src/db/vocabulary.ts, where the
+// dashboard and the storage layer find it too).
+import { ENVIRONMENTS } from '../db/vocabulary.ts'
 
 export const OTHER = 'other'
 
@@ -32,7 +34,7 @@ export const VOCABULARY = {
     'DOWNGRADE', 'FAILURE', 'GRACE_PERIOD', 'INITIAL_BUY', 'PENDING', 'PRICE_INCREASE',
     'PRODUCT_NOT_FOR_SALE', 'RESUBSCRIBE', 'SUMMARY', 'UNREPORTED', 'UPGRADE', 'VOLUNTARY'
   ],
-  environments: ['Production', 'Sandbox', 'Xcode', 'LocalTesting']
+  environments: ENVIRONMENTS
 } as const satisfies Record<string, readonly string[]>
 
 export type VocabularyField = keyof typeof VOCABULARY

@@ -11,9 +11,10 @@ import { SignJWT } from 'jose'
 import pRetry, { AbortError } from 'p-retry'
 import { request } from 'undici'
 import type { AppleApiApp } from '../config.ts'
+import type { ApiEnvironment } from '../db/vocabulary.ts'
 
-export type ApiEnvironment = 'Production' | 'Sandbox'
-export const API_ENVIRONMENTS: readonly ApiEnvironment[] = ['Production', 'Sandbox']
+// The environments this client can talk to; their list is the vocabulary's.
+export { API_ENVIRONMENTS, type ApiEnvironment } from '../db/vocabulary.ts'
 
 export interface SendAttempt {
   attemptDate: number

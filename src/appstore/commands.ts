@@ -40,7 +40,8 @@ function apiOrFail (config: Config): AppleApiConfig {
 function environments (value: unknown, def: 'both' | ApiEnvironment): readonly ApiEnvironment[] {
   const v = typeof value === 'string' ? value : def
   if (v === 'both' && def === 'both') return API_ENVIRONMENTS
-  if (v === 'Production' || v === 'Sandbox') return [v]
+  const one = API_ENVIRONMENTS.find((e) => e === v)
+  if (one !== undefined) return [one]
   return fail(`--environment must be ${def === 'both' ? 'Production, Sandbox or both' : 'Production or Sandbox'}, got "${v}"`)
 }
 

@@ -9,6 +9,7 @@ import { isAppError } from '../errors.ts'
 import type { Ingest, Source } from '../ingest/ingest.ts'
 import type { HistoryRun, Storage } from '../outbox/engine.ts'
 import { AppleApiError, type ApiEnvironment, type AppStoreClient } from './client.ts'
+import type { HistoryRunKind } from '../db/vocabulary.ts'
 
 const DAY = 86_400_000
 // How far back Apple keeps notification history.
@@ -27,7 +28,7 @@ export function clampWindow (environment: ApiEnvironment, w: Window, now: number
 export interface Counts { pages: number; seen: number; added: number; already: number; refused: number }
 
 export interface RunSpec extends Window {
-  kind: 'backfill' | 'catch-up-start' | 'catch-up-periodic'
+  kind: HistoryRunKind
   runKey: string
   onlyFailures: boolean
 }

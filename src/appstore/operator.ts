@@ -3,6 +3,7 @@
 // and a test notification followed end to end.
 import type { Config } from '../config.ts'
 import type { UnorderedReads } from '../outbox/engine.ts'
+import type { HistoryRunKind } from '../db/vocabulary.ts'
 import { AppError } from '../errors.ts'
 import { AppleApiError, clientsFor, type ApiEnvironment, type AppStoreClient } from './client.ts'
 import { checkTestNotification, type TestReport } from './test-notification.ts'
@@ -11,8 +12,8 @@ export const API_NOT_CONFIGURED = 'The App Store Server API is not configured: s
 
 export interface CatchUpRun {
   bundleId: string
-  environment: string
-  kind: string
+  environment: ApiEnvironment
+  kind: HistoryRunKind
   started: number
   finished: number | null
   window: { startDate: number; endDate: number }

@@ -48,7 +48,7 @@ interface Found { id: string; deliveries: TargetResult[] }
 function uuidOf (signedPayload: string | undefined): string | null {
   if (signedPayload === undefined) return null
   try {
-    return decodeNotificationBody(Buffer.from(JSON.stringify({ signedPayload }))).notificationUuid
+    return decodeNotificationBody(Buffer.from(JSON.stringify({ signedPayload }))).indexed.notificationUuid
   } catch {
     return null
   }

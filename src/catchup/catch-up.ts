@@ -8,6 +8,7 @@
 // interval tries again; every run is recorded in history_runs.
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { AppleApiConfig } from '../config.ts'
+import type { CatchUpKind } from '../db/vocabulary.ts'
 import type { Ingest } from '../ingest/ingest.ts'
 import type { Storage } from '../outbox/engine.ts'
 import { API_ENVIRONMENTS, clientsFor, type ApiEnvironment, type AppStoreClient } from '../appstore/client.ts'
@@ -42,7 +43,7 @@ export class CatchUp {
     this.#schedule(0, 'catch-up-start')
   }
 
-  #schedule (delayMs: number, kind: 'catch-up-start' | 'catch-up-periodic'): void {
+  #schedule (delayMs: number, kind: CatchUpKind): void {
     this.#timer = setTimeout(() => {
       this.#timer = null
       this.#running = this.#runAll(kind).finally(() => {
@@ -52,7 +53,7 @@ export class CatchUp {
     }, delayMs)
   }
 
-  async #window (client: AppStoreClient, kind: 'catch-up-start' | 'catch-up-periodic', now: number): Promise<{ startDate: number; endDate: number }> {
+  async #window (client: AppStoreClient, kind: CatchUpKind, now: number): Promise<{ startDate: number; endDate: number }> {
     const { catchUpIntervalMs: interval, catchUpMarginMs: margin } = this.#o.api
     // Without an interval (or history) to go by, an hour back is the guess.
     const recent = now - Math.max(interval, 3_600_000) - margin
@@ -63,7 +64,7 @@ export class CatchUp {
     return { startDate: since === 0 ? recent : since - margin, endDate: now }
   }
 
-  async #runAll (kind: 'catch-up-start' | 'catch-up-periodic'): Promise<void> {
+  async #runAll (kind: CatchUpKind): Promise<void> {
     for (const client of this.#clients) {
       if (this.#stopped) return
       const now = Date.now()

@@ -3,6 +3,7 @@
 import type { CatchUpState } from '../appstore/operator.ts'
 import type { AttemptRow, DeliveryRow, NotificationRow, NotificationSummary, Overview, QuarantineRow, TargetHealth } from '../outbox/engine.ts'
 import type { FilterForm } from '../ops/notifications.ts'
+import { DELIVERY_STATUSES, ENVIRONMENTS, VERIFICATION_STATUSES } from '../db/vocabulary.ts'
 import { ago, html, utc, type Html } from './html.ts'
 import { KEPT_TEST_RUNS, type TestRun } from './test-runs.ts'
 
@@ -154,10 +155,10 @@ export function listPage (ctx: PageContext, data: { form: FilterForm; items: Lis
   return layout(ctx, 'notifications', 'Notifications', html`<h1>Notifications</h1>
 <form class="filters" method="get" action="/admin/notifications">
 ${input('type', 'Type', f.type, 'DID_RENEW')}${input('subtype', 'Subtype', f.subtype)}
-${select('environment', 'Environment', f.environment, ['Production', 'Sandbox', 'Xcode', 'LocalTesting'])}
+${select('environment', 'Environment', f.environment, ENVIRONMENTS)}
 ${input('bundleId', 'Bundle ID', f.bundleId)}${input('originalTransactionId', 'Original transaction ID', f.originalTransactionId)}
-${select('verification', 'Verification', f.verification, ['verified', 'unverified', 'unchecked'])}
-${select('deliveryStatus', 'Delivery', f.deliveryStatus, ['pending', 'delivered', 'dead'])}
+${select('verification', 'Verification', f.verification, VERIFICATION_STATUSES)}
+${select('deliveryStatus', 'Delivery', f.deliveryStatus, DELIVERY_STATUSES)}
 ${select('target', 'Target', f.target, data.targets)}
 ${input('since', 'Since (UTC)', f.since, '2026-01-31T00:00Z or 48h')}${input('until', 'Until (UTC)', f.until)}
 <button class="primary" type="submit">Search</button> <a href="/admin/notifications">Clear</a>
@@ -170,21 +171,48 @@ function replayForm (ctx: PageContext, id: string, target: string | null, label:
   return html`<form class="inline" method="post" action="${notificationHref(id)}/replay">${csrfField(ctx)}${target !== null ? html`<input type="hidden" name="target" value="${target}">` : ''}<button type="submit" class="${primary ? 'primary' : ''}">${label}</button></form>`
 }
 
-export function notificationPage (ctx: PageContext, data: { notification: Omit<NotificationRow, 'body' | 'dedupeKey'>; payload: unknown; payloadError: string | null; body: string; deliveries: Array<DeliveryRow & { history: AttemptRow[] }>; targets: string[]; flash: string | null }): Html {
+// How the detail page names a stored field. A field without a name here (one
+// added to the table since) is shown all the same, under its own key.
+const FIELD_LABELS: Partial<Record<keyof NotificationSummary, string>> = {
+  id: 'Storehook ID',
+  receivedAt: 'Received',
+  source: 'Source',
+  version: 'Version',
+  notificationUuid: 'Notification UUID',
+  notificationType: 'Type',
+  subtype: 'Subtype',
+  environment: 'Environment',
+  bundleId: 'Bundle ID',
+  appAppleId: 'App Apple ID',
+  signedDate: 'Signed',
+  originalTransactionId: 'Original transaction ID',
+  transactionId: 'Transaction ID',
+  productId: 'Product ID',
+  appAccountToken: 'App account token',
+  verification: 'Verification',
+  verificationError: 'Verification error'
+}
+
+// Fields that hold a time, shown as a UTC date.
+const TIME_FIELDS: ReadonlySet<string> = new Set<keyof NotificationSummary>(['receivedAt', 'signedDate'])
+
+// The decoded fields in the table's order (the summary is every column but
+// the body and the dedupe key), as label and shown value; null ones are left out.
+export function detailFields (n: NotificationSummary): Array<[string, unknown]> {
+  return Object.entries(n)
+    .filter(([, v]) => v !== null && v !== undefined)
+    .map(([k, v]) => [FIELD_LABELS[k as keyof NotificationSummary] ?? k, TIME_FIELDS.has(k) ? utc(v as number) : v])
+}
+
+export function notificationPage (ctx: PageContext, data: { notification: NotificationSummary; payload: unknown; payloadError: string | null; body: string; deliveries: Array<DeliveryRow & { history: AttemptRow[] }>; targets: string[]; flash: string | null }): Html {
   const n = data.notification
-  const fields: Array<[string, unknown]> = [
-    ['Storehook ID', n.id], ['Received', utc(n.receivedAt)], ['Source', n.source], ['Version', n.version],
-    ['Notification UUID', n.notificationUuid], ['Type', n.notificationType], ['Subtype', n.subtype], ['Environment', n.environment],
-    ['Bundle ID', n.bundleId], ['App Apple ID', n.appAppleId], ['Signed', n.signedDate === null ? null : utc(n.signedDate)],
-    ['Original transaction ID', n.originalTransactionId], ['Transaction ID', n.transactionId], ['Product ID', n.productId],
-    ['App account token', n.appAccountToken], ['Verification', n.verification], ['Verification error', n.verificationError]
-  ]
+  const fields = detailFields(n)
   const missing = data.targets.filter((t) => !data.deliveries.some((d) => d.target === t))
   const pending = data.deliveries.some((d) => d.status === 'pending')
   return layout(ctx, 'notifications', `${n.notificationType} ${n.id}`, html`<h1>${n.notificationType}${n.subtype !== null ? html` <span class="muted">${n.subtype}</span>` : ''} ${statusPill(n.verification)}</h1>
 ${flash(data.flash)}
 <div class="grid">
-<section class="card"><h2>Decoded fields</h2><dl class="fields">${fields.filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => html`<dt>${k}</dt><dd class="mono">${v}</dd>`)}</dl></section>
+<section class="card"><h2>Decoded fields</h2><dl class="fields">${fields.map(([k, v]) => html`<dt>${k}</dt><dd class="mono">${v}</dd>`)}</dl></section>
 <section class="card"><h2>Replay</h2>
 <p>${data.deliveries.length > 0 ? replayForm(ctx, n.id, null, 'Replay to all its targets', true) : html`<span class="muted">No target has it.</span>`}</p>
 ${missing.length > 0 ? html`<p class="small muted">Send it to a target it never had:</p><p>${missing.map((t) => replayForm(ctx, n.id, t, `Send to ${t}`))}</p>` : ''}

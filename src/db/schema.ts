@@ -1,17 +1,15 @@
 // The outbox's durable state. Every fact a restart needs (status, attempt
 // count, next attempt time, lease, fencing token) lives in a row, never in memory.
-import { sql } from 'drizzle-orm'
+import { sql, type SQL } from 'drizzle-orm'
 import { blob, index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core'
+import { API_ENVIRONMENTS, DELIVERY_STATUSES, HISTORY_RUN_KINDS, NOTIFICATION_SOURCES, VERIFICATION_STATUSES, type DeliveryStatus } from './vocabulary.ts'
 
-export const notifications = sqliteTable('notifications', {
-  // UUIDv7: unique across databases, sent as X-Storehook-Notification-Id, and
-  // ordered by arrival, so the primary key doubles as the time index.
-  id: text('id').primaryKey(),
-  // V2: Apple's notificationUUID; V1 has none, so the SHA-256 of the body stands in.
-  dedupeKey: text('dedupe_key').notNull(),
-  receivedAt: integer('received_at').notNull(),
-  source: text('source').notNull(),
-  version: integer('version').notNull(),
+// The fields storehook decodes from a payload and indexes (src/apple/payload.ts
+// returns exactly these, typed from them). Everything else follows from this
+// list: the ingest spreads the decoder's object into the row, the insert's
+// placeholders and the summaries are derived from the table's columns. A new
+// indexed field is a column here, its migration and a line in the decoder.
+export const indexedColumns = {
   notificationUuid: text('notification_uuid'),
   notificationType: text('notification_type').notNull(),
   subtype: text('subtype'),
@@ -22,8 +20,20 @@ export const notifications = sqliteTable('notifications', {
   originalTransactionId: text('original_transaction_id'),
   transactionId: text('transaction_id'),
   productId: text('product_id'),
-  appAccountToken: text('app_account_token'),
-  verification: text('verification').notNull(),
+  appAccountToken: text('app_account_token')
+}
+
+export const notifications = sqliteTable('notifications', {
+  // UUIDv7: unique across databases, sent as X-Storehook-Notification-Id, and
+  // ordered by arrival, so the primary key doubles as the time index.
+  id: text('id').primaryKey(),
+  // V2: Apple's notificationUUID; V1 has none, so the SHA-256 of the body stands in.
+  dedupeKey: text('dedupe_key').notNull(),
+  receivedAt: integer('received_at').notNull(),
+  source: text('source', { enum: NOTIFICATION_SOURCES }).notNull(),
+  version: integer('version').notNull(),
+  ...indexedColumns,
+  verification: text('verification', { enum: VERIFICATION_STATUSES }).notNull(),
   verificationError: text('verification_error'),
   // The exact bytes Apple sent: forwarded as they are, never re-serialised.
   body: blob('body', { mode: 'buffer' }).notNull()
@@ -46,12 +56,19 @@ export const notifications = sqliteTable('notifications', {
   index('notifications_app_account_token').on(t.appAccountToken).where(sql`app_account_token IS NOT NULL`)
 ])
 
+// A delivery status for hand-written SQL, as a literal rather than a bound
+// parameter: the text stays what it always was (the partial index below is
+// declared with it, and the planner matches a query to that index by its
+// text), while the value is checked against the vocabulary. The union holds
+// no quote, so nothing can escape the literal.
+export const statusLiteral = (status: DeliveryStatus): SQL => sql.raw(`'${status}'`)
+
 export const deliveries = sqliteTable('deliveries', {
   id: integer('id').primaryKey({ autoIncrement: true }),
   notificationId: text('notification_id').notNull().references(() => notifications.id, { onDelete: 'cascade' }),
   target: text('target').notNull(),
-  // pending | delivered | dead. "In flight" is a pending row whose lease has not expired.
-  status: text('status').notNull(),
+  // "In flight" is a pending row whose lease has not expired.
+  status: text('status', { enum: DELIVERY_STATUSES }).notNull(),
   attempts: integer('attempts').notNull().default(0),
   // A claim moves next_attempt_at to the lease's end, so an expired lease is
   // simply due again: no separate reaper is needed.
@@ -69,7 +86,7 @@ export const deliveries = sqliteTable('deliveries', {
   lastError: text('last_error')
 }, (t) => [
   uniqueIndex('deliveries_notification_target').on(t.notificationId, t.target),
-  index('deliveries_due').on(t.target, t.nextAttemptAt).where(sql`status = 'pending'`),
+  index('deliveries_due').on(t.target, t.nextAttemptAt).where(sql`status = ${statusLiteral('pending')}`),
   index('deliveries_target_status').on(t.target, t.status)
 ])
 
@@ -126,12 +143,11 @@ export const quarantineTotals = sqliteTable('quarantine_totals', {
 // the admin API and /metrics can show what the last catch-up found.
 export const historyRuns = sqliteTable('history_runs', {
   id: integer('id').primaryKey({ autoIncrement: true }),
-  // backfill | catch-up-start | catch-up-periodic
-  kind: text('kind').notNull(),
+  kind: text('kind', { enum: HISTORY_RUN_KINDS }).notNull(),
   // Identifies "the same arguments": a backfill with the same key resumes an unfinished run.
   runKey: text('run_key').notNull(),
   bundleId: text('bundle_id').notNull(),
-  environment: text('environment').notNull(),
+  environment: text('environment', { enum: API_ENVIRONMENTS }).notNull(),
   startDate: integer('start_date').notNull(),
   endDate: integer('end_date').notNull(),
   onlyFailures: integer('only_failures', { mode: 'boolean' }).notNull(),

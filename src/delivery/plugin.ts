@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../config.ts'
+import type { AttemptOutcome } from '../db/vocabulary.ts'
 import { Dispatcher } from './dispatcher.ts'
 import { TargetWorker } from './worker.ts'
 
@@ -27,7 +28,7 @@ export default fp<{ config: Config }>(async (app, { config }) => {
         app.metrics.deliveries.inc({ target: name, outcome: verdict })
         app.metrics.deliveryDuration.observe({ target: name }, outcome.durationMs / 1000)
       },
-      onExpired: (name, count) => { app.metrics.deliveries.inc({ target: name, outcome: 'dead' }, count) }
+      onExpired: (name, count) => { app.metrics.deliveries.inc({ target: name, outcome: 'dead' satisfies AttemptOutcome }, count) }
     }))
   }
   const dispatcher = new Dispatcher(app.outbox, workers)

@@ -2,10 +2,11 @@
 // retry when, dead, released) and for its target (failing, answering again).
 // No clock and no randomness of its own (both passed in), no I/O: the worker
 // applies the decision (records it, logs it, counts it).
+import type { AttemptOutcome } from '../db/vocabulary.ts'
 import { retryDelayMs, type BackoffOptions } from './backoff.ts'
 import type { DeliveryOutcome } from './deliver.ts'
 
-export type Verdict = 'delivered' | 'retry' | 'dead' | 'released'
+export type Verdict = AttemptOutcome
 
 // After this many failed attempts in a row the target is taken to be down:
 // the worker stops sending it every due delivery (each would fail, and each

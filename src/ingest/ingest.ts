@@ -4,6 +4,7 @@ import type { FastifyBaseLogger as Logger } from 'fastify'
 import { v7 as uuidv7 } from 'uuid'
 import { decodeNotificationBody, type DecodedNotification } from '../apple/payload.ts'
 import { ConfigError, type Config, type TargetConfig } from '../config.ts'
+import type { NotificationSource, ReceiveOutcome, VerificationStatus } from '../db/vocabulary.ts'
 import { createVerifier, defaultRootCertificates, loadRootCertificates } from '../apple/verify.ts'
 import { Dispatcher } from '../delivery/dispatcher.ts'
 import { targetsFor } from '../delivery/routing.ts'
@@ -11,7 +12,7 @@ import { AppError } from '../errors.ts'
 import { dedupeKeyOf, type QuarantineCaps, type Storage } from '../outbox/engine.ts'
 import { judge, type PolicyOptions } from './policy.ts'
 
-export type Source = 'webhook' | 'backfill' | 'catch-up' | 'quarantine'
+export type Source = NotificationSource
 
 export interface Accepted {
   id: string
@@ -29,7 +30,7 @@ export interface IngestOptions {
   quarantine: QuarantineCaps
   log: Logger
   // Told of every notification decoded: stored, duplicate, or refused.
-  observe?: (n: DecodedNotification, verification: string, outcome: 'stored' | 'duplicate' | 'refused') => void
+  observe?: (n: DecodedNotification, verification: VerificationStatus, outcome: ReceiveOutcome) => void
 }
 
 export interface Ingest {
@@ -49,14 +50,14 @@ export function createIngest (opts: IngestOptions): Ingest {
         receivedAt: Date.now(),
         code: err.code,
         reason: err.message,
-        notificationUuid: n.notificationUuid,
-        notificationType: n.notificationType,
-        environment: n.environment,
-        bundleId: n.bundleId,
+        notificationUuid: n.indexed.notificationUuid,
+        notificationType: n.indexed.notificationType,
+        environment: n.indexed.environment,
+        bundleId: n.indexed.bundleId,
         bytes: raw.length,
         body: raw
       }, opts.quarantine)
-      log.warn({ quarantineId: id, code: err.code, reason: err.message, notificationUuid: n.notificationUuid, dropped }, 'Notification refused and quarantined.')
+      log.warn({ quarantineId: id, code: err.code, reason: err.message, notificationUuid: n.indexed.notificationUuid, dropped }, 'Notification refused and quarantined.')
     } catch (qerr) {
       // The refusal stands either way; losing the copy only costs the release option.
       log.error({ err: qerr, code: err.code }, 'Quarantining a refused notification failed.')
@@ -75,42 +76,32 @@ export function createIngest (opts: IngestOptions): Ingest {
     }
     const id = uuidv7()
     const now = Date.now()
-    const targets = targetsFor(opts.targets, n)
+    const targets = targetsFor(opts.targets, n.indexed)
     let stored
     try {
       stored = await dispatcher.dispatch({
         id,
-        dedupeKey: dedupeKeyOf(n.notificationUuid, raw),
+        dedupeKey: dedupeKeyOf(n.indexed.notificationUuid, raw),
         receivedAt: now,
         source,
         version: n.version,
-        notificationUuid: n.notificationUuid,
-        notificationType: n.notificationType,
-        subtype: n.subtype,
-        environment: n.environment,
-        bundleId: n.bundleId,
-        appAppleId: n.appAppleId,
-        signedDate: n.signedDate,
-        originalTransactionId: n.originalTransactionId,
-        transactionId: n.transactionId,
-        productId: n.productId,
-        appAccountToken: n.appAccountToken,
+        ...n.indexed,
         verification: verdict.verification,
         verificationError: verdict.reason,
         body: raw
       }, targets)
     } catch (err) {
-      log.error({ notificationUuid: n.notificationUuid, type: n.notificationType, err }, 'Storing a notification failed.')
+      log.error({ notificationUuid: n.indexed.notificationUuid, type: n.indexed.notificationType, err }, 'Storing a notification failed.')
       throw new AppError('STORAGE_UNAVAILABLE', undefined, { cause: err })
     }
     log.info({
       notificationId: stored.id,
-      notificationUuid: n.notificationUuid,
+      notificationUuid: n.indexed.notificationUuid,
       version: n.version,
-      type: n.notificationType,
-      subtype: n.subtype,
-      environment: n.environment,
-      bundleId: n.bundleId,
+      type: n.indexed.notificationType,
+      subtype: n.indexed.subtype,
+      environment: n.indexed.environment,
+      bundleId: n.indexed.bundleId,
       verification: verdict.verification,
       duplicate: stored.duplicate,
       targets: stored.targets,

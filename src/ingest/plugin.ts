@@ -29,8 +29,8 @@ export default fp<{ config: Config }>(async (app, { config }) => {
       const trusted = outcome !== 'refused'
       app.metrics.received.inc({
         version: n.version,
-        environment: trusted ? vocabularyLabel('environments', n.environment) : OTHER,
-        type: trusted ? notificationTypeLabel(n.version, n.notificationType) : OTHER,
+        environment: trusted ? vocabularyLabel('environments', n.indexed.environment) : OTHER,
+        type: trusted ? notificationTypeLabel(n.version, n.indexed.notificationType) : OTHER,
         verification,
         outcome
       })

@@ -2,10 +2,9 @@
 // accepted, and with which verification status. Refusals throw a 403 AppError.
 import type { DecodedNotification } from '../apple/payload.ts'
 import type { Config, VerifyMode } from '../config.ts'
+import type { VerificationStatus } from '../db/vocabulary.ts'
 import { AppError, quoteInput, type ErrorCode } from '../errors.ts'
 import { sameSecret } from '../secrets.ts'
-
-export type VerificationStatus = 'verified' | 'unverified' | 'unchecked'
 
 export interface Verdict {
   verification: VerificationStatus
@@ -57,8 +56,9 @@ function refuseOrMark (mode: VerifyMode, code: ErrorCode, message: string): Verd
 
 export function judge (n: DecodedNotification, opts: PolicyOptions): Verdict {
   // The allow-list is configuration, not verification: it holds in every mode.
-  if (opts.bundleIds !== null && (n.bundleId === null || !opts.bundleIds.includes(n.bundleId))) {
-    throw new AppError('BUNDLE_NOT_ALLOWED', `Bundle ID ${quoteInput(n.bundleId)} is not in APPLE_BUNDLE_IDS.`)
+  const { bundleId } = n.indexed
+  if (opts.bundleIds !== null && (bundleId === null || !opts.bundleIds.includes(bundleId))) {
+    throw new AppError('BUNDLE_NOT_ALLOWED', `Bundle ID ${quoteInput(bundleId)} is not in APPLE_BUNDLE_IDS.`)
   }
   if (opts.mode === 'off') return { verification: 'unchecked', reason: 'VERIFY_SIGNATURES=off' }
   if (n.version === 1) {

@@ -8,6 +8,7 @@ import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { vocabularyLabel } from '../apple/vocabulary.ts'
 import type { Gauges } from '../outbox/engine.ts'
+import { ATTEMPT_OUTCOMES, RECEIVE_OUTCOMES } from '../db/vocabulary.ts'
 
 export interface Metrics {
   registry: Registry
@@ -46,13 +47,13 @@ export default fp(async (app) => {
     registry,
     received: new Counter({
       name: 'storehook_notifications_received_total',
-      help: 'Notifications received, by version, environment, type, verification status and outcome (stored, duplicate, refused).',
+      help: `Notifications received, by version, environment, type, verification status and outcome (${RECEIVE_OUTCOMES.join(', ')}).`,
       labelNames: ['version', 'environment', 'type', 'verification', 'outcome'],
       registers: [registry]
     }),
     deliveries: new Counter({
       name: 'storehook_deliveries_total',
-      help: 'Delivery attempts by target and outcome (delivered, retry, dead, released); dead also counts deliveries given up unprobed while their target was failing.',
+      help: `Delivery attempts by target and outcome (${ATTEMPT_OUTCOMES.join(', ')}); dead also counts deliveries given up unprobed while their target was failing.`,
       labelNames: ['target', 'outcome'],
       registers: [registry]
     }),

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto'
 import type { GroupCommitStats } from './group-commit.ts'
 import type { attempts, deliveries, historyRuns, notifications, quarantine } from '../db/schema.ts'
+import type { DeliveryStatus, VerificationStatus } from '../db/vocabulary.ts'
 
 export type { GroupCommitStats }
 
@@ -80,8 +81,8 @@ export interface NotificationFilter {
   environment?: string
   bundleId?: string
   originalTransactionId?: string
-  verification?: string
-  deliveryStatus?: string
+  verification?: VerificationStatus
+  deliveryStatus?: DeliveryStatus
   target?: string
   since?: number
   until?: number
@@ -116,7 +117,7 @@ export interface Gauges {
 // One stored notification and the state of its delivery to each target.
 export interface DeliveryState {
   name: string
-  status: string
+  status: DeliveryStatus
   attempts: number
   lastStatusCode: number | null
   lastError: string | null

@@ -1,31 +1,16 @@
 // Read-only questions asked of the outbox (the admin API, the dashboard, the
 // CLI, /metrics, the catch-up). They run on the main thread's connection: WAL
 // lets them read while the writer writes.
-import { and, desc, eq, gte, inArray, lt, lte, sql, type SQL } from 'drizzle-orm'
+import { and, desc, eq, getTableColumns, gte, inArray, lt, lte, sql, type SQL } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
-import { deliveries, notifications } from '../db/schema.ts'
+import { deliveries, notifications, statusLiteral } from '../db/schema.ts'
 import { v2DedupeKey, type DeliveryRow, type DeliveryState, type Gauges, type NotificationFilter, type NotificationSummary, type NotificationWithHistory, type Overview, type TargetHealth } from './engine.ts'
 import { listAttempts } from './store.ts'
 
-const summaryColumns = {
-  id: notifications.id,
-  receivedAt: notifications.receivedAt,
-  source: notifications.source,
-  version: notifications.version,
-  notificationUuid: notifications.notificationUuid,
-  notificationType: notifications.notificationType,
-  subtype: notifications.subtype,
-  environment: notifications.environment,
-  bundleId: notifications.bundleId,
-  appAppleId: notifications.appAppleId,
-  signedDate: notifications.signedDate,
-  originalTransactionId: notifications.originalTransactionId,
-  transactionId: notifications.transactionId,
-  productId: notifications.productId,
-  appAccountToken: notifications.appAccountToken,
-  verification: notifications.verification,
-  verificationError: notifications.verificationError
-}
+// Every column but the body (large, and shown only in the detail) and the
+// dedupe key (the notificationUUID again, or a hash): a new column is listed
+// without a line here.
+const { body: _body, dedupeKey: _dedupeKey, ...summaryColumns } = getTableColumns(notifications)
 
 function where (f: NotificationFilter, cursor: string | null): SQL | undefined {
   const conditions: Array<SQL | undefined> = [
@@ -76,10 +61,10 @@ export function getNotification (db: Db, id: string): NotificationWithHistory | 
 
 export function targetHealth (db: Db, target: string): TargetHealth {
   const counts = db.get<{ pending: number; dead: number; delivered: number; oldest: number | null }>(sql`
-    SELECT sum(status = 'pending') AS pending, sum(status = 'dead') AS dead, sum(status = 'delivered') AS delivered,
-           min(CASE WHEN status = 'pending' THEN created_at END) AS oldest
+    SELECT sum(status = ${statusLiteral('pending')}) AS pending, sum(status = ${statusLiteral('dead')}) AS dead, sum(status = ${statusLiteral('delivered')}) AS delivered,
+           min(CASE WHEN status = ${statusLiteral('pending')} THEN created_at END) AS oldest
       FROM ${deliveries} WHERE target = ${target}`)
-  const success = db.get<{ at: number | null }>(sql`SELECT max(delivered_at) AS at FROM ${deliveries} WHERE target = ${target} AND status = 'delivered'`)
+  const success = db.get<{ at: number | null }>(sql`SELECT max(delivered_at) AS at FROM ${deliveries} WHERE target = ${target} AND status = ${statusLiteral('delivered')}`)
   // A success clears a delivery's last_error, so this is the latest failure
   // still standing (retrying or dead), without scanning the attempt history.
   const failure = db.get<{ at: number; error: string | null }>(sql`
@@ -128,15 +113,15 @@ export function hourlyCounts (db: Db, now: number, hours = 24): Array<{ hour: nu
 // What the dashboard's navigation shows on every page: work waiting for a person.
 export function attentionCounts (db: Db): { dead: number; quarantined: number } {
   return db.get<{ dead: number; quarantined: number }>(sql`
-    SELECT (SELECT count(*) FROM ${deliveries} WHERE status = 'dead') AS dead,
+    SELECT (SELECT count(*) FROM ${deliveries} WHERE status = ${statusLiteral('dead')}) AS dead,
            (SELECT count(*) FROM quarantine WHERE released_at IS NULL) AS quarantined`)!
 }
 
 // The outbox gauges of /metrics: aggregates over the whole outbox.
 export function gauges (db: Db): Gauges {
   return {
-    pending: db.all(sql`SELECT target, count(*) AS n, min(created_at) AS oldest FROM deliveries WHERE status = 'pending' GROUP BY target`),
-    dead: db.all(sql`SELECT target, count(*) AS n FROM deliveries WHERE status = 'dead' GROUP BY target`),
+    pending: db.all(sql`SELECT target, count(*) AS n, min(created_at) AS oldest FROM deliveries WHERE status = ${statusLiteral('pending')} GROUP BY target`),
+    dead: db.all(sql`SELECT target, count(*) AS n FROM deliveries WHERE status = ${statusLiteral('dead')} GROUP BY target`),
     lastReceived: db.all(sql`SELECT environment, max(received_at) AS at FROM notifications GROUP BY environment`),
     quarantined: db.get<{ n: number }>(sql`SELECT count(*) AS n FROM quarantine WHERE released_at IS NULL`)!.n
   }

@@ -1,27 +1,28 @@
 // Every SQL operation on the outbox, one synchronous function per verb. They
 // run inside the transaction that group-commit.ts opens; none of them commits
 // on its own, and none of them knows about HTTP.
-import { and, asc, eq, isNotNull, lte, sql } from 'drizzle-orm'
+import { and, asc, eq, getTableColumns, isNotNull, lte, sql, type Placeholder } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import type { AttemptRecord, AttemptRow, ClaimedDelivery, EnqueueResult, LeasedDelivery, Leases, NewNotification, NewQuarantined, QuarantineCaps, QuarantineRow, QuarantineSummary } from './engine.ts'
-import { attempts, deliveries, heartbeat, notifications, quarantine, quarantineTotals } from '../db/schema.ts'
+import { attempts, deliveries, heartbeat, notifications, quarantine, quarantineTotals, statusLiteral } from '../db/schema.ts'
 
 export type { AttemptRecord, ClaimedDelivery, EnqueueResult, LeasedDelivery, Leases, NewNotification, NewQuarantined, QuarantineCaps, QuarantineRow, QuarantineSummary } from './engine.ts'
 
 const p = sql.placeholder
+
+// The notification row is written from the table's columns, each one a
+// placeholder of its own name, so a new column needs no line here. A column
+// the row leaves out is null: a placeholder must be given a value.
+const notificationColumns = getTableColumns(notifications)
+const notificationPlaceholders = Object.fromEntries(Object.keys(notificationColumns).map((k) => [k, p(k)])) as Record<keyof NewNotification, Placeholder>
+const absentAsNull = Object.fromEntries(Object.entries(notificationColumns).filter(([, c]) => !c.notNull).map(([k]) => [k, null]))
 
 // Drizzle builds and prepares a statement on every call unless told not to;
 // on the hot path that cost more than SQLite itself. Each statement here is
 // built once per database and reused.
 function prepareStatements (db: Db) {
   return {
-    insertNotification: db.insert(notifications).values({
-      id: p('id'), dedupeKey: p('dedupeKey'), receivedAt: p('receivedAt'), source: p('source'), version: p('version'),
-      notificationUuid: p('notificationUuid'), notificationType: p('notificationType'), subtype: p('subtype'),
-      environment: p('environment'), bundleId: p('bundleId'), appAppleId: p('appAppleId'), signedDate: p('signedDate'),
-      originalTransactionId: p('originalTransactionId'), transactionId: p('transactionId'), productId: p('productId'),
-      appAccountToken: p('appAccountToken'), verification: p('verification'), verificationError: p('verificationError'), body: p('body')
-    }).onConflictDoNothing({ target: notifications.dedupeKey }).returning({ id: notifications.id }).prepare(),
+    insertNotification: db.insert(notifications).values(notificationPlaceholders).onConflictDoNothing({ target: notifications.dedupeKey }).returning({ id: notifications.id }).prepare(),
     idByDedupeKey: db.select({ id: notifications.id }).from(notifications).where(eq(notifications.dedupeKey, p('dedupeKey'))).prepare(),
     insertDelivery: db.insert(deliveries).values({
       notificationId: p('notificationId'), target: p('target'), status: 'pending', nextAttemptAt: p('now'),
@@ -79,10 +80,7 @@ function statements (db: Db): ReturnType<typeof prepareStatements> {
 
 export function enqueue (db: Db, n: NewNotification, targets: readonly string[], now: number, leases: Leases = []): EnqueueResult {
   const st = statements(db)
-  const inserted = st.insertNotification.all({
-    subtype: null, environment: null, bundleId: null, appAppleId: null, signedDate: null, originalTransactionId: null,
-    transactionId: null, productId: null, appAccountToken: null, verificationError: null, notificationUuid: null, ...n
-  })
+  const inserted = st.insertNotification.all({ ...absentAsNull, ...n })
   if (inserted.length === 0) {
     // The conflict proves the row exists in this same transaction.
     const existing = st.idByDedupeKey.get({ dedupeKey: n.dedupeKey })!
@@ -288,6 +286,6 @@ export function pruneDelivered (db: Db, cutoff: number, limit: number): number {
     DELETE FROM notifications WHERE id IN (
       SELECT n.id FROM notifications n
        WHERE n.received_at < ${cutoff}
-         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id AND d.status <> 'delivered')
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id AND d.status <> ${statusLiteral('delivered')})
        ORDER BY n.id LIMIT ${limit})`).changes
 }

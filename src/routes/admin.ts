@@ -11,6 +11,7 @@ import { replayMatching, replayOne } from '../ops/replay.ts'
 import { targetsWithHealth, unknownTargets } from '../ops/targets.ts'
 import type { NotificationFilter } from '../outbox/engine.ts'
 import type { ApiEnvironment } from '../appstore/client.ts'
+import { API_ENVIRONMENTS, DELIVERY_STATUSES, VERIFICATION_STATUSES } from '../db/vocabulary.ts'
 import { catchUpState, runTestNotification, testNotificationClient } from '../appstore/operator.ts'
 
 interface ListQuery extends NotificationFilter {
@@ -24,8 +25,8 @@ const filterProperties = {
   environment: { type: 'string', maxLength: 40 },
   bundleId: { type: 'string', maxLength: 200 },
   originalTransactionId: { type: 'string', maxLength: 100 },
-  verification: { type: 'string', enum: ['verified', 'unverified', 'unchecked'] },
-  deliveryStatus: { type: 'string', enum: ['pending', 'delivered', 'dead'] },
+  verification: { type: 'string', enum: VERIFICATION_STATUSES },
+  deliveryStatus: { type: 'string', enum: DELIVERY_STATUSES },
   target: { type: 'string', maxLength: 100 },
   since: { type: 'integer', minimum: 0 },
   until: { type: 'integer', minimum: 0 }
@@ -141,7 +142,7 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
       body: {
         type: ['object', 'null'],
         additionalProperties: false,
-        properties: { environment: { type: 'string', enum: ['Production', 'Sandbox'] }, bundleId: { type: 'string', maxLength: 200 } }
+        properties: { environment: { type: 'string', enum: API_ENVIRONMENTS }, bundleId: { type: 'string', maxLength: 200 } }
       }
     }
   }, async (request) => {

@@ -1,7 +1,8 @@
 import { generateKeyPairSync, sign, verify, X509Certificate, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import t, { type Test } from 'tap'
-import { decodeCompactJws, decodeNotificationBody, type DecodedNotification } from '../../src/apple/payload.ts'
+import { decodeCompactJws, decodeNotificationBody, type DecodedNotification, type IndexedFields } from '../../src/apple/payload.ts'
+import { indexedColumns } from '../../src/db/schema.ts'
 import { MAX_JSON_DEPTH } from '../../src/apple/depth.ts'
 import { AppError, type ErrorCode } from '../../src/errors.ts'
 
@@ -24,9 +25,16 @@ function signJws (payload: unknown, header: Obj = { alg: 'ES256', typ: 'JWT', x5
   return `${input}.${signature.toString('base64url')}`
 }
 
-function verifies (n: DecodedNotification, key: KeyObject | X509Certificate): boolean {
+function verifies (n: Pick<DecodedNotification, 'jws'>, key: KeyObject | X509Certificate): boolean {
   const publicKey = key instanceof X509Certificate ? key.publicKey : key
   return verify('sha256', Buffer.from(n.jws!.signingInput), { key: publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(n.jws!.signatureB64, 'base64url'))
+}
+
+// The decoder's answer with its indexed fields beside version, password, jws
+// and payload: the values these tests check, read in one place.
+function decode (raw: Buffer): IndexedFields & Omit<DecodedNotification, 'indexed'> {
+  const { indexed, ...rest } = decodeNotificationBody(raw)
+  return { ...indexed, ...rest }
 }
 
 // Apple's formatting, not JSON.stringify's: proves nothing re-serialises the body.
@@ -85,7 +93,7 @@ function expectCode (t: Test, fn: () => unknown, code: ErrorCode, name: string):
 
 t.test('the library\'s testNotification (V2 TEST, data, Sandbox)', async (t) => {
   const token = fixtureText('library-vectors/mock_signed_data/testNotification')
-  const n = decodeNotificationBody(v2Body(token))
+  const n = decode(v2Body(token))
   t.match(n, {
     version: 2,
     notificationUuid: '9ad56bd2-0bc6-42e0-af24-fd996d87a1e6',
@@ -117,9 +125,21 @@ t.test('the library\'s testNotification (V2 TEST, data, Sandbox)', async (t) => 
   t.ok(verifies(n, leaf), 'signingInput and signatureB64 are the bytes the leaf signed')
 })
 
+t.test('the indexed fields are exactly the indexed columns, for V1 and V2', async (t) => {
+  // The ingest spreads this object into the row: a key that is not a column
+  // (the V1 password, say) would be stored or break the insert, and a column
+  // missing here would never be filled.
+  const columns = Object.keys(indexedColumns).sort()
+  const v2 = decodeNotificationBody(v2Body(fixtureText('library-vectors/mock_signed_data/testNotification')))
+  const v1 = decodeNotificationBody(v1Body({ notification_type: 'DID_RENEW', password: 'secret' }))
+  t.same(Object.keys(v2.indexed).sort(), columns, 'V2')
+  t.same(Object.keys(v1.indexed).sort(), columns, 'V1')
+  t.equal(v1.password, 'secret', 'the password stays beside the indexed fields')
+})
+
 t.test('the real Production TEST notification, byte for byte as Apple sent it', async (t) => {
   const raw = fixture('real/production-TEST-2024-10-17.json')
-  const n = decodeNotificationBody(raw)
+  const n = decode(raw)
   t.match(n, {
     version: 2,
     notificationUuid: '2e2a6ce0-ec9f-4037-b1bf-618af85527bd',
@@ -155,7 +175,7 @@ t.test('the real Production TEST notification, byte for byte as Apple sent it', 
 t.test('data: SUBSCRIBED / INITIAL_BUY, with signed transaction and renewal info', async (t) => {
   const m = model('signedNotification')
   const data = { ...(m.data as Obj), signedTransactionInfo: signJws(transaction), signedRenewalInfo: signJws(renewal) }
-  const n = decodeNotificationBody(v2Body(signJws({ ...m, data })))
+  const n = decode(v2Body(signJws({ ...m, data })))
   t.same({ ...n, jws: null, payload: null }, {
     version: 2,
     notificationUuid: m.notificationUUID,
@@ -178,21 +198,21 @@ t.test('data: SUBSCRIBED / INITIAL_BUY, with signed transaction and renewal info
   t.ok(verifies(n, publicKey), 'the outer signature verifies over signingInput')
 
   t.test('the model as published: placeholder strings, not JWS, in the nested fields', async (t) => {
-    const n = decodeNotificationBody(v2Body(signJws(m)))
+    const n = decode(v2Body(signJws(m)))
     t.match(n, { notificationType: 'SUBSCRIBED', environment: 'LocalTesting', bundleId: 'com.example', appAppleId: '41234' })
     t.match(n, { originalTransactionId: null, transactionId: null, productId: null, appAccountToken: null }, 'broken nested JWS leave the fields null')
   })
 
   t.test('renewal info alone still names the subscription', async (t) => {
-    const n = decodeNotificationBody(v2Body(signJws({ ...m, data: { ...(m.data as Obj), signedTransactionInfo: undefined, signedRenewalInfo: signJws(renewal) } })))
+    const n = decode(v2Body(signJws({ ...m, data: { ...(m.data as Obj), signedTransactionInfo: undefined, signedRenewalInfo: signJws(renewal) } })))
     t.match(n, { originalTransactionId: '12345', transactionId: null, productId: 'com.example.product', appAccountToken: '7e3fb20b-4cdb-47cc-936d-99d65f608138' })
     const { productId: _, appAccountToken: __, ...older } = renewal
-    const n2 = decodeNotificationBody(v2Body(signJws({ ...m, data: { ...(m.data as Obj), signedTransactionInfo: 'x.y', signedRenewalInfo: signJws(older) } })))
+    const n2 = decode(v2Body(signJws({ ...m, data: { ...(m.data as Obj), signedTransactionInfo: 'x.y', signedRenewalInfo: signJws(older) } })))
     t.match(n2, { originalTransactionId: '12345', productId: 'com.example.product.2', appAccountToken: null }, 'older renewal info: autoRenewProductId')
   })
 
   t.test('the library\'s signed transactionInfo and renewalInfo decode, though they carry no ids', async (t) => {
-    const n = decodeNotificationBody(v2Body(signJws({
+    const n = decode(v2Body(signJws({
       ...m,
       data: { ...(m.data as Obj), signedTransactionInfo: fixtureText('library-vectors/mock_signed_data/transactionInfo'), signedRenewalInfo: fixtureText('library-vectors/mock_signed_data/renewalInfo') }
     })))
@@ -206,13 +226,13 @@ t.test('data: SUBSCRIBED / INITIAL_BUY, with signed transaction and renewal info
       42, null, true, [signJws(transaction)], { signedTransactionInfo: signJws(transaction) }
     ]
     for (const bad of broken) {
-      const n = decodeNotificationBody(v2Body(signJws({ ...m, data: { ...(m.data as Obj), signedTransactionInfo: bad, signedRenewalInfo: bad } })))
+      const n = decode(v2Body(signJws({ ...m, data: { ...(m.data as Obj), signedTransactionInfo: bad, signedRenewalInfo: bad } })))
       t.match(n, { notificationType: 'SUBSCRIBED', bundleId: 'com.example', originalTransactionId: null, transactionId: null, productId: null }, JSON.stringify(bad).slice(0, 60))
     }
   })
 
   t.test('nested ids given as numbers are still text', async (t) => {
-    const n = decodeNotificationBody(v2Body(signJws({ ...m, data: { ...(m.data as Obj), signedTransactionInfo: signJws({ ...transaction, transactionId: 23456, originalTransactionId: 12345 }) } })))
+    const n = decode(v2Body(signJws({ ...m, data: { ...(m.data as Obj), signedTransactionInfo: signJws({ ...transaction, transactionId: 23456, originalTransactionId: 12345 }) } })))
     t.match(n, { originalTransactionId: '12345', transactionId: '23456' })
   })
 })
@@ -220,7 +240,7 @@ t.test('data: SUBSCRIBED / INITIAL_BUY, with signed transaction and renewal info
 t.test('data: CONSUMPTION_REQUEST', async (t) => {
   const m = model('signedConsumptionRequestNotification')
   const data = { ...(m.data as Obj), signedTransactionInfo: signJws({ ...transaction, type: 'Consumable' }) }
-  const n = decodeNotificationBody(v2Body(signJws({ ...m, data })))
+  const n = decode(v2Body(signJws({ ...m, data })))
   t.match(n, {
     version: 2,
     notificationUuid: '002e14d5-51f5-4503-b5a8-c3a1af68eb20',
@@ -239,7 +259,7 @@ t.test('data: CONSUMPTION_REQUEST', async (t) => {
 
 t.test('summary: RENEWAL_EXTENSION / SUMMARY', async (t) => {
   const m = model('signedSummaryNotification')
-  const n = decodeNotificationBody(v2Body(signJws(m)))
+  const n = decode(v2Body(signJws(m)))
   t.same({ ...n, jws: null }, {
     version: 2,
     notificationUuid: '002e14d5-51f5-4503-b5a8-c3a1af68eb20',
@@ -263,7 +283,7 @@ t.test('summary: RENEWAL_EXTENSION / SUMMARY', async (t) => {
 t.test('externalPurchaseToken: EXTERNAL_PURCHASE_TOKEN / UNREPORTED, environment from the token id', async (t) => {
   for (const [name, environment] of [['signedExternalPurchaseTokenNotification', 'Production'], ['signedExternalPurchaseTokenSandboxNotification', 'Sandbox']] as const) {
     const m = model(name)
-    const n = decodeNotificationBody(v2Body(signJws(m)))
+    const n = decode(v2Body(signJws(m)))
     t.same({ ...n, jws: null }, {
       version: 2,
       notificationUuid: '002e14d5-51f5-4503-b5a8-c3a1af68eb20',
@@ -284,9 +304,9 @@ t.test('externalPurchaseToken: EXTERNAL_PURCHASE_TOKEN / UNREPORTED, environment
   }
   const m = model('signedExternalPurchaseTokenNotification')
   const token = m.externalPurchaseToken as Obj
-  const withEnv = decodeNotificationBody(v2Body(signJws({ ...m, externalPurchaseToken: { ...token, environment: 'Xcode' } })))
+  const withEnv = decode(v2Body(signJws({ ...m, externalPurchaseToken: { ...token, environment: 'Xcode' } })))
   t.equal(withEnv.environment, 'Xcode', 'an explicit environment, should Apple add one, wins')
-  const noId = decodeNotificationBody(v2Body(signJws({ ...m, externalPurchaseToken: { ...token, externalPurchaseId: 7 } })))
+  const noId = decode(v2Body(signJws({ ...m, externalPurchaseToken: { ...token, externalPurchaseId: 7 } })))
   t.equal(noId.environment, 'Production', 'as Apple\'s library reads it: not SANDBOX-prefixed means Production')
 })
 
@@ -294,7 +314,7 @@ t.test('appData: RESCIND_CONSENT', async (t) => {
   const m = model('signedRescindConsentNotification')
   const appTransaction = { receiptType: 'LocalTesting', appAppleId: 41234, bundleId: 'com.example', appTransactionId: '71134', originalPlatform: 'iOS' }
   for (const appData of [m.appData as Obj, { ...(m.appData as Obj), signedAppTransactionInfo: signJws(appTransaction) }]) {
-    const n = decodeNotificationBody(v2Body(signJws({ ...m, appData })))
+    const n = decode(v2Body(signJws({ ...m, appData })))
     t.same({ ...n, jws: null }, {
       version: 2,
       notificationUuid: '002e14d5-51f5-4503-b5a8-c3a1af68eb20',
@@ -316,25 +336,25 @@ t.test('appData: RESCIND_CONSENT', async (t) => {
 })
 
 t.test('the library\'s wrongBundleId and missingX5CHeaderClaim decode (refusing them is the verifier\'s job)', async (t) => {
-  const wrong = decodeNotificationBody(v2Body(fixtureText('library-vectors/mock_signed_data/wrongBundleId')))
+  const wrong = decode(v2Body(fixtureText('library-vectors/mock_signed_data/wrongBundleId')))
   t.match(wrong, { notificationType: 'TEST', bundleId: 'com.example.wrong', environment: null, appAppleId: null, signedDate: null, notificationUuid: '9ad56bd2-0bc6-42e0-af24-fd996d87a1e6' })
-  const noX5c = decodeNotificationBody(v2Body(fixtureText('library-vectors/mock_signed_data/missingX5CHeaderClaim')))
+  const noX5c = decode(v2Body(fixtureText('library-vectors/mock_signed_data/missingX5CHeaderClaim')))
   t.match(noX5c, { notificationType: 'TEST', bundleId: 'com.example' })
   t.equal(noX5c.jws!.header.x5c, undefined)
   t.ok(Array.isArray(noX5c.jws!.header.x5cwrong))
 })
 
 t.test('unknown notification types, subtypes and environments are decoded, never refused', async (t) => {
-  const n = decodeNotificationBody(v2Body(signJws({ notificationType: 'SOMETHING_NEW_2030', subtype: 'ALSO_NEW', data: { environment: 'Moon', bundleId: 'com.example' } })))
+  const n = decode(v2Body(signJws({ notificationType: 'SOMETHING_NEW_2030', subtype: 'ALSO_NEW', data: { environment: 'Moon', bundleId: 'com.example' } })))
   t.match(n, { notificationType: 'SOMETHING_NEW_2030', subtype: 'ALSO_NEW', environment: 'Moon', notificationUuid: null, signedDate: null })
-  const bare = decodeNotificationBody(v2Body(signJws({ notificationType: 'TEST' })))
+  const bare = decode(v2Body(signJws({ notificationType: 'TEST' })))
   t.match(bare, { notificationType: 'TEST', environment: null, bundleId: null, appAppleId: null })
-  const v1 = decodeNotificationBody(v1Body({ notification_type: 'NEW_V1_TYPE' }))
+  const v1 = decode(v1Body({ notification_type: 'NEW_V1_TYPE' }))
   t.match(v1, { version: 1, notificationType: 'NEW_V1_TYPE', environment: null, bundleId: null, password: null })
 })
 
 t.test('wrong-typed optional fields are null, not errors', async (t) => {
-  const n = decodeNotificationBody(v2Body(signJws({
+  const n = decode(v2Body(signJws({
     notificationType: 'DID_RENEW',
     subtype: 5,
     notificationUUID: { id: 1 },
@@ -358,15 +378,15 @@ t.test('wrong-typed optional fields are null, not errors', async (t) => {
     jws: null,
     payload: null
   })
-  t.equal(decodeNotificationBody(v2Body(signJws({ notificationType: 'T', signedDate: Infinity }))).signedDate, null)
-  t.equal(decodeNotificationBody(v2Body(signJws({ notificationType: 'T', data: { appAppleId: 2 ** 60 } }))).appAppleId, null, 'an id beyond 2^53 has lost digits: not stored')
-  t.equal(decodeNotificationBody(v2Body(signJws({ notificationType: 'T', data: { appAppleId: '6450284872' } }))).appAppleId, '6450284872')
-  t.equal(decodeNotificationBody(v2Body(signJws({ notificationType: 'T', data: 'x', summary: { bundleId: 'b' } }))).bundleId, 'b', 'a section that is not an object is skipped')
+  t.equal(decode(v2Body(signJws({ notificationType: 'T', signedDate: Infinity }))).signedDate, null)
+  t.equal(decode(v2Body(signJws({ notificationType: 'T', data: { appAppleId: 2 ** 60 } }))).appAppleId, null, 'an id beyond 2^53 has lost digits: not stored')
+  t.equal(decode(v2Body(signJws({ notificationType: 'T', data: { appAppleId: '6450284872' } }))).appAppleId, '6450284872')
+  t.equal(decode(v2Body(signJws({ notificationType: 'T', data: 'x', summary: { bundleId: 'b' } }))).bundleId, 'b', 'a section that is not an object is skipped')
 })
 
 t.test('V1: a DID_RENEW with unified_receipt', async (t) => {
   const raw = fixture('v1/did-renew-production.json')
-  const n = decodeNotificationBody(raw)
+  const n = decode(raw)
   t.same({ ...n, payload: null }, {
     version: 1,
     notificationUuid: null,
@@ -390,22 +410,22 @@ t.test('V1: a DID_RENEW with unified_receipt', async (t) => {
   t.test('the newest purchase wins, whatever the order of latest_receipt_info', async (t) => {
     const receipt = body.unified_receipt as Obj
     const reversed = { ...body, unified_receipt: { ...receipt, latest_receipt_info: [...(receipt.latest_receipt_info as unknown[])].reverse() } }
-    t.equal(decodeNotificationBody(v1Body(reversed)).transactionId, '330000798765432')
+    t.equal(decode(v1Body(reversed)).transactionId, '330000798765432')
     const noDates = { ...body, unified_receipt: { ...receipt, latest_receipt_info: [7, { transaction_id: 'first' }, { transaction_id: 'second' }] } }
-    t.equal(decodeNotificationBody(v1Body(noDates)).transactionId, 'first', 'without dates, the first entry')
+    t.equal(decode(v1Body(noDates)).transactionId, 'first', 'without dates, the first entry')
     const numeric = { ...body, unified_receipt: { ...receipt, latest_receipt_info: [{ transaction_id: 1, purchase_date_ms: 5 }, { transaction_id: 2, purchase_date_ms: 9 }, { transaction_id: 3, purchase_date_ms: 'later' }] } }
-    t.equal(decodeNotificationBody(v1Body(numeric)).transactionId, '2', 'numeric dates and ids')
+    t.equal(decode(v1Body(numeric)).transactionId, '2', 'numeric dates and ids')
     const empty = { ...body, unified_receipt: { ...receipt, latest_receipt_info: [] } }
-    t.match(decodeNotificationBody(v1Body(empty)), { transactionId: null, originalTransactionId: null, productId: 'com.example.premium.monthly' }, 'no entry: auto_renew_product_id')
+    t.match(decode(v1Body(empty)), { transactionId: null, originalTransactionId: null, productId: 'com.example.premium.monthly' }, 'no entry: auto_renew_product_id')
   })
 
   t.test('environments: PROD, Sandbox, others as given, or the receipt\'s', async (t) => {
-    t.equal(decodeNotificationBody(v1Body({ ...body, environment: 'Sandbox' })).environment, 'Sandbox')
-    t.equal(decodeNotificationBody(v1Body({ ...body, environment: 'Elsewhere' })).environment, 'Elsewhere')
-    t.equal(decodeNotificationBody(v1Body({ ...body, environment: undefined })).environment, 'Production')
-    t.equal(decodeNotificationBody(v1Body({ notification_type: 'X', environment: 3 })).environment, null)
+    t.equal(decode(v1Body({ ...body, environment: 'Sandbox' })).environment, 'Sandbox')
+    t.equal(decode(v1Body({ ...body, environment: 'Elsewhere' })).environment, 'Elsewhere')
+    t.equal(decode(v1Body({ ...body, environment: undefined })).environment, 'Production')
+    t.equal(decode(v1Body({ notification_type: 'X', environment: 3 })).environment, null)
     for (const key of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
-      t.equal(decodeNotificationBody(v1Body({ notification_type: 'X', environment: key })).environment, key, `${key} is just a string`)
+      t.equal(decode(v1Body({ notification_type: 'X', environment: key })).environment, key, `${key} is just a string`)
     }
   })
 
@@ -419,23 +439,23 @@ t.test('V1: a DID_RENEW with unified_receipt', async (t) => {
       original_transaction_id: 1000000000000001,
       latest_receipt_info: { original_transaction_id: '1000000000000002', transaction_id: '1000000000000003', product_id: 'p1' }
     }
-    t.match(decodeNotificationBody(v1Body(old)), { environment: 'Sandbox', appAppleId: '1234567890', password: '', originalTransactionId: '1000000000000002', transactionId: '1000000000000003', productId: 'p1' })
+    t.match(decode(v1Body(old)), { environment: 'Sandbox', appAppleId: '1234567890', password: '', originalTransactionId: '1000000000000002', transactionId: '1000000000000003', productId: 'p1' })
     const expired = { ...old, latest_receipt_info: undefined, latest_expired_receipt_info: { original_transaction_id: '9', transaction_id: '8', product_id: 'p2' } }
-    t.match(decodeNotificationBody(v1Body(expired)), { originalTransactionId: '9', transactionId: '8', productId: 'p2' })
+    t.match(decode(v1Body(expired)), { originalTransactionId: '9', transactionId: '8', productId: 'p2' })
     const bare = { ...old, latest_receipt_info: undefined }
-    t.match(decodeNotificationBody(v1Body(bare)), { originalTransactionId: '1000000000000001', transactionId: null, productId: null })
+    t.match(decode(v1Body(bare)), { originalTransactionId: '1000000000000001', transactionId: null, productId: null })
   })
 
   t.test('wrong types are null', async (t) => {
-    const n = decodeNotificationBody(v1Body({ notification_type: 'DID_RENEW', bid: 5, password: 12345, app_apple_id: '', unified_receipt: 'nope', auto_renew_product_id: {} }))
+    const n = decode(v1Body({ notification_type: 'DID_RENEW', bid: 5, password: 12345, app_apple_id: '', unified_receipt: 'nope', auto_renew_product_id: {} }))
     t.match(n, { bundleId: null, password: null, appAppleId: null, productId: null, originalTransactionId: null })
-    const n2 = decodeNotificationBody(v1Body({ notification_type: 'DID_RENEW', unified_receipt: { latest_receipt_info: { not: 'an array' }, environment: 5 } }))
+    const n2 = decode(v1Body({ notification_type: 'DID_RENEW', unified_receipt: { latest_receipt_info: { not: 'an array' }, environment: 5 } }))
     t.match(n2, { environment: null, transactionId: null })
   })
 
   // It used to read the signed one; a target may read the V1 one, so neither is read.
   t.test('when both shapes are present, the body is refused', async (t) => {
-    expectCode(t, () => decodeNotificationBody(Buffer.from(JSON.stringify({ notification_type: 'DID_RENEW', signedPayload: signJws({ notificationType: 'TEST' }) }))), 'BODY_AMBIGUOUS_VERSION', 'V1 and V2')
+    expectCode(t, () => decode(Buffer.from(JSON.stringify({ notification_type: 'DID_RENEW', signedPayload: signJws({ notificationType: 'TEST' }) }))), 'BODY_AMBIGUOUS_VERSION', 'V1 and V2')
   })
 })
 
@@ -496,7 +516,7 @@ t.test('every error code, with a message that says what is wrong', async (t) => 
     ['notificationType only on the prototype', sp(`${header}.${b64u('{"__proto__":{"notificationType":"TEST"}}')}.sig`), 'PAYLOAD_MALFORMED', /no notificationType/]
   ]
   for (const [name, body, code, message] of cases) {
-    const e = expectCode(t, () => decodeNotificationBody(body), code, name)
+    const e = expectCode(t, () => decode(body), code, name)
     t.match(e?.message, message, `${name}: names the problem`)
     t.equal(e?.statusCode, 400, `${name}: 400`)
   }
@@ -521,7 +541,7 @@ t.test('messages never echo more than ~100 characters of the input', async (t) =
   ]
   for (const [name, body] of bodies) {
     try {
-      decodeNotificationBody(body)
+      decode(body)
       t.fail(`${name}: should throw`)
     } catch (err) {
       t.ok(err instanceof AppError, `${name}: AppError`)
@@ -533,10 +553,10 @@ t.test('messages never echo more than ~100 characters of the input', async (t) =
 })
 
 t.test('__proto__ and constructor keys pollute nothing and decode as plain data', async (t) => {
-  const v1 = decodeNotificationBody(Buffer.from('{"notification_type":"DID_RENEW","__proto__":{"polluted":1,"bid":"evil"},"constructor":{"prototype":{"polluted":2}},"unified_receipt":{"latest_receipt_info":[{"__proto__":{"transaction_id":"evil"}}]}}'))
+  const v1 = decode(Buffer.from('{"notification_type":"DID_RENEW","__proto__":{"polluted":1,"bid":"evil"},"constructor":{"prototype":{"polluted":2}},"unified_receipt":{"latest_receipt_info":[{"__proto__":{"transaction_id":"evil"}}]}}'))
   t.match(v1, { bundleId: null, transactionId: null })
   t.ok(Object.hasOwn(v1.payload, '__proto__'), 'kept as an own key')
-  const v2 = decodeNotificationBody(v2Body(`${b64u('{"alg":"ES256","__proto__":{"x":1}}')}.${b64u('{"notificationType":"TEST","__proto__":{"polluted":3},"data":{"__proto__":{"bundleId":"evil","environment":"Production"}}}')}.sig`))
+  const v2 = decode(v2Body(`${b64u('{"alg":"ES256","__proto__":{"x":1}}')}.${b64u('{"notificationType":"TEST","__proto__":{"polluted":3},"data":{"__proto__":{"bundleId":"evil","environment":"Production"}}}')}.sig`))
   t.match(v2, { notificationType: 'TEST', bundleId: null, environment: null })
   t.equal(({} as Obj).polluted, undefined, 'Object.prototype untouched')
   t.equal(({} as Obj).x, undefined)
@@ -549,8 +569,8 @@ t.test('nesting deeper than MAX_JSON_DEPTH is refused in the body and in the JWS
   const objects = (n: number): string => '{"a":'.repeat(n) + '1' + '}'.repeat(n)
   const v1 = (inner: string): Buffer => Buffer.from(`{"notification_type":"X","deep":${inner}}`)
   // The outer object is a level: 63 inside it is exactly the limit.
-  t.match(decodeNotificationBody(v1(arrays(63))), { notificationType: 'X' }, '64 levels decode')
-  t.match(decodeNotificationBody(v1(objects(63))), { notificationType: 'X' }, '64 levels of objects decode')
+  t.match(decode(v1(arrays(63))), { notificationType: 'X' }, '64 levels decode')
+  t.match(decode(v1(objects(63))), { notificationType: 'X' }, '64 levels of objects decode')
   const header = b64u({ alg: 'ES256' })
   const payload = (data: string): string => b64u(`{"notificationType":"T","data":${data}}`)
   const deep = 200_000
@@ -566,19 +586,19 @@ t.test('nesting deeper than MAX_JSON_DEPTH is refused in the body and in the JWS
     ['a deep JWS header', v2Body(`${b64u(`{"alg":"ES256","x":${arrays(deep)}}`)}.${payload('{}')}.sig`), /signedPayload's header is nested deeper than 64/]
   ]
   for (const [name, body, message] of cases) {
-    const e = expectCode(t, () => decodeNotificationBody(body), 'BODY_TOO_DEEP', name)
+    const e = expectCode(t, () => decode(body), 'BODY_TOO_DEEP', name)
     t.match(e?.message, message, `${name}: names the limit`)
     t.equal(e?.statusCode, 400, `${name}: 400`)
   }
-  t.equal(decodeNotificationBody(v2Body(`${header}.${payload(objects(63))}.sig`)).notificationType, 'T', 'a payload of exactly 64 levels decodes')
+  t.equal(decode(v2Body(`${header}.${payload(objects(63))}.sig`)).notificationType, 'T', 'a payload of exactly 64 levels decodes')
   // Brackets and escaped quotes inside strings are text, not levels.
   const inStrings = `{"notification_type":"X","s":"${'[{'.repeat(1000)}\\\\","t":"\\\\\\"${'['.repeat(100)}","deep":${arrays(62)}}`
-  t.match(decodeNotificationBody(Buffer.from(inStrings)), { notificationType: 'X' }, 'brackets inside strings do not count')
+  t.match(decode(Buffer.from(inStrings)), { notificationType: 'X' }, 'brackets inside strings do not count')
   t.same(JSON.parse(inStrings).t, '\\"' + '['.repeat(100), 'the escapes are the ones meant')
   // The nested JWS are only indexing material: a too-deep one is unreadable
   // like any other broken one (null fields), never a refusal of the notification.
   const deepNested = `${header}.${b64u(`{"transactionId":"1","x":${arrays(deep)}}`)}.sig`
-  const n = decodeNotificationBody(v2Body(signJws({ notificationType: 'T', data: { bundleId: 'b', signedTransactionInfo: deepNested, signedRenewalInfo: deepNested } })))
+  const n = decode(v2Body(signJws({ notificationType: 'T', data: { bundleId: 'b', signedTransactionInfo: deepNested, signedRenewalInfo: deepNested } })))
   t.match(n, { notificationType: 'T', bundleId: 'b', transactionId: null, originalTransactionId: null })
 })
 
@@ -587,19 +607,19 @@ t.test('huge values: an outer indexed field over 256 characters is refused, a ne
   const at = (n: number): string => 'x'.repeat(n)
   for (const [field, where] of [['notificationUUID', 'top'], ['notificationType', 'top'], ['subtype', 'top'], ['bundleId', 'data'], ['environment', 'data'], ['appAppleId', 'data']] as const) {
     const payload = (v: string): Obj => where === 'top' ? { notificationType: 'T', [field]: v } : { notificationType: 'T', data: { [field]: v } }
-    const e = expectCode(t, () => decodeNotificationBody(v2Body(signJws(payload(big)))), 'PAYLOAD_MALFORMED', `a 2 MB ${field}`)
+    const e = expectCode(t, () => decode(v2Body(signJws(payload(big)))), 'PAYLOAD_MALFORMED', `a 2 MB ${field}`)
     t.match(e?.message, new RegExp(`${field} is 2000000 characters long`), `${field}: says which field, not its value`)
-    expectCode(t, () => decodeNotificationBody(v2Body(signJws(payload(at(257))))), 'PAYLOAD_MALFORMED', `a 257-character ${field}`)
-    t.doesNotThrow(() => decodeNotificationBody(v2Body(signJws(payload(at(256))))), `a 256-character ${field} decodes`)
+    expectCode(t, () => decode(v2Body(signJws(payload(at(257))))), 'PAYLOAD_MALFORMED', `a 257-character ${field}`)
+    t.doesNotThrow(() => decode(v2Body(signJws(payload(at(256))))), `a 256-character ${field} decodes`)
   }
   for (const field of ['notification_type', 'bid', 'environment', 'app_apple_id']) {
-    expectCode(t, () => decodeNotificationBody(v1Body({ notification_type: 'DID_RENEW', [field]: at(257) })), 'BODY_NOT_NOTIFICATION', `a V1 with a 257-character ${field}`)
+    expectCode(t, () => decode(v1Body({ notification_type: 'DID_RENEW', [field]: at(257) })), 'BODY_NOT_NOTIFICATION', `a V1 with a 257-character ${field}`)
   }
   const tx = signJws({ transactionId: at(257), originalTransactionId: at(300), productId: at(1000), appAccountToken: at(257) })
-  t.match(decodeNotificationBody(v2Body(signJws({ notificationType: 'T', data: { bundleId: 'b', signedTransactionInfo: tx } }))),
+  t.match(decode(v2Body(signJws({ notificationType: 'T', data: { bundleId: 'b', signedTransactionInfo: tx } }))),
     { bundleId: 'b', transactionId: null, originalTransactionId: null, productId: null, appAccountToken: null }, 'long nested ids are unindexed, the notification decodes')
   const receipt = { latest_receipt_info: [{ transaction_id: at(257), original_transaction_id: '1', product_id: at(257) }] }
-  t.match(decodeNotificationBody(v1Body({ notification_type: 'DID_RENEW', unified_receipt: receipt })), { transactionId: null, originalTransactionId: '1', productId: null }, 'and so are long V1 receipt ids')
+  t.match(decode(v1Body({ notification_type: 'DID_RENEW', unified_receipt: receipt })), { transactionId: null, originalTransactionId: '1', productId: null }, 'and so are long V1 receipt ids')
 })
 
 // mulberry32: a fixed seed makes every run try the same inputs.
@@ -663,7 +683,7 @@ t.test('garbage in: only AppError out, and decoded fields always have their type
   const codes = new Map<string, number>()
   for (const [i, input] of inputs.entries()) {
     try {
-      const n = decodeNotificationBody(input)
+      const n = decode(input)
       codes.set('decoded', (codes.get('decoded') ?? 0) + 1)
       if (typeof n.notificationType !== 'string' || n.notificationType === '') problems.push(`#${i}: notificationType ${String(n.notificationType)}`)
       for (const k of nullableStrings) if (n[k] !== null && typeof n[k] !== 'string') problems.push(`#${i}: ${k} is ${typeof n[k]}`)
@@ -699,13 +719,13 @@ t.test('a repeated top-level key is refused in the body, the JWS header and the 
     ['a 10,000-character repeated key', `{"notification_type":"X","${'k'.repeat(10_000)}":1,"${'k'.repeat(10_000)}":2}`, 'BODY_DUPLICATE_KEY', /k{100}"\.\.\. \(10000 characters\)/]
   ]
   for (const [name, body, code, message] of cases) {
-    const e = expectCode(t, () => decodeNotificationBody(Buffer.from(body)), code, name)
+    const e = expectCode(t, () => decode(Buffer.from(body)), code, name)
     t.match(e?.message, message, `${name}: says which key`)
     t.equal(e?.statusCode, 400, `${name}: 400`)
     t.ok((e?.message.length ?? 0) < 400, `${name}: a short message`)
   }
   // Not JSON, or not an object, is said first: the repeat is that body's lesser problem.
-  expectCode(t, () => decodeNotificationBody(Buffer.from('{"a":1,"a":2')), 'BODY_NOT_JSON', 'a repeat in a body that is not JSON')
+  expectCode(t, () => decode(Buffer.from('{"a":1,"a":2')), 'BODY_NOT_JSON', 'a repeat in a body that is not JSON')
   const fine: Array<[string, string]> = [
     ['repeats inside a nested object', `{"signedPayload":"${jws}","x":{"a":1,"a":2},"y":[{"b":1,"b":2}]}`],
     ['keys that only look alike in a string or an array', `{"notification_type":"X","s":"\\",\\"notification_type\\":1","l":["notification_type","notification_type"]}`],
@@ -714,7 +734,7 @@ t.test('a repeated top-level key is refused in the body, the JWS header and the 
   ]
   for (const [name, body] of fine) {
     try {
-      decodeNotificationBody(Buffer.from(body))
+      decode(Buffer.from(body))
       t.pass(`${name}: decodes`)
     } catch (err) {
       t.not((err as AppError).code, 'BODY_DUPLICATE_KEY', `${name}: not a duplicate`)
@@ -723,5 +743,5 @@ t.test('a repeated top-level key is refused in the body, the JWS header and the 
   }
   // The nested JWS only feed the index: a repeat there is read as JSON.parse reads it.
   const tx = signJws({ transactionId: '1', transactionId2: '2' }).replace(/^[^.]+\.[^.]+/, (m) => `${m.split('.')[0]}.${b64u('{"transactionId":"1","transactionId":"2"}')}`)
-  t.equal(decodeNotificationBody(v2Body(signJws({ notificationType: 'T', data: { signedTransactionInfo: tx } }))).transactionId, '2', 'a repeat inside signedTransactionInfo is indexing material, not a refusal')
+  t.equal(decode(v2Body(signJws({ notificationType: 'T', data: { signedTransactionInfo: tx } }))).transactionId, '2', 'a repeat inside signedTransactionInfo is indexing material, not a refusal')
 })

@@ -3,6 +3,7 @@ import { ADMIN_TOKEN as TOKEN, api } from '../helpers/admin.ts'
 import { startApp, until } from '../helpers/app.ts'
 import { v1Body, v2Body } from '../helpers/notifications.ts'
 import { startTarget } from '../helpers/target.ts'
+import { DELIVERY_STATUSES, VERIFICATION_STATUSES } from '../../src/db/vocabulary.ts'
 
 t.test('without ADMIN_TOKEN, /admin does not exist', async (t) => {
   const s = await startApp(t)
@@ -43,6 +44,10 @@ t.test('list, filter, page, inspect, replay, and target health', async (t) => {
   t.same((await api(s.url, '/notifications?originalTransactionId=1000000111111111')).json.items.map((i: any) => i.id), [ids[2]], 'by original transaction ID (V1 receipt)')
   t.same((await api(s.url, `/notifications?since=${Date.now() + 60_000}`)).json.items, [])
   t.equal((await api(s.url, '/notifications?verification=maybe')).status, 400, 'bad filters are 400')
+  // The filter admits every value the database can hold: one the route's
+  // schema left out could never be searched for.
+  for (const v of VERIFICATION_STATUSES) t.equal((await api(s.url, `/notifications?verification=${v}`)).status, 200, `verification=${v}`)
+  for (const v of DELIVERY_STATUSES) t.equal((await api(s.url, `/notifications?deliveryStatus=${v}`)).status, 200, `deliveryStatus=${v}`)
 
   const page1 = await api(s.url, '/notifications?limit=2')
   t.equal(page1.json.items.length, 2)

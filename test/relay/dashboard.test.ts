@@ -4,6 +4,7 @@ import { startApp, until } from '../helpers/app.ts'
 import { v2Body } from '../helpers/notifications.ts'
 import { startTarget } from '../helpers/target.ts'
 import { get, login, postForm } from '../helpers/dashboard.ts'
+import { DELIVERY_STATUSES, VERIFICATION_STATUSES } from '../../src/db/vocabulary.ts'
 
 t.test('without ADMIN_TOKEN there is no dashboard either', async (t) => {
   const s = await startApp(t)
@@ -173,6 +174,12 @@ t.test('every page renders real data; replay, bulk replay of the dead and filter
   t.match(refunds.text, `/admin/notifications/${ids[2]!}`)
   t.equal((await get(s.url, '/admin/notifications?since=yesterday-ish', cookie)).status, 400, 'a bad time is a clear 400 page')
   t.equal((await get(s.url, '/admin/notifications?verification=maybe', cookie)).status, 400)
+  // Every value the database can hold is offered and admitted.
+  for (const v of VERIFICATION_STATUSES) t.equal((await get(s.url, `/admin/notifications?verification=${v}`, cookie)).status, 200, `verification=${v}`)
+  for (const v of DELIVERY_STATUSES) t.equal((await get(s.url, `/admin/notifications?deliveryStatus=${v}`, cookie)).status, 200, `deliveryStatus=${v}`)
+  const unfiltered = (await get(s.url, '/admin/notifications', cookie)).text
+  t.match(unfiltered, DELIVERY_STATUSES.map((v) => `<option>${v}</option>`).join(''), 'the delivery filter offers every status')
+  t.match(unfiltered, VERIFICATION_STATUSES.map((v) => `<option>${v}</option>`).join(''), 'the verification filter offers every status')
 
   const detail = await get(s.url, `/admin/notifications/${ids[2]!}`, cookie)
   t.match(detail.text, '&quot;notificationType&quot;: &quot;REFUND&quot;', 'the payload JSON, escaped')

@@ -1,5 +1,7 @@
 import t from 'tap'
 import { ago, escapeHtml, html, utc } from '../../src/dashboard/html.ts'
+import { detailFields } from '../../src/dashboard/views.ts'
+import type { NotificationSummary } from '../../src/outbox/engine.ts'
 import { createSessions, readCookie, SESSION_TTL_MS } from '../../src/dashboard/session.ts'
 
 t.test('html escapes every interpolated value unless it is a fragment of its own', async (t) => {
@@ -53,4 +55,22 @@ t.test('readCookie finds one cookie among several', async (t) => {
   t.equal(readCookie('a=1', 'storehook_session'), undefined)
   t.equal(readCookie(undefined, 'storehook_session'), undefined)
   t.equal(readCookie('=x; junk', 'storehook_session'), undefined)
+})
+
+t.test('the detail page lists every stored field in the table\'s order, one not named yet under its key', async (t) => {
+  const received = Date.UTC(2026, 0, 31, 12)
+  const n = {
+    id: '0190a0b0-0000-7000-8000-000000000000', receivedAt: received, source: 'webhook', version: 2,
+    notificationUuid: 'u-1', notificationType: 'DID_RENEW', subtype: null, environment: 'Sandbox', bundleId: 'com.example',
+    appAppleId: null, signedDate: received - 1000, originalTransactionId: '1000', transactionId: null, productId: 'p', appAccountToken: null,
+    verification: 'verified', verificationError: null
+  } as const
+  t.same(detailFields(n as NotificationSummary), [
+    ['Storehook ID', n.id], ['Received', '2026-01-31T12:00:00Z'], ['Source', 'webhook'], ['Version', 2],
+    ['Notification UUID', 'u-1'], ['Type', 'DID_RENEW'], ['Environment', 'Sandbox'], ['Bundle ID', 'com.example'],
+    ['Signed', '2026-01-31T11:59:59Z'], ['Original transaction ID', '1000'], ['Product ID', 'p'], ['Verification', 'verified']
+  ], 'labelled, times as UTC, null fields left out')
+  // A column added to the table reaches the page without a change to the views.
+  const added = detailFields({ ...n, storefront: 'FRA' } as NotificationSummary)
+  t.same(added.at(-1), ['storefront', 'FRA'])
 })

@@ -1,9 +1,9 @@
 import { join } from 'node:path'
-import { and, asc, eq, lte, sql } from 'drizzle-orm'
+import { and, asc, eq, getTableColumns, lte, sql } from 'drizzle-orm'
 import t from 'tap'
 import { migrate, openDatabase, type Db } from '../../src/db/client.ts'
-import { deliveries, notifications } from '../../src/db/schema.ts'
-import { dedupeKeyOf } from '../../src/outbox/engine.ts'
+import { deliveries, indexedColumns, notifications } from '../../src/db/schema.ts'
+import { dedupeKeyOf, type NotificationRow } from '../../src/outbox/engine.ts'
 import * as store from '../../src/outbox/store.ts'
 import { tempDir } from '../helpers/app.ts'
 
@@ -125,10 +125,23 @@ t.test('release gives a claimed delivery back, due at once', async (t) => {
   t.ok(again!.fence > c!.fence, 'and the released claim\'s fence is stale')
 })
 
+t.test('the insert writes every column of the row, each from its own field', async (t) => {
+  const { db } = setup(t)
+  // A distinct value for every column the table has (one added later too).
+  const row = Object.fromEntries(Object.entries(getTableColumns(notifications)).map(([key, c], i) => [key,
+    c.dataType === 'number' ? 1000 + i : c.dataType === 'buffer' ? Buffer.from(`{"k":${i}}`) : c.enumValues?.[0] ?? `${key}-${i}`])) as NotificationRow
+  store.enqueue(db, row, [], 1000)
+  const stored = (id: string): NotificationRow | undefined => db.select().from(notifications).where(eq(notifications.id, id)).get()
+  t.same(stored(row.id), row)
+  const sparse = notification('n-sparse')
+  store.enqueue(db, sparse, [], 1000)
+  t.equal(stored('n-sparse')!.productId, null, 'a field the row leaves out is stored null')
+})
+
 t.test('every decoded field an operator looks up by has an index', async (t) => {
   const { db } = setup(t)
-  const columns = ['notification_type', 'subtype', 'environment', 'bundle_id', 'app_apple_id', 'signed_date', 'original_transaction_id',
-    'transaction_id', 'product_id', 'app_account_token', 'verification']
+  // notification_uuid is looked up through dedupe_key, which holds it.
+  const columns = [...Object.keys(indexedColumns).map((key) => getTableColumns(notifications)[key as keyof typeof indexedColumns].name).filter((name) => name !== 'notification_uuid'), 'verification']
   for (const column of columns) {
     const plan = db.all<{ detail: string }>(sql.raw(`EXPLAIN QUERY PLAN SELECT id FROM notifications WHERE ${column} = 'x'`))
     t.match(plan.map((p) => p.detail).join('; '), /USING (COVERING )?INDEX notifications_/, `${column} is searched through an index`)

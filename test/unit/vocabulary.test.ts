@@ -4,6 +4,8 @@
 import { Environment, NotificationTypeV2, Subtype } from '@apple/app-store-server-library'
 import t from 'tap'
 import { notificationTypeLabel, OTHER, VOCABULARY, vocabularyLabel } from '../../src/apple/vocabulary.ts'
+import { deliveries, historyRuns, notifications } from '../../src/db/schema.ts'
+import { API_ENVIRONMENTS, DELIVERY_STATUSES, ENVIRONMENTS, HISTORY_RUN_KINDS, NOTIFICATION_SOURCES, VERIFICATION_STATUSES } from '../../src/db/vocabulary.ts'
 
 const sorted = (values: Iterable<string>): string[] => [...values].sort()
 
@@ -34,4 +36,15 @@ t.test('anything else is other', async (t) => {
   t.equal(notificationTypeLabel(1, 'SUBSCRIBED'), OTHER, 'a V2-only type is not a V1 type')
   t.equal(vocabularyLabel('subtypes', 'SUMMARY'), 'SUMMARY')
   t.equal(vocabularyLabel('subtypes', 'DID_RENEW'), OTHER, 'a type is not a subtype')
+})
+
+t.test('the table columns take their values from storehook\'s vocabulary (src/db/vocabulary.ts), not from lists of their own', async (t) => {
+  // The same arrays, not equal copies: a list written again in the schema
+  // would drift from the one the routes, the dashboard and the code use.
+  t.equal(deliveries.status.enumValues, DELIVERY_STATUSES)
+  t.equal(notifications.verification.enumValues, VERIFICATION_STATUSES)
+  t.equal(notifications.source.enumValues, NOTIFICATION_SOURCES)
+  t.equal(historyRuns.kind.enumValues, HISTORY_RUN_KINDS)
+  t.equal(historyRuns.environment.enumValues, API_ENVIRONMENTS)
+  t.equal(VOCABULARY.environments, ENVIRONMENTS, 'the metrics labels use the same environment list')
 })

@@ -1,6 +1,7 @@
 // /admin/apple: the catch-up's state, and a test notification followed end to
 // end (started here, followed in test-runs.ts).
 import type { FastifyInstance } from 'fastify'
+import { API_ENVIRONMENTS, type ApiEnvironment } from '../../db/vocabulary.ts'
 import { API_NOT_CONFIGURED, catchUpState, runTestNotification, testNotificationClient } from '../../appstore/operator.ts'
 import { formSchema, page, type Dashboard, type Form } from '../page.ts'
 import { createTestRuns } from '../test-runs.ts'
@@ -23,9 +24,9 @@ export function applePages (app: FastifyInstance, { config, store, context }: Da
   })
 
   app.post<{ Body: Form }>('/apple/test-notification', {
-    schema: { body: formSchema({ environment: { type: 'string', enum: ['Sandbox', 'Production'] }, bundleId: { type: 'string', maxLength: 200 } }, ['environment']) }
+    schema: { body: formSchema({ environment: { type: 'string', enum: API_ENVIRONMENTS }, bundleId: { type: 'string', maxLength: 200 } }, ['environment']) }
   }, async (request, reply) => {
-    const environment = request.body.environment as 'Sandbox' | 'Production'
+    const environment = request.body.environment as ApiEnvironment
     const client = testNotificationClient(config, environment, request.body.bundleId, runs.signal)
     const same = runs.following(environment, client.bundleId)
     if (same !== undefined) return reply.redirect(`/admin/apple?test=${same}`, 303)

@@ -1,5 +1,6 @@
 // /admin/notifications: the search, one notification in full, and its replay.
 import type { FastifyInstance } from 'fastify'
+import { DELIVERY_STATUSES, VERIFICATION_STATUSES } from '../../db/vocabulary.ts'
 import { AppError } from '../../errors.ts'
 import { FILTER_FIELDS, filledIn, filterFrom, notificationList, notificationOrNotFound, type FilterForm } from '../../ops/notifications.ts'
 import { replayOne } from '../../ops/replay.ts'
@@ -11,8 +12,8 @@ const filterQuerySchema = {
   type: 'object',
   properties: {
     ...Object.fromEntries(FILTER_FIELDS.map((k) => [k, { type: 'string', maxLength: 200 }])),
-    verification: { type: 'string', enum: ['', 'verified', 'unverified', 'unchecked'] },
-    deliveryStatus: { type: 'string', enum: ['', 'pending', 'delivered', 'dead'] },
+    verification: { type: 'string', enum: ['', ...VERIFICATION_STATUSES] },
+    deliveryStatus: { type: 'string', enum: ['', ...DELIVERY_STATUSES] },
     cursor: { type: 'string', maxLength: 64 },
     limit: { type: 'integer', minimum: 1, maximum: 500 }
   }

@@ -1,0 +1,51 @@
+// storehook's closed sets of values, each written once. The drizzle schema
+// types its columns with them, the routes' JSON schemas and the dashboard's
+// filters list them, the metrics name their label values after them, and the
+// code that decides compares against their union types, so a misspelt value
+// is a compile error rather than a filter that silently matches nothing.
+// It lives under src/db/ and imports nothing because the storage layer, which
+// may not import from the layers above it, needs it as much as they do.
+// Apple's documented types and subtypes (metrics labels) are a separate list:
+// src/apple/vocabulary.ts.
+
+// A delivery's state. "In flight" is not a status: it is a pending row whose
+// lease has not expired.
+export const DELIVERY_STATUSES = ['pending', 'delivered', 'dead'] as const
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number]
+
+// What the ingest's policy (src/ingest/policy.ts) concluded about a stored
+// notification's signature or V1 password.
+export const VERIFICATION_STATUSES = ['verified', 'unverified', 'unchecked'] as const
+export type VerificationStatus = (typeof VERIFICATION_STATUSES)[number]
+
+// How a notification reached the ingest.
+export const NOTIFICATION_SOURCES = ['webhook', 'backfill', 'catch-up', 'quarantine'] as const
+export type NotificationSource = (typeof NOTIFICATION_SOURCES)[number]
+
+// Apple's environments as Apple documents them (test/unit/vocabulary.test.ts
+// checks them against Apple's library). A stored notification keeps whatever
+// environment its payload named, so the column is not limited to these.
+export const ENVIRONMENTS = ['Production', 'Sandbox', 'Xcode', 'LocalTesting'] as const
+export type Environment = (typeof ENVIRONMENTS)[number]
+
+// The environments the App Store Server API serves (backfill, catch-up, test
+// notifications); Xcode and LocalTesting exist only on a developer's machine.
+export const API_ENVIRONMENTS = ['Production', 'Sandbox'] as const satisfies readonly Environment[]
+export type ApiEnvironment = (typeof API_ENVIRONMENTS)[number]
+
+// A history run (the history_runs table): `storehook backfill`, or the
+// server's automatic catch-up at start and then periodically.
+export const CATCH_UP_KINDS = ['catch-up-start', 'catch-up-periodic'] as const
+export type CatchUpKind = (typeof CATCH_UP_KINDS)[number]
+export const HISTORY_RUN_KINDS = ['backfill', ...CATCH_UP_KINDS] as const
+export type HistoryRunKind = (typeof HISTORY_RUN_KINDS)[number]
+
+// What became of a notification the ingest decoded (the
+// storehook_notifications_received_total metric's `outcome` label).
+export const RECEIVE_OUTCOMES = ['stored', 'duplicate', 'refused'] as const
+export type ReceiveOutcome = (typeof RECEIVE_OUTCOMES)[number]
+
+// A delivery attempt's verdict (the storehook_deliveries_total metric's
+// `outcome` label); `released` is an attempt cut short by shutdown.
+export const ATTEMPT_OUTCOMES = ['delivered', 'retry', 'dead', 'released'] as const
+export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number]
