@@ -7,7 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { openDatabase } from '../db/client.ts'
 import { GroupCommit } from './group-commit.ts'
-import { CLOSE, OPS, type OpName, type Request, type Response, type WriterContext } from './ops.ts'
+import { CLOSE, OPS, type OpName, type Request, type Response, type WriterContext } from './writer-ops.ts'
 
 export interface WriterData {
   path: string

@@ -1,9 +1,9 @@
-// The table of writer ops (src/outbox/ops.ts) is the one place an op's
+// The table of writer ops (src/outbox/writer-ops.ts) is the one place an op's
 // durability, batching and queue are decided; the outbox's calls are typed
 // from it.
 import { join } from 'node:path'
 import t from 'tap'
-import { OPS, type OpName } from '../../src/outbox/ops.ts'
+import { OPS, type OpName } from '../../src/outbox/writer-ops.ts'
 import { openOutbox, type Outbox } from '../../src/outbox/outbox.ts'
 import { tempDir } from '../helpers/app.ts'
 
