@@ -2,6 +2,7 @@
 // floors, measured on this machine in this run, printed and written into
 // BENCHMARKS.md. BENCH_QUICK=1: a smoke run (short rounds, small backlogs).
 import { runDrainBench } from './drain.ts'
+import { footprintTable, runFootprintBench } from './footprint.ts'
 import { runIngestBench } from './ingest.ts'
 import { runIsolationBench } from './isolation.ts'
 import { describeMachine, writeSection } from './report.ts'
@@ -71,4 +72,10 @@ say('', '### Retention: the file levels off', '',
   ...retentionTable(kept))
 
 writeSection('bench', out)
+
+// Issue 15's per-notification costs, under their own markers so that
+// `npm run bench:footprint` alone rewrites the same section.
+const footprint = footprintTable(await runFootprintBench({ durationS: quick ? 3 : Math.max(durationS, 20) }), describeMachine(), quick)
+console.log(`\n${footprint.join('\n')}`)
+writeSection('footprint', footprint)
 console.log('\nWritten to BENCHMARKS.md.')

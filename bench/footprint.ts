@@ -1,0 +1,208 @@
+// `npm run bench:footprint`: what one accepted notification costs storehook in
+// disk writes, database size, CPU and memory (issue 15's "now" and "after"
+// figures come from this one bench, so they compare). Storehook (the built
+// dist/, VERIFY_SIGNATURES=off as in the ingest bench) gets a steady load of
+// Apple-shaped V2 bodies (bench/bodies.ts appleShapedBodies: the chain in the
+// header and again inside the nested transaction and renewal) with one live
+// target; the figures are deltas of the kernel's own counters for the
+// storehook process over the run, divided by the notifications forwarded.
+// Absolute, not ratios to a floor: what is measured is storehook's own cost
+// per notification, which does not depend on how fast the machine answers.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import Database from 'better-sqlite3'
+import { appleShapedBodies } from './bodies.ts'
+import { countAtTarget, dbMb, load, startChild, startStorehook, type LoadResult } from './lib.ts'
+import { describeMachine, writeSection } from './report.ts'
+
+export interface FootprintOptions {
+  durationS?: number
+  connections?: number
+  chain?: 'generated' | 'apple'
+  bodySize?: number
+}
+
+export interface FootprintResult {
+  durationS: number
+  connections: number
+  chain: 'generated' | 'apple'
+  chainDerBytes: number
+  bodyBytes: number
+  load: LoadResult
+  // Rows of `notifications` at the end: what storehook accepted.
+  accepted: number
+  // 2xx answers autocannon read before its deadline (a lower bound).
+  answered: number
+  forwarded: number
+  storedRows: number
+  writeBytes: number
+  cancelledWriteBytes: number
+  // write(2) calls' bytes, whether or not they reached the disk: with
+  // write_bytes, tells the WAL's writes from the page cache's writeback.
+  wcharBytes: number
+  cpuMs: number
+  // The database after a TRUNCATE checkpoint: the files, and the pages in use.
+  dbFileBytes: number
+  dbUsedBytes: number
+  vmHwmMb: number
+  vmRssMb: number
+  secondsToForwardAll: number
+  loadAverageAtEnd: number[]
+}
+
+interface Counters { writeBytes: number; cancelledWriteBytes: number; wchar: number; cpuTicks: number }
+
+// /proc/PID/io and /proc/PID/stat of a process cover all its threads, so the
+// writer thread's writes and CPU are counted with the HTTP thread's.
+function counters (pid: number): Counters {
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8')
+  const field = (name: string): number => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? Number.NaN)
+  // The command name (field 2) may hold spaces: count the fields after its ')'.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // utime and stime are fields 14 and 15 (1-based), 12 and 13 after the ')'.
+  return { writeBytes: field('write_bytes'), cancelledWriteBytes: field('cancelled_write_bytes'), wchar: field('wchar'), cpuTicks: Number(rest[11]) + Number(rest[12]) }
+}
+
+function memoryMb (pid: number): { hwm: number; rss: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? Number.NaN)
+  return { hwm: kb('VmHWM') / 1024, rss: kb('VmRSS') / 1024 }
+}
+
+// USER_HZ: 100 on every Linux that Node supports (getconf CLK_TCK).
+const TICK_MS = 10
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+export async function runFootprintBench (opts: FootprintOptions = {}): Promise<FootprintResult> {
+  const durationS = opts.durationS ?? 20
+  const connections = opts.connections ?? 50
+  const bodies = await appleShapedBodies(opts.chain ?? 'generated', opts.bodySize ?? 12_600)
+  const dir = mkdtempSync(join(tmpdir(), 'storehook-footprint-'))
+  const dbPath = join(dir, 'footprint.db')
+  const target = await startChild(['--import', 'tsx', 'bench/servers/target.ts'], {}, true)
+  const storehook = await startStorehook({
+    DATABASE_PATH: dbPath,
+    FORWARD_TARGETS: `http://127.0.0.1:${target.port}/hook`,
+    VERIFY_SIGNATURES: 'off',
+    LOG_LEVEL: 'info'
+  })
+  try {
+    const pid = storehook.process.pid!
+    // No warm-up: the run's figures include the JIT's first seconds, as a
+    // deployment's first minutes would; over 20 s they are a small share.
+    const before = counters(pid)
+    const forwardedBefore = await countAtTarget(target)
+    const result = await load(`http://127.0.0.1:${storehook.port}/apple/notifications`, bodies.next, { connections, durationS })
+    const loadEnded = performance.now()
+    // autocannon counts the answers it read before its deadline; requests in
+    // flight then are still stored and forwarded, so its count is a lower bound
+    // and the rows of `notifications` (read below) are what was accepted.
+    const answered = result.requests - result.non2xx
+    // Every accepted notification forwarded, then the writes stopped (the
+    // attempt rows are committed after the target's answer): only then is the
+    // cost of a notification complete. The target's count must reach
+    // autocannon's and then hold still for a second.
+    let forwarded = 0
+    let lastChange = Date.now()
+    for (const deadline = Date.now() + 300_000; Date.now() < deadline; await sleep(200)) {
+      const n = (await countAtTarget(target)) - forwardedBefore
+      if (n !== forwarded) { forwarded = n; lastChange = Date.now() }
+      if (forwarded >= answered && Date.now() - lastChange >= 1000) break
+    }
+    // Less the second of stillness that proved it.
+    const secondsToForwardAll = Math.max(0, (performance.now() - loadEnded) / 1000 - 1)
+    let settled = counters(pid)
+    for (let i = 0; i < 20; i++) {
+      await sleep(500)
+      const now = counters(pid)
+      if (now.writeBytes === settled.writeBytes) break
+      settled = now
+    }
+    const after = counters(pid)
+    const memory = memoryMb(pid)
+    const loadAverageAtEnd = loadavg()
+    await storehook.stop()
+    // After storehook exits, so nothing else holds the file: fold the WAL in
+    // and count what the notifications take at rest.
+    const db = new Database(dbPath)
+    let storedRows: number
+    let dbUsedBytes: number
+    try {
+      db.pragma('wal_checkpoint(TRUNCATE)')
+      storedRows = (db.prepare('SELECT count(*) AS n FROM notifications').get() as { n: number }).n
+      const pragma = (name: string): number => db.pragma(name, { simple: true }) as number
+      dbUsedBytes = (pragma('page_count') - pragma('freelist_count')) * pragma('page_size')
+    } finally {
+      db.close()
+    }
+    const dbFileBytes = dbMb(dbPath) * 2 ** 20
+    return {
+      durationS,
+      connections,
+      chain: bodies.chain,
+      chainDerBytes: bodies.chainDerBytes,
+      bodyBytes: bodies.size,
+      load: result,
+      accepted: storedRows,
+      answered,
+      forwarded,
+      storedRows,
+      writeBytes: after.writeBytes - before.writeBytes,
+      cancelledWriteBytes: after.cancelledWriteBytes - before.cancelledWriteBytes,
+      wcharBytes: after.wchar - before.wchar,
+      cpuMs: (after.cpuTicks - before.cpuTicks) * TICK_MS,
+      dbFileBytes,
+      dbUsedBytes,
+      vmHwmMb: memory.hwm,
+      vmRssMb: memory.rss,
+      secondsToForwardAll,
+      loadAverageAtEnd
+    }
+  } finally {
+    await storehook.stop()
+    await target.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const kb = (bytes: number): string => `${(bytes / 1000).toFixed(1)} KB`
+const x = (r: number): string => `${r.toFixed(2)}x`
+
+export function footprintTable (r: FootprintResult, machine: string, quick: boolean): string[] {
+  const perStored = r.dbFileBytes / r.storedRows
+  const usedPerStored = r.dbUsedBytes / r.storedRows
+  return [
+    '### Footprint per notification (`npm run bench:footprint`)', '',
+    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${machine}; load average at the end ${r.loadAverageAtEnd.map((l) => l.toFixed(1)).join(' / ')}.${quick ? ' **Quick smoke run (BENCH_QUICK=1): figures are indicative only.**' : ''}`,
+    `${r.durationS} s of load at ${r.connections} connections, one live target, VERIFY_SIGNATURES=off: ${r.accepted.toLocaleString('en')} notifications accepted and stored (autocannon read ${r.answered.toLocaleString('en')} of the answers before its deadline: ${Math.round(r.load.rps)} req/s, p99 ${r.load.p99} ms, ${r.load.non2xx + r.load.errors} refused or failed), ${r.forwarded.toLocaleString('en')} forwarded (the last ${r.secondsToForwardAll.toFixed(1)} s after the load ended)${r.forwarded === r.accepted ? '' : ': **not every accepted notification was forwarded, or some twice**'}.`,
+    `Every body is ${r.bodyBytes.toLocaleString('en')} bytes: an Apple-shaped V2 JWS whose header carries a three-certificate x5c chain (${r.chain === 'apple' ? 'Apple\'s real production chain' : 'generated by test/helpers/apple-chain.ts'}, ${r.chainDerBytes.toLocaleString('en')} bytes of DER), and whose payload carries a signedTransactionInfo and a signedRenewalInfo that each carry the chain again; a distinct notificationUUID in each. KB = 1,000 bytes.`,
+    'Disk and CPU are the storehook process\'s own counters (/proc/PID/io write_bytes, /proc/PID/stat utime+stime; the writer thread is in the same process), from the load\'s start until every accepted notification was forwarded and the writes stopped, divided by the notifications forwarded. The database is measured after storehook stopped and a TRUNCATE checkpoint, schema and indexes included, divided by the rows of `notifications`.', '',
+    '| measure | figure | ratio to the body |', '|---|---|---|',
+    `| body sent (mean) | ${kb(r.bodyBytes)} | 1.00x |`,
+    `| bytes written to disk per accepted notification | ${kb(r.writeBytes / r.forwarded)} | ${x(r.writeBytes / r.forwarded / r.bodyBytes)} |`,
+    ...(r.cancelledWriteBytes > 0 ? [`| of which cancelled before writeback (cancelled_write_bytes) | ${kb(r.cancelledWriteBytes / r.forwarded)} | ${x(r.cancelledWriteBytes / r.forwarded / r.bodyBytes)} |`] : []),
+    `| bytes passed to write() per accepted notification (reached the disk or not) | ${kb(r.wcharBytes / r.forwarded)} | ${x(r.wcharBytes / r.forwarded / r.bodyBytes)} |`,
+    `| database bytes per stored notification (files after a checkpoint) | ${kb(perStored)} | ${x(perStored / r.bodyBytes)} |`,
+    `| database bytes per stored notification (pages in use) | ${kb(usedPerStored)} | ${x(usedPerStored / r.bodyBytes)} |`,
+    `| CPU per forwarded notification (utime+stime) | ${(r.cpuMs / r.forwarded).toFixed(3)} ms | |`,
+    `| peak resident memory (VmHWM) | ${r.vmHwmMb.toFixed(0)} MB | |`,
+    `| resident memory at the end (VmRSS) | ${r.vmRssMb.toFixed(0)} MB | |`
+  ]
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const quick = process.env.BENCH_QUICK === '1'
+  const machine = describeMachine()
+  const r = await runFootprintBench({
+    durationS: Number(process.env.BENCH_SECONDS ?? (quick ? 3 : 20)),
+    connections: Number(process.env.BENCH_CONNECTIONS ?? 50),
+    chain: process.env.BENCH_CHAIN === 'apple' ? 'apple' : 'generated'
+  })
+  const lines = footprintTable(r, machine, quick)
+  console.log(lines.join('\n'))
+  writeSection('footprint', lines)
+  console.log('\nWritten to BENCHMARKS.md.')
+}
