@@ -86,6 +86,9 @@ type Env = Record<string, string | undefined>
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 const DEFAULT_CONCURRENCY = 4
+// BODY_LIMIT_BYTES' ceiling: no stored body is ever larger, whatever the
+// limit was when it came in (src/outbox/body-codec.ts bounds inflation by it).
+export const MAX_BODY_LIMIT_BYTES = 64 * 1_048_576
 // Targets may add headers, but never the ones storehook owns on every forward.
 const RESERVED_HEADERS = new Set([
   'content-type', 'content-length', 'host', 'user-agent', 'x-storehook-notification-id',
@@ -449,7 +452,7 @@ export function loadConfig (env: Env = process.env): Config {
     metricsPort,
     tls: certPath !== undefined && keyPath !== undefined ? { certPath, keyPath } : null,
     logLevel,
-    bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
+    bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 1_048_576, 1024, MAX_BODY_LIMIT_BYTES),
     pollIntervalMs: int(env, 'POLL_INTERVAL_MS', 1000, 10, 60_000),
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     databaseBusyTimeoutMs: int(env, 'DATABASE_BUSY_TIMEOUT_MS', 2000, 0, 60_000),

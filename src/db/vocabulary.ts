@@ -49,3 +49,8 @@ export type ReceiveOutcome = (typeof RECEIVE_OUTCOMES)[number]
 // `outcome` label); `released` is an attempt cut short by shutdown.
 export const ATTEMPT_OUTCOMES = ['delivered', 'retry', 'dead', 'released'] as const
 export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number]
+
+// How a stored body is encoded (src/outbox/body-codec.ts): as received, raw
+// deflate, or raw deflate against its certificate chain's dictionary.
+export const BODY_ENCODINGS = ['raw', 'deflate', 'deflate-dict'] as const
+export type BodyEncoding = (typeof BODY_ENCODINGS)[number]
