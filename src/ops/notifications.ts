@@ -37,10 +37,6 @@ export function filledIn (form: FilterForm): FilterForm {
   return kept
 }
 
-export async function notificationList (store: Pick<UnorderedReads, 'listNotifications'>, filter: NotificationFilter, limit: number, cursor: string | null): ReturnType<UnorderedReads['listNotifications']> {
-  return await store.listNotifications(filter, limit, cursor)
-}
-
 // The 404 every door answers for an id it does not hold.
 export function noSuchNotification (id: string): AppError {
   return new AppError('NOT_FOUND', `No notification ${id}.`)

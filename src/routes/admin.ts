@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
 import { AppError } from '../errors.ts'
 import { bearerToken } from '../secrets.ts'
-import { notificationList, notificationOrNotFound } from '../ops/notifications.ts'
+import { notificationOrNotFound } from '../ops/notifications.ts'
 import { quarantinePage } from '../ops/quarantine.ts'
 import { replayMatching, replayOne } from '../ops/replay.ts'
 import { targetsWithHealth, unknownTargets } from '../ops/targets.ts'
@@ -59,7 +59,7 @@ export default async function adminRoutes (app: FastifyInstance, { config }: { c
     }
   }, async (request) => {
     const { limit = 50, cursor, ...filter } = request.query
-    return await notificationList(app.outbox, filter, limit, cursor ?? null)
+    return await app.outbox.listNotifications(filter, limit, cursor ?? null)
   })
 
   app.get<{ Params: { id: string } }>('/api/notifications/:id', async (request) => {

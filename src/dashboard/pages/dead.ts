@@ -1,6 +1,5 @@
 // /admin/dead: each target's dead deliveries, and their replay in bulk.
 import type { FastifyInstance } from 'fastify'
-import { notificationList } from '../../ops/notifications.ts'
 import { replayMatching } from '../../ops/replay.ts'
 import { checkTarget, flashFrom, formSchema, page, type Dashboard, type Form } from '../page.ts'
 import { deadPage } from '../views.ts'
@@ -12,7 +11,7 @@ export function deadPages (app: FastifyInstance, { targetNames, store, context }
       targets.push({
         name,
         dead: (await store.targetHealth(name)).dead,
-        items: (await notificationList(store, { deliveryStatus: 'dead', target: name }, 20, null)).items
+        items: (await store.listNotifications({ deliveryStatus: 'dead', target: name }, 20, null)).items
       })
     }
     return page(reply, deadPage(await context(request), { targets, flash: flashFrom(request.query as Form) }))

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify'
 import { DELIVERY_STATUSES, VERIFICATION_STATUSES } from '../../db/vocabulary.ts'
 import { AppError } from '../../errors.ts'
-import { FILTER_FIELDS, filledIn, filterFrom, notificationList, notificationOrNotFound, type FilterForm } from '../../ops/notifications.ts'
+import { FILTER_FIELDS, filledIn, filterFrom, notificationOrNotFound, type FilterForm } from '../../ops/notifications.ts'
 import { replayOne } from '../../ops/replay.ts'
 import { parseWhen } from '../../ops/when.ts'
 import { checkTarget, flashFrom, formSchema, page, PAGE_SIZE, type Dashboard, type Form } from '../page.ts'
@@ -35,7 +35,7 @@ export function notificationPages (app: FastifyInstance, { targetNames, store, c
     const filter = filterFrom(filledIn(form), (key, value) => parseWhen(value, now) ?? (() => {
       throw new AppError('BAD_REQUEST', `${key}: "${value}" is neither an ISO date nor a duration such as 48h.`)
     })())
-    const found = await notificationList(store, filter, limit, cursor ?? null)
+    const found = await store.listNotifications(filter, limit, cursor ?? null)
     return page(reply, listPage(await context(request), { form, items: found.items, nextHref: nextPageHref(form, limit, found.nextCursor), targets: targetNames }))
   })
 

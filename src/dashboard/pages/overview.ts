@@ -1,7 +1,6 @@
 // GET /admin: the overview (what arrived, each target's health, the latest notifications, the catch-up).
 import type { FastifyInstance } from 'fastify'
 import { catchUpState } from '../../appstore/operator.ts'
-import { notificationList } from '../../ops/notifications.ts'
 import { targetsWithHealth } from '../../ops/targets.ts'
 import { page, type Dashboard } from '../page.ts'
 import { overviewPage } from '../views.ts'
@@ -13,7 +12,7 @@ export function overviewPages (app: FastifyInstance, { config, store, context }:
       overview: await store.overview(now),
       hourly: await store.hourlyCounts(now),
       targets: await targetsWithHealth(store, config.targets, now),
-      latest: (await notificationList(store, {}, 10, null)).items,
+      latest: (await store.listNotifications({}, 10, null)).items,
       catchUp: await catchUpState(config, store, app.catchUp?.running ?? false)
     }))
   })
