@@ -4,6 +4,7 @@ import { pino } from 'pino'
 import { ConfigError, loadConfig, type Config } from './config.ts'
 import { API_ENVIRONMENTS, DELIVERY_STATUSES, VERIFICATION_STATUSES, type DeliveryStatus, type VerificationStatus } from './db/vocabulary.ts'
 import { ingestFromConfig } from './ingest/ingest.ts'
+import { compactAll } from './outbox/compaction.ts'
 import { pruneAll } from './outbox/retention.ts'
 import type { NotificationFilter } from './outbox/engine.ts'
 import { CommandError, fail, parseCommand, withOutbox, type Command, type Values } from './ops/command-line.ts'
@@ -26,6 +27,7 @@ Commands:
   status     the overview: last notification per environment, each target's health
   replay     deliver matching notifications again (filters as the admin API)
   prune      delete delivered notifications older than RETENTION_DAYS now
+  compact    compress the bodies stored before compression now
   quarantine list refused payloads, or release them into the outbox
   backfill   fetch missed notifications from Apple's notification history
   request-test-notification  ask Apple for a TEST notification and follow it to every target
@@ -241,6 +243,23 @@ server runs.`,
       await withOutbox(config, async (outbox) => {
         const pruned = await pruneAll(outbox, config.retentionMs)
         process.stdout.write(config.retentionMs === 0 ? 'RETENTION_DAYS=0: nothing is ever pruned.\n' : `Pruned ${pruned} delivered notification(s) older than ${config.retentionMs / 86_400_000} day(s).\n`)
+      })
+    }
+  },
+  compact: {
+    help: `Usage: storehook compact
+
+Compresses the bodies of notifications and quarantined payloads stored before
+storehook compressed bodies (each against its certificate chain, stored once).
+The server does the same at each start, in small batches; this runs it now.
+Safe while the server runs. Nothing depends on it: an uncompressed row reads
+as well. The file does not shrink (freed pages are reused by later writes);
+sqlite3's VACUUM gives the space back to the file system if needed.`,
+    options: {},
+    run: async () => {
+      await withOutbox(loadConfig(), async (outbox) => {
+        const { scanned, rewritten } = await compactAll(outbox)
+        process.stdout.write(`Compressed ${rewritten} of ${scanned} uncompressed stored bodies.\n`)
       })
     }
   },

@@ -213,3 +213,18 @@ function migrationCount (): number {
   }
   return journalCount
 }
+
+// Statements built once per database and reused: drizzle builds and prepares
+// a statement on every call unless told not to, which on the hot path cost
+// more than SQLite itself.
+export function preparedFor<T> (prepare: (db: Db) => T): (db: Db) => T {
+  const cache = new WeakMap<Db, T>()
+  return (db) => {
+    let s = cache.get(db)
+    if (s === undefined) {
+      s = prepare(db)
+      cache.set(db, s)
+    }
+    return s
+  }
+}

@@ -2,7 +2,7 @@
 // count, next attempt time, lease, fencing token) lives in a row, never in memory.
 import { sql, type SQL } from 'drizzle-orm'
 import { blob, index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core'
-import { API_ENVIRONMENTS, DELIVERY_STATUSES, HISTORY_RUN_KINDS, NOTIFICATION_SOURCES, VERIFICATION_STATUSES, type DeliveryStatus } from './vocabulary.ts'
+import { API_ENVIRONMENTS, BODY_ENCODINGS, DELIVERY_STATUSES, HISTORY_RUN_KINDS, NOTIFICATION_SOURCES, VERIFICATION_STATUSES, type DeliveryStatus } from './vocabulary.ts'
 
 // The fields storehook decodes from a payload and indexes (src/apple/payload.ts
 // returns exactly these, typed from them). Everything else follows from this
@@ -23,6 +23,28 @@ export const indexedColumns = {
   appAccountToken: text('app_account_token')
 }
 
+// Each distinct certificate chain a stored body was compressed against
+// (src/outbox/body-codec.ts), once: the JWS header as sent, from which the
+// deflate dictionary is derived. Apple has a handful (a leaf rotated about
+// once a year, Production and Sandbox); rows are never deleted, since a body
+// stored against one needs it to be read. Bounded by src/outbox/bodies.ts.
+export const bodyChains = sqliteTable('body_chains', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  // Hex SHA-256 of the chain bytes: how a body's chain is found on first sight.
+  digest: text('digest').notNull(),
+  chain: blob('chain', { mode: 'buffer' }).notNull(),
+  firstSeenAt: integer('first_seen_at').notNull()
+}, (t) => [
+  uniqueIndex('body_chains_digest').on(t.digest)
+])
+
+// How a row's body column is stored: rows written before drizzle/0005 are
+// 'raw' (the default) and stay readable as they are.
+const storedBody = () => ({
+  bodyEncoding: text('body_encoding', { enum: BODY_ENCODINGS }).notNull().default('raw'),
+  bodyChainId: integer('body_chain_id').references(() => bodyChains.id)
+})
+
 export const notifications = sqliteTable('notifications', {
   // UUIDv7: unique across databases, sent as X-Storehook-Notification-Id, and
   // ordered by arrival, so the primary key doubles as the time index.
@@ -35,8 +57,10 @@ export const notifications = sqliteTable('notifications', {
   ...indexedColumns,
   verification: text('verification', { enum: VERIFICATION_STATUSES }).notNull(),
   verificationError: text('verification_error'),
-  // The exact bytes Apple sent: forwarded as they are, never re-serialised.
-  body: blob('body', { mode: 'buffer' }).notNull()
+  // The exact bytes Apple sent, as body_encoding says they are stored:
+  // forwarded as they were received, never re-serialised.
+  body: blob('body', { mode: 'buffer' }).notNull(),
+  ...storedBody()
 }, (t) => [
   uniqueIndex('notifications_dedupe_key').on(t.dedupeKey),
   index('notifications_type').on(t.notificationType, t.receivedAt),
@@ -53,7 +77,12 @@ export const notifications = sqliteTable('notifications', {
   index('notifications_app_apple_id').on(t.appAppleId, t.receivedAt),
   index('notifications_signed_date').on(t.signedDate),
   index('notifications_transaction_id').on(t.transactionId),
-  index('notifications_app_account_token').on(t.appAccountToken).where(sql`app_account_token IS NOT NULL`)
+  index('notifications_app_account_token').on(t.appAccountToken).where(sql`app_account_token IS NOT NULL`),
+  // What the compaction pass (src/outbox/compaction.ts) still has to look at:
+  // rows from before drizzle/0005, and the few that did not compress. The
+  // body comes before body_encoding in the record, so without this index
+  // finding them would read every body in the file.
+  index('notifications_raw_body').on(t.id).where(sql`body_encoding = 'raw'`)
 ])
 
 // A delivery status for hand-written SQL, as a literal rather than a bound
@@ -122,11 +151,16 @@ export const quarantine = sqliteTable('quarantine', {
   notificationType: text('notification_type'),
   environment: text('environment'),
   bundleId: text('bundle_id'),
+  // What the sender sent, counted before compression: the caps bound what a
+  // sender controls, whatever it compresses to.
   bytes: integer('bytes').notNull(),
   body: blob('body', { mode: 'buffer' }).notNull(),
+  ...storedBody(),
   releasedAt: integer('released_at'),
   releasedAs: text('released_as')
-})
+}, (t) => [
+  index('quarantine_raw_body').on(t.id).where(sql`body_encoding = 'raw'`)
+])
 
 // Running totals of the quarantine, one row, kept by triggers on every insert
 // and delete (drizzle/0004): the cap check on each refused payload reads one

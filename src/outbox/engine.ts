@@ -11,12 +11,15 @@ import type { DeliveryStatus, VerificationStatus } from '../db/vocabulary.ts'
 
 export type { GroupCommitStats }
 
-export type NotificationRow = typeof notifications.$inferSelect
-export type NewNotification = typeof notifications.$inferInsert
+// How a body is stored (src/outbox/bodies.ts) is the engine's own business:
+// rows go in and come out with the bytes as received.
+type StoredForm = 'bodyEncoding' | 'bodyChainId'
+export type NotificationRow = Omit<typeof notifications.$inferSelect, StoredForm>
+export type NewNotification = Omit<typeof notifications.$inferInsert, StoredForm>
 export type DeliveryRow = typeof deliveries.$inferSelect
 export type AttemptRow = typeof attempts.$inferSelect
-export type QuarantineRow = typeof quarantine.$inferSelect
-export type NewQuarantined = typeof quarantine.$inferInsert
+export type QuarantineRow = Omit<typeof quarantine.$inferSelect, StoredForm>
+export type NewQuarantined = Omit<typeof quarantine.$inferInsert, StoredForm>
 export type HistoryRun = typeof historyRuns.$inferSelect
 export type NewHistoryRun = Omit<typeof historyRuns.$inferInsert, 'id'>
 export type RunProgress = Pick<HistoryRun, 'paginationToken' | 'pages' | 'seen' | 'added' | 'already' | 'refused' | 'finishedAt' | 'lastError'>
@@ -123,6 +126,20 @@ export interface DeliveryState {
   lastError: string | null
 }
 
+// Where the compaction pass is: the last row id it looked at in each table,
+// null before the first, DONE past the last.
+export const DONE = 'done'
+export interface CompactionCursor {
+  notificationsAfter: string | null
+  quarantineAfter: number | typeof DONE | null
+}
+export const COMPACTION_START: CompactionCursor = { notificationsAfter: null, quarantineAfter: null }
+export interface CompactionBatch {
+  scanned: number
+  rewritten: number
+  cursor: CompactionCursor
+}
+
 // Writes, in the order they were asked for: each one resolves once it is
 // committed (durably or not: the engine's table says which), and an op
 // numbered n (sequence()) sees every write numbered below n.
@@ -142,6 +159,9 @@ export interface OrderedWrites {
   // A write that proves the storage takes writes (/readyz).
   probe: () => Promise<void>
   prune: (cutoff: number, limit: number) => Promise<number>
+  // Rewrites up to `limit` bodies still stored as received (rows written
+  // before bodies were compressed) in the compressed form; see compaction.ts.
+  compactBodies: (cursor: CompactionCursor, limit: number) => Promise<CompactionBatch>
   quarantine: (row: NewQuarantined, caps: QuarantineCaps) => Promise<{ id: number; dropped: number }>
   markReleased: (id: number, notificationId: string) => Promise<boolean>
   insertRun: (row: NewHistoryRun) => Promise<number>

@@ -174,6 +174,7 @@ export class Outbox implements engine.Storage {
   reclaimLeases (): Promise<number> { return this.call('reclaimLeases') }
   probe (): Promise<void> { return this.call('probe') }
   prune (cutoff: number, limit: number): Promise<number> { return this.call('prune', cutoff, limit) }
+  compactBodies (cursor: engine.CompactionCursor, limit: number): Promise<engine.CompactionBatch> { return this.call('compactBodies', cursor, limit) }
   quarantine (row: engine.NewQuarantined, caps: engine.QuarantineCaps): Promise<{ id: number; dropped: number }> { return this.call('quarantine', row, caps) }
   markReleased (id: number, notificationId: string): Promise<boolean> { return this.call('markReleased', id, notificationId) }
   insertRun (row: engine.NewHistoryRun): Promise<number> { return this.call('insertRun', row) }

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { Config } from '../config.ts'
 import type { Storage } from './engine.ts'
 import { openOutbox } from './outbox.ts'
+import { Compaction } from './compaction.ts'
 import { Retention } from './retention.ts'
 
 declare module 'fastify' {
@@ -26,8 +27,13 @@ export default fp<{ config: Config }>(async (app, { config }) => {
     onCrash: (err) => { log.error({ err }, 'The outbox writer stopped; it restarts with the next write.') }
   })
   const retention = new Retention({ outbox, retentionMs: config.retentionMs, intervalMs: 600_000, log })
-  app.addHook('onReady', async () => { retention.start() })
+  const compaction = new Compaction({ outbox, log })
+  app.addHook('onReady', async () => {
+    retention.start()
+    compaction.start()
+  })
   app.addHook('onClose', async () => {
+    await compaction.stop()
     await retention.stop()
     await outbox.close()
   })

@@ -5,12 +5,14 @@ import { and, desc, eq, getTableColumns, gte, inArray, lt, lte, sql, type SQL } 
 import type { Db } from '../db/client.ts'
 import { deliveries, notifications, statusLiteral } from '../db/schema.ts'
 import { v2DedupeKey, type DeliveryRow, type DeliveryState, type Gauges, type NotificationFilter, type NotificationSummary, type NotificationWithHistory, type Overview, type TargetHealth } from './engine.ts'
+import { withBody } from './bodies.ts'
 import { listAttempts } from './store.ts'
 
-// Every column but the body (large, and shown only in the detail) and the
+// Every column but the body (large, and shown only in the detail, decoded), how
+// it is stored, and the
 // dedupe key (the notificationUUID again, or a hash): a new column is listed
 // without a line here.
-const { body: _body, dedupeKey: _dedupeKey, ...summaryColumns } = getTableColumns(notifications)
+const { body: _body, bodyEncoding: _bodyEncoding, bodyChainId: _bodyChainId, dedupeKey: _dedupeKey, ...summaryColumns } = getTableColumns(notifications)
 
 function where (f: NotificationFilter, cursor: string | null): SQL | undefined {
   const conditions: Array<SQL | undefined> = [
@@ -53,8 +55,9 @@ export function listNotifications (db: Db, filter: NotificationFilter, limit: nu
 }
 
 export function getNotification (db: Db, id: string): NotificationWithHistory | null {
-  const notification = db.select().from(notifications).where(eq(notifications.id, id)).get()
-  if (notification === undefined) return null
+  const row = db.select().from(notifications).where(eq(notifications.id, id)).get()
+  if (row === undefined) return null
+  const notification = withBody(db, row)
   const ds = db.select().from(deliveries).where(eq(deliveries.notificationId, id)).orderBy(deliveries.target).all()
   return { notification, deliveries: ds.map((d) => ({ ...d, history: listAttempts(db, d.id) })) }
 }

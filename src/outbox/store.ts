@@ -2,9 +2,11 @@
 // run inside the transaction that group-commit.ts opens; none of them commits
 // on its own, and none of them knows about HTTP.
 import { and, asc, eq, getTableColumns, isNotNull, lte, sql, type Placeholder } from 'drizzle-orm'
-import type { Db } from '../db/client.ts'
+import { preparedFor, type Db } from '../db/client.ts'
+import { DONE, type CompactionBatch, type CompactionCursor } from './engine.ts'
 import type { AttemptRecord, AttemptRow, ClaimedDelivery, EnqueueResult, LeasedDelivery, Leases, NewNotification, NewQuarantined, QuarantineCaps, QuarantineRow, QuarantineSummary } from './engine.ts'
 import { attempts, deliveries, heartbeat, notifications, quarantine, quarantineTotals, statusLiteral } from '../db/schema.ts'
+import { BodyDecodeError, chainPolicyFor, loadBody, storeBody, withBody } from './bodies.ts'
 
 export type { AttemptRecord, ClaimedDelivery, EnqueueResult, LeasedDelivery, Leases, NewNotification, NewQuarantined, QuarantineCaps, QuarantineRow, QuarantineSummary } from './engine.ts'
 
@@ -42,7 +44,13 @@ function prepareStatements (db: Db) {
     }).where(eq(deliveries.id, p('id'))).returning({
       id: deliveries.id, notificationId: deliveries.notificationId, attempts: deliveries.attempts, fence: deliveries.fence, retrySince: deliveries.retrySince
     }).prepare(),
-    body: db.select({ body: notifications.body }).from(notifications).where(eq(notifications.id, p('id'))).prepare(),
+    body: db.select({ body: notifications.body, bodyEncoding: notifications.bodyEncoding, bodyChainId: notifications.bodyChainId })
+      .from(notifications).where(eq(notifications.id, p('id'))).prepare(),
+    // A delivery whose stored body cannot be read back is dead at once, with
+    // the reason: retrying cannot make it readable, and left pending it would
+    // fail every claim of its target.
+    markUnreadable: db.update(deliveries).set({ status: 'dead', leaseUntil: null, updatedAt: sql`${p('now')}`, lastError: sql`${p('error')}` })
+      .where(eq(deliveries.id, p('id'))).prepare(),
     insertAttempt: db.insert(attempts).values({
       deliveryId: p('deliveryId'), attempt: p('attempt'), startedAt: p('startedAt'), durationMs: p('durationMs'),
       statusCode: p('statusCode'), error: p('error'), responseExcerpt: p('responseExcerpt')
@@ -68,19 +76,13 @@ function settleStatement (db: Db, set: Record<string, unknown>) {
     .where(and(eq(deliveries.id, p('id')), eq(deliveries.fence, p('fence')), eq(deliveries.status, 'pending'))).prepare()
 }
 
-const statementCache = new WeakMap<Db, ReturnType<typeof prepareStatements>>()
-function statements (db: Db): ReturnType<typeof prepareStatements> {
-  let s = statementCache.get(db)
-  if (s === undefined) {
-    s = prepareStatements(db)
-    statementCache.set(db, s)
-  }
-  return s
-}
+const statements = preparedFor(prepareStatements)
 
 export function enqueue (db: Db, n: NewNotification, targets: readonly string[], now: number, leases: Leases = []): EnqueueResult {
   const st = statements(db)
-  const inserted = st.insertNotification.all({ ...absentAsNull, ...n })
+  // Compressed before the dedupe check: a duplicate is rare (Apple's retry of
+  // a notification it did not see answered), a lookup first would cost every row.
+  const inserted = st.insertNotification.all({ ...absentAsNull, ...n, ...storeBody(db, n.body, chainPolicyFor(n.verification), now) })
   if (inserted.length === 0) {
     // The conflict proves the row exists in this same transaction.
     const existing = st.idByDedupeKey.get({ dedupeKey: n.dedupeKey })!
@@ -108,6 +110,14 @@ export function claimDue (db: Db, target: string, limit: number, now: number, le
   const claimed: ClaimedDelivery[] = []
   for (const { id } of st.dueIds.all({ target, now, limit })) {
     const r = st.lease.get({ id, leaseUntil, now })!
+    let body: Buffer
+    try {
+      body = loadBody(db, st.body.get({ id: r.notificationId })!)
+    } catch (err) {
+      if (!(err instanceof BodyDecodeError)) throw err
+      st.markUnreadable.run({ id: r.id, now, error: `the stored body cannot be read: ${err.message}` })
+      continue
+    }
     claimed.push({
       deliveryId: r.id,
       notificationId: r.notificationId,
@@ -115,7 +125,7 @@ export function claimDue (db: Db, target: string, limit: number, now: number, le
       attempt: r.attempts,
       fence: r.fence,
       retrySince: r.retrySince,
-      body: st.body.get({ id: r.notificationId })!.body
+      body
     })
   }
   return claimed
@@ -233,7 +243,8 @@ export function quarantineBytes (row: NewQuarantined): number {
 // The totals are one row kept by triggers (drizzle/0004), so the check costs
 // the same with 10 rows or 10,000; only what is dropped is read.
 export function quarantineRefused (db: Db, row: NewQuarantined, caps: QuarantineCaps): { id: number; dropped: number } {
-  const { id } = db.insert(quarantine).values({ ...row, bytes: quarantineBytes(row) }).returning({ id: quarantine.id }).get()
+  const stored = storeBody(db, row.body, 'known', row.receivedAt)
+  const { id } = db.insert(quarantine).values({ ...row, ...stored, bytes: quarantineBytes(row) }).returning({ id: quarantine.id }).get()
   let { items, bytes } = db.select().from(quarantineTotals).where(eq(quarantineTotals.id, 1)).get()!
   let cut: number | null = null
   let after = 0
@@ -264,7 +275,8 @@ export function listQuarantine (db: Db, limit: number, beforeId: number | null):
 }
 
 export function findQuarantined (db: Db, id: number): QuarantineRow | undefined {
-  return db.select().from(quarantine).where(eq(quarantine.id, id)).get()
+  const row = db.select().from(quarantine).where(eq(quarantine.id, id)).get()
+  return row === undefined ? undefined : withBody(db, row)
 }
 
 export function markReleased (db: Db, id: number, notificationId: string, now: number): boolean {
@@ -275,6 +287,45 @@ export function markReleased (db: Db, id: number, notificationId: string, now: n
 export function quarantineSize (db: Db): { items: number; bytes: number } {
   const totals = db.select({ items: quarantineTotals.items, bytes: quarantineTotals.bytes }).from(quarantineTotals).where(eq(quarantineTotals.id, 1)).get()
   return totals ?? { items: 0, bytes: 0 }
+}
+
+// One batch of the compaction pass (compaction.ts): up to `limit` rows whose
+// body is stored raw, after `cursor`, each rewritten in the form a body
+// received now would take when that is smaller. Bodies that stay raw (too
+// small or random to compress) keep their place in the partial index and are
+// looked at again by the next pass: few, and small.
+export function compactBodies (db: Db, cursor: CompactionCursor, limit: number, now: number): CompactionBatch {
+  let scanned = 0
+  let rewritten = 0
+  let notificationsAfter = cursor.notificationsAfter
+  if (notificationsAfter !== DONE) {
+    const rows = db.select({ id: notifications.id, body: notifications.body, verification: notifications.verification }).from(notifications)
+      .where(and(eq(notifications.bodyEncoding, 'raw'), notificationsAfter === null ? undefined : sql`${notifications.id} > ${notificationsAfter}`))
+      .orderBy(asc(notifications.id)).limit(limit).all()
+    for (const r of rows) {
+      const stored = storeBody(db, r.body, chainPolicyFor(r.verification), now)
+      if (stored.bodyEncoding === 'raw') continue
+      db.update(notifications).set(stored).where(eq(notifications.id, r.id)).run()
+      rewritten++
+    }
+    scanned += rows.length
+    notificationsAfter = rows.length < limit ? DONE : rows[rows.length - 1]!.id
+  }
+  let quarantineAfter = cursor.quarantineAfter
+  if (scanned < limit && quarantineAfter !== DONE) {
+    const rows = db.select({ id: quarantine.id, body: quarantine.body }).from(quarantine)
+      .where(and(eq(quarantine.bodyEncoding, 'raw'), quarantineAfter === null ? undefined : sql`${quarantine.id} > ${quarantineAfter}`))
+      .orderBy(asc(quarantine.id)).limit(limit - scanned).all()
+    for (const r of rows) {
+      const stored = storeBody(db, r.body, 'known', now)
+      if (stored.bodyEncoding === 'raw') continue
+      db.update(quarantine).set(stored).where(eq(quarantine.id, r.id)).run()
+      rewritten++
+    }
+    quarantineAfter = rows.length < limit - scanned ? DONE : rows[rows.length - 1]!.id
+    scanned += rows.length
+  }
+  return { scanned, rewritten, cursor: { notificationsAfter, quarantineAfter } }
 }
 
 // Retention: deletes up to `limit` notifications received before `cutoff`

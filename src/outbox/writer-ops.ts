@@ -4,7 +4,7 @@
 // (writer-thread.ts) both follow from it, so a mistyped op name or argument
 // is a compile error, and no op's durability is decided anywhere else.
 import type { Database_, Db, Durability } from '../db/client.ts'
-import type { AttemptRecord, GroupCommitStats, Leases, NewHistoryRun, NewNotification, NewQuarantined, QuarantineCaps, RunProgress } from './engine.ts'
+import type { AttemptRecord, CompactionCursor, GroupCommitStats, Leases, NewHistoryRun, NewNotification, NewQuarantined, QuarantineCaps, RunProgress } from './engine.ts'
 import * as runs from './runs.ts'
 import * as store from './store.ts'
 
@@ -70,6 +70,8 @@ export const OPS = {
     store.quarantineRefused(w.db, { ...row, body: buf(row.body as Uint8Array) }, caps)),
   markReleased: ordered('durable', 'now', (w, id: number, notificationId: string) => store.markReleased(w.db, id, notificationId, Date.now())),
   prune: ordered('durable', 'now', (w, cutoff: number, limit: number) => store.pruneDelivered(w.db, cutoff, limit)),
+  // Relaxed: a rewrite a power cut undoes leaves the row as it was, readable.
+  compactBodies: ordered('relaxed', 'now', (w, cursor: CompactionCursor, limit: number) => store.compactBodies(w.db, cursor, limit, Date.now())),
   // App Store Server API history runs (backfill, catch-up).
   insertRun: ordered('durable', 'now', (w, row: NewHistoryRun) => runs.insertRun(w.db, row)),
   updateRun: ordered('durable', 'now', (w, id: number, progress: Partial<RunProgress>) => runs.updateRun(w.db, id, progress, Date.now())),

@@ -5,7 +5,7 @@ import { sql } from 'drizzle-orm'
 import t from 'tap'
 import type { Outbox } from '../../src/outbox/outbox.ts'
 import { startApp } from '../helpers/app.ts'
-import { missing, sleep, startLedgerTarget, startLoad } from '../helpers/ledger.ts'
+import { altered, missing, sleep, startLedgerTarget, startLoad } from '../helpers/ledger.ts'
 
 t.test('disk full under load: 503s, no crash, recovers, nothing acknowledged lost', async (t) => {
   const target = await startLedgerTarget()
@@ -33,5 +33,6 @@ t.test('disk full under load: 503s, no crash, recovers, nothing acknowledged los
   const deadline = Date.now() + 20_000
   while (missing(load.acknowledged, target).length > 0 && Date.now() < deadline) await sleep(50)
   t.same(missing(load.acknowledged, target), [], `every one of the ${load.acknowledged.size} acknowledged reached the target (${before} before the disk filled)`)
+  t.same(altered(load.acknowledged, target), [], 'and each reached it byte for byte (SHA-256)')
   t.ok(s.logs.some((l) => l.includes('SQLITE_FULL')), 'the cause is logged')
 })

@@ -4,7 +4,7 @@
 import { join } from 'node:path'
 import t from 'tap'
 import { tempDir } from '../helpers/app.ts'
-import { duplicates, missing, QUICK, sleep, startLedgerTarget, startLoad } from '../helpers/ledger.ts'
+import { altered, duplicates, missing, QUICK, sleep, startLedgerTarget, startLoad } from '../helpers/ledger.ts'
 import { spawnServer, type ServerProcess } from '../helpers/process.ts'
 
 const KILLS = Number(process.env.FAULTS_KILLS ?? (QUICK ? 3 : 10))
@@ -48,7 +48,9 @@ t.test(`SIGKILL ${KILLS} times under load with a flapping target loses nothing a
   const deadline = Date.now() + 60_000
   while ((missing(load.acknowledged, steady).length > 0 || missing(load.acknowledged, flapping).length > 0) && Date.now() < deadline) await sleep(100)
   t.same(missing(load.acknowledged, steady), [], 'the steady target got every acknowledged notification')
+  t.same(altered(load.acknowledged, steady), [], 'and each reached it byte for byte (SHA-256)')
   t.same(missing(load.acknowledged, flapping), [], 'the flapping target got every acknowledged notification')
+  t.same(altered(load.acknowledged, flapping), [], 'and each reached it byte for byte (SHA-256)')
   const dupSteady = duplicates(steady)
   const dupFlapping = duplicates(flapping)
   t.comment(`ledger: ${load.acknowledged.size} acknowledged; steady target ${steady.delivered.size} distinct, ${dupSteady} duplicates; flapping target ${flapping.delivered.size} distinct, ${dupFlapping} duplicates, ${flapping.requests} requests in all`)

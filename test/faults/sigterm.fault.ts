@@ -4,7 +4,7 @@
 import { join } from 'node:path'
 import t from 'tap'
 import { tempDir } from '../helpers/app.ts'
-import { missing, sleep, startLedgerTarget, startLoad } from '../helpers/ledger.ts'
+import { altered, missing, sleep, startLedgerTarget, startLoad } from '../helpers/ledger.ts'
 import { spawnServer, type ServerProcess } from '../helpers/process.ts'
 import { startTarget } from '../helpers/target.ts'
 
@@ -40,4 +40,5 @@ t.test('SIGTERM under load: out within the deadline, nothing acknowledged lost',
   const deadline = Date.now() + 20_000
   while (missing(load.acknowledged, target).length > 0 && Date.now() < deadline) await sleep(50)
   t.same(missing(load.acknowledged, target), [], 'after the restart, every acknowledged notification was delivered')
+  t.same(altered(load.acknowledged, target), [], 'and each reached it byte for byte (SHA-256)')
 })

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import t from 'tap'
 import { tempDir } from '../helpers/app.ts'
-import { missing, QUICK, sleep, startLedgerTarget, startLoad } from '../helpers/ledger.ts'
+import { altered, missing, QUICK, sleep, startLedgerTarget, startLoad } from '../helpers/ledger.ts'
 import { v2Body } from '../helpers/notifications.ts'
 import { spawnServer } from '../helpers/process.ts'
 import { dial, HEALTH_REQUEST, portOf, postHead, trickle, type Client } from '../helpers/sockets.ts'
@@ -130,6 +130,7 @@ t.test(`${SLOW} slow bodies, ${SILENT} silent and ${KEPT} idle keep-alive connec
   const until = Date.now() + 20_000
   while (missing(load.acknowledged, target).length > 0 && Date.now() < until) await sleep(50)
   t.same(missing(load.acknowledged, target), [], 'every acknowledged notification was delivered')
+  t.same(altered(load.acknowledged, target), [], 'and each reached it byte for byte (SHA-256)')
   const db = new Database(dbPath, { readonly: true })
   t.teardown(() => db.close())
   const ids = (db.prepare('SELECT id FROM notifications').all() as Array<{ id: string }>).map((r) => r.id)

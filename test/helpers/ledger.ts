@@ -1,6 +1,7 @@
 // The fault tests' ledger: what storehook acknowledged (answered 200) on one
 // side, what each target accepted (answered 200 to) on the other. Real HTTP
 // both ways; a flapping target really stops listening in its "down" phase.
+import { createHash } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
 import { v2Body } from './notifications.ts'
 import { startTarget, type Received, type Target } from './target.ts'
@@ -9,6 +10,8 @@ export interface LedgerTarget {
   url: string
   // notification id -> how many times this target answered 200 for it.
   delivered: Map<string, number>
+  // notification id -> the SHA-256 of every body this target answered 200 to.
+  digests: Map<string, Set<string>>
   // every request that reached the target, whatever it answered.
   requests: number
   // Stops flapping and answers 200 from now on.
@@ -22,12 +25,16 @@ export async function startLedgerTarget (opts: { flapMs?: number; port?: number 
   let phase: Phase = 'ok'
   let target: Target | null = null
   const delivered = new Map<string, number>()
+  const digests = new Map<string, Set<string>>()
   const self = { requests: 0 }
   const responder = (r: Received, _n: number, res: ServerResponse): void => {
     self.requests++
     if (phase !== 'ok') { res.writeHead(500).end('flapping'); return }
     const id = String(r.headers['x-storehook-notification-id'])
     delivered.set(id, (delivered.get(id) ?? 0) + 1)
+    const seen = digests.get(id) ?? new Set<string>()
+    seen.add(sha256(r.body))
+    digests.set(id, seen)
     res.writeHead(200).end('{}')
   }
   target = await startTarget(responder, '/hook', opts.port ?? 0)
@@ -59,6 +66,7 @@ export async function startLedgerTarget (opts: { flapMs?: number; port?: number 
   return {
     url,
     delivered,
+    digests,
     get requests () { return self.requests },
     async steady () {
       await stopFlapping()
@@ -114,6 +122,18 @@ export function startLoad (baseUrl: () => string | null, connections: number, ma
 
 export function missing (acknowledged: Map<string, Buffer>, target: LedgerTarget): string[] {
   return [...acknowledged.keys()].filter((id) => !target.delivered.has(id))
+}
+
+const sha256 = (body: Buffer): string => createHash('sha256').update(body).digest('hex')
+
+// Acknowledged notifications that reached the target as other bytes than
+// storehook acknowledged (bodies are stored compressed, and forwarded as they
+// came): by SHA-256, every copy the target answered 200 to.
+export function altered (acknowledged: Map<string, Buffer>, target: LedgerTarget): string[] {
+  return [...acknowledged].filter(([id, body]) => {
+    const seen = target.digests.get(id)
+    return seen !== undefined && (seen.size !== 1 || !seen.has(sha256(body)))
+  }).map(([id]) => id)
 }
 
 export function duplicates (target: LedgerTarget): number {

@@ -2,7 +2,7 @@
 // run with VERIFY_SIGNATURES=off); signature tests use test/helpers/apple-chain.ts.
 // Under enforce, a V1 is refused (V1_UNAUTHENTICATED) unless APPLE_SHARED_SECRET
 // matches its `password` or ALLOW_UNAUTHENTICATED_V1=true.
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 
 const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url')
 
@@ -16,6 +16,10 @@ export interface V2Options {
   // Pads the body so tests and benchmarks see realistic 4-12 KB payloads.
   padTo?: number
 }
+
+// Padding that deflate cannot shrink: a padded body takes its size on disk
+// too, as tests of full disks and size caps need it to.
+const incompressible = (length: number): string => randomBytes(Math.ceil(length * 3 / 4) + 3).toString('base64url').slice(0, length)
 
 export function v2Body (o: V2Options = {}): Buffer {
   const transaction = b64({ alg: 'ES256' }) + '.' + b64({
@@ -35,7 +39,7 @@ export function v2Body (o: V2Options = {}): Buffer {
       signedTransactionInfo: transaction,
       signedRenewalInfo: transaction,
       status: 1,
-      ...(o.padTo !== undefined ? { padding: 'x'.repeat(Math.max(0, o.padTo - 900)) } : {})
+      ...(o.padTo !== undefined ? { padding: incompressible(Math.max(0, o.padTo - 900)) } : {})
     }
   }
   const jws = b64({ alg: 'ES256', x5c: ['AAAA', 'BBBB', 'CCCC'] }) + '.' + b64(payload) + '.' + Buffer.alloc(64, 1).toString('base64url')

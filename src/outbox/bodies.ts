@@ -1,0 +1,132 @@
+// Bodies at rest in the SQLite engine: every notification and quarantined
+// body is stored as body-codec.ts encodes it, against the certificate chain
+// of its JWS header, which is kept once in body_chains. This is the only
+// place that reads or writes body_chains and the only place that turns a
+// stored body back into the bytes Apple sent; every row that leaves the
+// engine carries those bytes, never the stored form.
+import { createHash } from 'node:crypto'
+import { count, eq, sql } from 'drizzle-orm'
+import { preparedFor, type Db } from '../db/client.ts'
+import { bodyChains } from '../db/schema.ts'
+import type { BodyEncoding, VerificationStatus } from '../db/vocabulary.ts'
+import { BodyDecodeError, chainOf, decodeBody, dictionaryDigest, dictionaryFor, DIGEST_BYTES, encodeBody } from './body-codec.ts'
+
+export { BodyDecodeError }
+
+// A body as one row of the outbox or the quarantine keeps it.
+export interface StoredBody {
+  body: Buffer
+  bodyEncoding: BodyEncoding
+  bodyChainId: number | null
+}
+
+// Who may add a chain on first sight. A chain row is forever (bodies stored
+// against it need it), so a sender must not be able to add them at will:
+// - 'any': a body whose signature chained to Apple's root ('verified'), so
+//   the chain is one Apple issued: a handful, ever;
+// - 'capped': a body accepted without that proof (VERIFY_SIGNATURES off, a
+//   V1 body), added only while the table holds fewer than MAX_UNPROVEN_CHAINS;
+// - 'known': a refused (quarantined) body, compressed only against a chain
+//   already stored, never adding one.
+export type ChainPolicy = 'any' | 'capped' | 'known'
+
+// Apple's chains number a few a year; a test setup adds one or two. 64 rows
+// of at most 16 KB (body-codec.ts MAX_CHAIN_BYTES) is at most 1 MB, whatever
+// a sender posts. Past the cap, unproven bodies are stored with plain deflate.
+export const MAX_UNPROVEN_CHAINS = 64
+
+export const chainPolicyFor = (verification: VerificationStatus): ChainPolicy => verification === 'verified' ? 'any' : 'capped'
+
+// Dictionaries are derived from the chain bytes alone, so caching them can
+// never go stale. They are cached by content, never by row id: a chain row
+// inserted in a transaction that was rolled back leaves its id to be reused,
+// and an id-keyed cache would then join bodies to the wrong chain.
+const CACHED_DICTIONARIES = 16
+
+class Dictionaries {
+  #byKey = new Map<string, Buffer>()
+
+  get (key: string): Buffer | undefined {
+    const d = this.#byKey.get(key)
+    if (d !== undefined) {
+      // Most recently used last: the first key is the one to drop.
+      this.#byKey.delete(key)
+      this.#byKey.set(key, d)
+    }
+    return d
+  }
+
+  set (key: string, dictionary: Buffer): void {
+    this.#byKey.set(key, dictionary)
+    if (this.#byKey.size > CACHED_DICTIONARIES) this.#byKey.delete(this.#byKey.keys().next().value!)
+  }
+}
+
+const p = sql.placeholder
+
+function prepare (db: Db) {
+  return {
+    idByDigest: db.select({ id: bodyChains.id }).from(bodyChains).where(eq(bodyChains.digest, p('digest'))).prepare(),
+    chainById: db.select({ chain: bodyChains.chain }).from(bodyChains).where(eq(bodyChains.id, p('id'))).prepare(),
+    insert: db.insert(bodyChains).values({ digest: p('digest'), chain: p('chain'), firstSeenAt: p('now') })
+      .returning({ id: bodyChains.id }).prepare(),
+    count: db.select({ n: count() }).from(bodyChains).prepare(),
+    // By chain digest (encoding) and by dictionary digest (decoding).
+    dictionaries: new Dictionaries()
+  }
+}
+
+const statements = preparedFor(prepare)
+
+// The chain row for `chain`, added when the policy allows; null when it is
+// not stored and may not be. Runs inside the caller's transaction, so a new
+// chain commits with the first body that needs it, or not at all.
+function chainRow (db: Db, chain: Buffer, policy: ChainPolicy, now: number): { id: number; dictionary: Buffer } | null {
+  const st = statements(db)
+  const digest = createHash('sha256').update(chain).digest('hex')
+  let id = st.idByDigest.get({ digest })?.id
+  if (id === undefined) {
+    if (policy === 'known') return null
+    if (policy === 'capped' && st.count.get()!.n >= MAX_UNPROVEN_CHAINS) return null
+    id = st.insert.get({ digest, chain, now })!.id
+  }
+  let dictionary = st.dictionaries.get(digest)
+  if (dictionary === undefined) {
+    dictionary = dictionaryFor(chain)
+    st.dictionaries.set(digest, dictionary)
+  }
+  return { id, dictionary }
+}
+
+// The stored form of a body received now.
+export function storeBody (db: Db, body: Buffer, policy: ChainPolicy, now: number): StoredBody {
+  const chain = chainOf(body)
+  const row = chain === null ? null : chainRow(db, chain, policy, now)
+  const encoded = encodeBody(body, row?.dictionary ?? null)
+  return { body: encoded.data, bodyEncoding: encoded.encoding, bodyChainId: encoded.encoding === 'deflate-dict' ? row!.id : null }
+}
+
+// The bytes as received. Throws BodyDecodeError when the row cannot give
+// them back (a missing chain, a corrupt stream): never other bytes.
+export function loadBody (db: Db, stored: StoredBody): Buffer {
+  if (stored.bodyEncoding !== 'deflate-dict') return decodeBody(stored.bodyEncoding, stored.body, null)
+  if (stored.body.length < DIGEST_BYTES) throw new BodyDecodeError('deflate-dict body shorter than its dictionary digest')
+  const st = statements(db)
+  const key = `d:${stored.body.subarray(0, DIGEST_BYTES).toString('hex')}`
+  let dictionary = st.dictionaries.get(key)
+  if (dictionary === undefined) {
+    const chain = stored.bodyChainId === null ? undefined : st.chainById.get({ id: stored.bodyChainId })?.chain
+    if (chain === undefined) throw new BodyDecodeError(`deflate-dict body whose chain ${String(stored.bodyChainId)} is not stored`)
+    dictionary = dictionaryFor(chain)
+    // Only a dictionary that matches the stream's digest is remembered under it.
+    if (dictionaryDigest(dictionary).equals(stored.body.subarray(0, DIGEST_BYTES))) st.dictionaries.set(key, dictionary)
+  }
+  return decodeBody('deflate-dict', stored.body, dictionary)
+}
+
+// A row read with its stored body, given back with the body as received and
+// without the columns that say how it was stored.
+export function withBody<T extends StoredBody> (db: Db, row: T): Omit<T, 'bodyEncoding' | 'bodyChainId'> {
+  const { bodyEncoding: _e, bodyChainId: _c, ...rest } = row
+  return { ...rest, body: loadBody(db, row) }
+}
