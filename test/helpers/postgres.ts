@@ -100,8 +100,6 @@ export async function startPostgres (options: StartOptions = {}): Promise<Cluste
     const gid = Number(execFileSync('id', ['-g', s.user], { encoding: 'utf8' }))
     chownSync(dir, uid, gid)
   }
-  // --no-sync: initdb's own files need no flush for a cluster that lives minutes.
-  run(s, 'initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'])
   let stopped = false
   const stopNow = (): void => {
     if (stopped) return
@@ -113,6 +111,13 @@ export async function startPostgres (options: StartOptions = {}): Promise<Cluste
   }
   running.add(stopNow)
   hookExit()
+  try {
+    // --no-sync: initdb's own files need no flush for a cluster that lives minutes.
+    run(s, 'initdb', ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'])
+  } catch (err) {
+    stopNow()
+    throw err
+  }
   // A free port can be taken between the probe and the server's bind; the
   // server then fails to start, and another port is tried.
   for (let tries = 1; ; tries++) {
