@@ -7,7 +7,7 @@ import { eq, is } from 'drizzle-orm'
 import { getTableConfig, PgTable } from 'drizzle-orm/pg-core'
 import pg from 'pg'
 import t from 'tap'
-import { migratePg, openPg, PG_MIGRATIONS, synchronousCommit } from '../../src/db/pg-client.ts'
+import { isPostgresUrl, migratePg, openPg, PG_MIGRATIONS, synchronousCommit } from '../../src/db/pg-client.ts'
 import * as schemaPg from '../../src/db/schema-pg.ts'
 import { freshDatabase, postgresUnavailable, startPostgres, type Cluster } from '../helpers/postgres.ts'
 
@@ -26,8 +26,13 @@ async function query<T extends pg.QueryResultRow> (url: string, text: string, va
   }
 }
 
+t.test('a postgres:// or postgresql:// URL selects PostgreSQL; anything else is a SQLite path', async (t) => {
+  for (const url of ['postgres://u@db/x', 'postgresql://u:p@db:5432/x?sslmode=require', 'POSTGRES://db/x']) t.ok(isPostgresUrl(url), url)
+  for (const path of ['data/storehook.db', '/var/lib/postgres/storehook.db', 'postgres.db', 'mysql://db/x', '']) t.notOk(isPostgresUrl(path), path)
+})
+
 if (unavailable !== null) {
-  t.plan(0, unavailable)
+  t.test(unavailable, { skip: unavailable }, async () => {})
 } else {
   let cluster: Cluster
   t.before(async () => { cluster = await startPostgres() })
