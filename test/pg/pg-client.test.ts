@@ -32,7 +32,7 @@ t.test('a postgres:// or postgresql:// URL selects PostgreSQL; anything else is 
 })
 
 if (unavailable !== null) {
-  t.test(unavailable, { skip: unavailable }, async () => {})
+  t.test('the PostgreSQL half', { skip: unavailable }, async () => {})
 } else {
   let cluster: Cluster
   t.before(async () => { cluster = await startPostgres() })
