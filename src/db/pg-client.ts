@@ -1,0 +1,97 @@
+// The one module that touches the PostgreSQL driver (issue 16), as client.ts
+// is for SQLite: it opens a pool from a URL, reports whether a commit waits
+// for its WAL flush, and applies the migrations in drizzle/pg/ under a lock.
+// node-postgres (`pg`), chosen by measurement (bench/pg-clients.ts): as
+// drizzle calls it, it commits single-row INSERTs at 32 at once and 25-row
+// transactions faster than postgres.js, and it runs under Deno too.
+import { dirname, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
+import { migrate as drizzleMigrate } from 'drizzle-orm/node-postgres/migrator'
+import pg from 'pg'
+import * as schema from './schema-pg.ts'
+
+export type PgDb = NodePgDatabase<typeof schema>
+
+export interface PgDatabase {
+  db: PgDb
+  pool: pg.Pool
+  url: string
+  // Ends every connection. Safe to call twice.
+  close: () => Promise<void>
+}
+
+export const PG_MIGRATIONS = resolve(dirname(fileURLToPath(import.meta.url)), '../../drizzle/pg')
+
+// postgres:// and postgresql:// (libpq's two spellings) select this engine.
+export function isPostgresUrl (value: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(value)
+}
+
+export function openPg (url: string, options: { max?: number } = {}): PgDatabase {
+  const pool = new pg.Pool({ connectionString: url, max: options.max ?? 10 })
+  // An idle connection the server drops (restart, failover) must not crash
+  // the process: the pool discards it and opens another on the next query.
+  pool.on('error', () => {})
+  let closed: Promise<void> | null = null
+  return {
+    db: drizzle(pool, { schema }),
+    pool,
+    url,
+    close: () => (closed ??= pool.end())
+  }
+}
+
+export interface SynchronousCommit {
+  // What the server reports for this connection's role and database.
+  setting: string
+  // Whether COMMIT returns only after the primary's WAL is flushed to disk:
+  // every value but `off` (local, remote_write, on and remote_apply differ
+  // only in how long they wait for standbys). With `off`, a 200 could be
+  // lost to a crash of the database server.
+  flushedBeforeCommit: boolean
+}
+
+// SHOW synchronous_commit on a connection of the pool: the setting can
+// differ per role and per database, so it is read as the app connects, and
+// the caller decides whether to refuse or warn.
+export async function synchronousCommit (database: Pick<PgDatabase, 'pool'>): Promise<SynchronousCommit> {
+  const { rows } = await database.pool.query<{ synchronous_commit: string }>('SHOW synchronous_commit')
+  const setting = rows[0]!.synchronous_commit
+  return { setting, flushedBeforeCommit: setting !== 'off' }
+}
+
+// Held for the whole migration: drizzle's migrator creates its schema and
+// table with IF NOT EXISTS, which two sessions running it at once can still
+// trip over, and each would then apply the same pending migrations. The key
+// is one fixed number, "storehook" in ASCII truncated to 8 bytes, so it is
+// the same for every instance and unlikely to collide with another app's.
+const MIGRATION_LOCK = BigInt('0x' + Buffer.from('storehoo').toString('hex')).toString()
+
+async function appliedCount (client: pg.Client): Promise<number> {
+  const { rows: [found] } = await client.query<{ table: string | null }>("SELECT to_regclass('drizzle.__drizzle_migrations') AS table")
+  if (found?.table == null) return 0
+  const { rows: [row] } = await client.query<{ n: string }>('SELECT count(*) AS n FROM drizzle.__drizzle_migrations')
+  return Number(row?.n ?? 0)
+}
+
+// Brings the database's schema up to date, and returns how many migrations
+// it applied (0 when another instance did, or nothing was pending). Uses one
+// connection of its own: a session-level advisory lock belongs to a
+// connection, and the migrator must run on the one that holds it.
+export async function migratePg (url: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK])
+    try {
+      const before = await appliedCount(client)
+      await drizzleMigrate(drizzle(client), { migrationsFolder: PG_MIGRATIONS })
+      return (await appliedCount(client)) - before
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK])
+    }
+  } finally {
+    await client.end()
+  }
+}
