@@ -8,7 +8,7 @@
 // storehook process over the run, divided by the notifications forwarded.
 // Absolute, not ratios to a floor: what is measured is storehook's own cost
 // per notification, which does not depend on how fast the machine answers.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -43,6 +43,14 @@ export interface FootprintResult {
   // write_bytes, tells the WAL's writes from the page cache's writeback.
   wcharBytes: number
   cpuMs: number
+  // Frames appended to the WAL over the run, and their bytes with headers:
+  // what a WAL shipper such as Litestream copies off the machine.
+  walFrames: number
+  walBytes: number
+  // The database's bytes by table and index (SQLite's dbstat), largest first.
+  byObject: Array<{ name: string; bytes: number }>
+  // How the bodies are stored: rows and mean stored bytes per encoding.
+  encodings: Array<{ encoding: string; n: number; bytes: number }>
   // The database after a TRUNCATE checkpoint: the files, and the pages in use.
   dbFileBytes: number
   dbUsedBytes: number
@@ -72,6 +80,51 @@ function memoryMb (pid: number): { hwm: number; rss: number } {
   return { hwm: kb('VmHWM') / 1024, rss: kb('VmRSS') / 1024 }
 }
 
+// What Litestream (or any WAL shipper) has to copy: every frame appended to
+// the WAL, each a page and a 24-byte frame header. Counted from the WAL
+// index's header at the start of the -shm file (SQLite's wal.c: mxFrame, the
+// last valid frame, at byte 16; the page size at 14; the salts, which change
+// whenever the WAL restarts from its first frame, at 32), read every
+// millisecond. SQLite writes two copies of the header; a read where they
+// differ was torn and is skipped. Frames appended after the last read before
+// a restart are missed, so this is a slight undercount (at most one poll's
+// worth of frames per restart, about every 1,000 frames).
+function watchWal (dbPath: string): { stop: () => { frames: number; bytes: number } } {
+  let fd: number | null = null
+  let frames = 0
+  let pageSize = 4096
+  let last: { salt: string; mx: number } | null = null
+  const header = Buffer.alloc(96)
+  const poll = (): void => {
+    try {
+      fd ??= openSync(`${dbPath}-shm`, 'r')
+      if (readSync(fd, header, 0, 96, 0) < 96 || !header.subarray(0, 48).equals(header.subarray(48, 96))) return
+    } catch {
+      return
+    }
+    const mx = header.readUInt32LE(16)
+    const salt = header.subarray(32, 40).toString('hex')
+    pageSize = header.readUInt16LE(14) || 65536
+    if (last === null) {
+      // The frames already there when the watch began are not the run's.
+      last = { salt, mx }
+      return
+    }
+    frames += salt === last.salt ? Math.max(0, mx - last.mx) : mx
+    last = { salt, mx }
+  }
+  const timer = setInterval(poll, 1)
+  poll()
+  return {
+    stop () {
+      clearInterval(timer)
+      poll()
+      if (fd !== null) closeSync(fd)
+      return { frames, bytes: frames * (pageSize + 24) }
+    }
+  }
+}
+
 // USER_HZ: 100 on every Linux that Node supports (getconf CLK_TCK).
 const TICK_MS = 10
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
@@ -94,6 +147,7 @@ export async function runFootprintBench (opts: FootprintOptions = {}): Promise<F
     // No warm-up: the run's figures include the JIT's first seconds, as a
     // deployment's first minutes would; over 20 s they are a small share.
     const before = counters(pid)
+    const wal = watchWal(dbPath)
     const forwardedBefore = await countAtTarget(target)
     const result = await load(`http://127.0.0.1:${storehook.port}/apple/notifications`, bodies.next, { connections, durationS })
     const loadEnded = performance.now()
@@ -122,6 +176,7 @@ export async function runFootprintBench (opts: FootprintOptions = {}): Promise<F
       settled = now
     }
     const after = counters(pid)
+    const walFrames = wal.stop()
     const memory = memoryMb(pid)
     const loadAverageAtEnd = loadavg()
     await storehook.stop()
@@ -130,11 +185,16 @@ export async function runFootprintBench (opts: FootprintOptions = {}): Promise<F
     const db = new Database(dbPath)
     let storedRows: number
     let dbUsedBytes: number
+    let byObject: Array<{ name: string; bytes: number }>
+    let encodings: Array<{ encoding: string; n: number; bytes: number }>
     try {
       db.pragma('wal_checkpoint(TRUNCATE)')
       storedRows = (db.prepare('SELECT count(*) AS n FROM notifications').get() as { n: number }).n
       const pragma = (name: string): number => db.pragma(name, { simple: true }) as number
       dbUsedBytes = (pragma('page_count') - pragma('freelist_count')) * pragma('page_size')
+      // Where those bytes are: each table and index, by the pages it holds.
+      encodings = db.prepare('SELECT body_encoding AS encoding, count(*) AS n, avg(length(body)) AS bytes FROM notifications GROUP BY 1 ORDER BY 2 DESC').all() as Array<{ encoding: string; n: number; bytes: number }>
+      byObject = db.prepare('SELECT name, sum(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC').all() as Array<{ name: string; bytes: number }>
     } finally {
       db.close()
     }
@@ -154,6 +214,10 @@ export async function runFootprintBench (opts: FootprintOptions = {}): Promise<F
       cancelledWriteBytes: after.cancelledWriteBytes - before.cancelledWriteBytes,
       wcharBytes: after.wchar - before.wchar,
       cpuMs: (after.cpuTicks - before.cpuTicks) * TICK_MS,
+      byObject,
+      encodings,
+      walFrames: walFrames.frames,
+      walBytes: walFrames.bytes,
       dbFileBytes,
       dbUsedBytes,
       vmHwmMb: memory.hwm,
@@ -185,11 +249,13 @@ export function footprintTable (r: FootprintResult, machine: string, quick: bool
     `| bytes written to disk per accepted notification | ${kb(r.writeBytes / r.forwarded)} | ${x(r.writeBytes / r.forwarded / r.bodyBytes)} |`,
     ...(r.cancelledWriteBytes > 0 ? [`| of which cancelled before writeback (cancelled_write_bytes) | ${kb(r.cancelledWriteBytes / r.forwarded)} | ${x(r.cancelledWriteBytes / r.forwarded / r.bodyBytes)} |`] : []),
     `| bytes passed to write() per accepted notification (reached the disk or not) | ${kb(r.wcharBytes / r.forwarded)} | ${x(r.wcharBytes / r.forwarded / r.bodyBytes)} |`,
+    `| WAL bytes per accepted notification (frames appended: what Litestream ships before its own LZ4) | ${kb(r.walBytes / r.forwarded)} | ${x(r.walBytes / r.forwarded / r.bodyBytes)} |`,
     `| database bytes per stored notification (files after a checkpoint) | ${kb(perStored)} | ${x(perStored / r.bodyBytes)} |`,
     `| database bytes per stored notification (pages in use) | ${kb(usedPerStored)} | ${x(usedPerStored / r.bodyBytes)} |`,
     `| CPU per forwarded notification (utime+stime) | ${(r.cpuMs / r.forwarded).toFixed(3)} ms | |`,
     `| peak resident memory (VmHWM) | ${r.vmHwmMb.toFixed(0)} MB | |`,
-    `| resident memory at the end (VmRSS) | ${r.vmRssMb.toFixed(0)} MB | |`
+    `| resident memory at the end (VmRSS) | ${r.vmRssMb.toFixed(0)} MB | |`,
+    '', `Where the database's bytes per stored notification are (dbstat): ${r.byObject.filter((o) => o.bytes / r.storedRows >= 50).map((o) => `${o.name} ${kb(o.bytes / r.storedRows)}`).join(', ')}; each object under 50 bytes left out. Bodies as stored: ${r.encodings.map((e) => `${e.n.toLocaleString('en')} ${e.encoding} of ${kb(e.bytes)} on average`).join(', ')}.`
   ]
 }
 

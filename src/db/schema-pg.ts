@@ -14,8 +14,6 @@
 //     SQLite's integers are 64-bit, and a delivery or attempt id would pass
 //     2^31 at about 70 a second for a year;
 //   - history_runs.only_failures is a boolean, which SQLite does not have.
-// Issue 15's additions (body_chains and the body_encoding and body_chain_id
-// columns) are here from the start: this schema has no older databases to follow.
 import { sql } from 'drizzle-orm'
 import { bigint, boolean, customType, index, integer, pgTable, text, uniqueIndex } from 'drizzle-orm/pg-core'
 import { statusLiteral, type indexedColumns as sqliteIndexedColumns } from './schema.ts'
@@ -48,10 +46,12 @@ export const indexedColumns = {
 export const bodyChains = pgTable('body_chains', {
   id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
   // Hex SHA-256 of the chain's bytes: how an arriving body finds its row.
-  digest: text('digest').notNull().unique(),
+  digest: text('digest').notNull(),
   chain: bytea('chain').notNull(),
   firstSeenAt: millis('first_seen_at').notNull()
-})
+}, (t) => [
+  uniqueIndex('body_chains_digest').on(t.digest)
+])
 
 // How a stored body is encoded, and the chain it was compressed against:
 // the same two columns on notifications and on quarantine.
@@ -83,7 +83,9 @@ export const notifications = pgTable('notifications', {
   index('notifications_app_apple_id').on(t.appAppleId, t.receivedAt),
   index('notifications_signed_date').on(t.signedDate),
   index('notifications_transaction_id').on(t.transactionId),
-  index('notifications_app_account_token').on(t.appAccountToken).where(sql`app_account_token IS NOT NULL`)
+  index('notifications_app_account_token').on(t.appAccountToken).where(sql`app_account_token IS NOT NULL`),
+  // Rows copied from SQLite as they were stored, and the few that did not compress (schema.ts).
+  index('notifications_raw_body').on(t.id).where(sql`body_encoding = 'raw'`)
 ])
 
 export const deliveries = pgTable('deliveries', {
@@ -139,7 +141,9 @@ export const quarantine = pgTable('quarantine', {
   ...bodyColumns(),
   releasedAt: millis('released_at'),
   releasedAs: text('released_as')
-})
+}, (t) => [
+  index('quarantine_raw_body').on(t.id).where(sql`body_encoding = 'raw'`)
+])
 
 // Kept by PL/pgSQL triggers (drizzle/pg/0001_quarantine_totals.sql), as
 // drizzle/0004 keeps SQLite's. bytes is bigint: it sums every row's.

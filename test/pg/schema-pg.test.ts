@@ -1,7 +1,6 @@
 // The PostgreSQL schema says again what the SQLite one says (drizzle needs
 // one table object per dialect), so this holds them to each other: the same
-// tables, columns, nullability, defaults and indexes, by name. Issue 15's
-// additions may be on the PostgreSQL side alone until SQLite has them too.
+// tables, columns, nullability, defaults and indexes, by name.
 import { is } from 'drizzle-orm'
 import { getTableConfig as pgConfig, PgTable } from 'drizzle-orm/pg-core'
 import { getTableConfig as sqliteConfig, SQLiteTable } from 'drizzle-orm/sqlite-core'
@@ -9,8 +8,6 @@ import t from 'tap'
 import * as sqlite from '../../src/db/schema.ts'
 import * as postgres from '../../src/db/schema-pg.ts'
 
-const ISSUE_15_TABLES = ['body_chains']
-const ISSUE_15_COLUMNS = ['body_encoding', 'body_chain_id']
 
 interface Shape { columns: Map<string, string>, indexes: Map<string, string> }
 
@@ -26,7 +23,7 @@ const sqliteTables = new Map(Object.values(sqlite).filter((v) => is(v, SQLiteTab
 const pgTables = new Map(Object.values(postgres).filter((v) => is(v, PgTable)).map((table) => pgConfig(table)).map((c) => [c.name, shape(c.columns, c.indexes)]))
 
 t.test('the same tables', async (t) => {
-  t.same([...pgTables.keys()].filter((n) => !sqliteTables.has(n)).filter((n) => !ISSUE_15_TABLES.includes(n)), [], 'none on PostgreSQL alone')
+  t.same([...pgTables.keys()].filter((n) => !sqliteTables.has(n)), [], 'none on PostgreSQL alone')
   t.same([...sqliteTables.keys()].filter((n) => !pgTables.has(n)), [], 'none on SQLite alone')
 })
 
@@ -34,7 +31,7 @@ for (const [name, lite] of sqliteTables) {
   t.test(`${name}: the same columns and indexes`, async (t) => {
     const pg = pgTables.get(name)!
     for (const [column, spec] of lite.columns) t.equal(pg.columns.get(column), spec, `column ${column}`)
-    t.same([...pg.columns.keys()].filter((c) => !lite.columns.has(c) && !ISSUE_15_COLUMNS.includes(c)), [], 'no other column on PostgreSQL')
+    t.same([...pg.columns.keys()].filter((c) => !lite.columns.has(c)), [], 'no other column on PostgreSQL')
     t.same(Object.fromEntries(pg.indexes), Object.fromEntries(lite.indexes), 'the same indexes')
   })
 }
