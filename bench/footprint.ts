@@ -8,7 +8,7 @@
 // storehook process over the run, divided by the notifications forwarded.
 // Absolute, not ratios to a floor: what is measured is storehook's own cost
 // per notification, which does not depend on how fast the machine answers.
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -43,6 +43,8 @@ export interface FootprintResult {
   // write_bytes, tells the WAL's writes from the page cache's writeback.
   wcharBytes: number
   cpuMs: number
+  // cpuMs by thread: the HTTP (main) thread, the outbox writer, the rest.
+  threads: { main: number; writer: number; rest: number }
   // Frames appended to the WAL over the run, and their bytes with headers:
   // what a WAL shipper such as Litestream copies off the machine.
   walFrames: number
@@ -72,6 +74,31 @@ function counters (pid: number): Counters {
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   // utime and stime are fields 14 and 15 (1-based), 12 and 13 after the ')'.
   return { writeBytes: field('write_bytes'), cancelledWriteBytes: field('cancelled_write_bytes'), wchar: field('wchar'), cpuTicks: Number(rest[11]) + Number(rest[12]) }
+}
+
+// CPU ticks of each thread of the process. Node names none of its threads
+// (all are "node"), so they are told apart by what they do: the main thread's
+// id is the process id; the busiest of the others is the outbox writer; the
+// rest are libuv's pool and V8's garbage-collector and compiler threads.
+function threadTicks (pid: number): Map<number, number> {
+  const ticks = new Map<number, number>()
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      ticks.set(Number(tid), Number(rest[11]) + Number(rest[12]))
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return ticks
+}
+
+function threadSplit (pid: number, before: Map<number, number>, after: Map<number, number>): { main: number; writer: number; rest: number } {
+  const delta = [...after].map(([tid, t]) => [tid, t - (before.get(tid) ?? 0)] as const)
+  const main = delta.find(([tid]) => tid === pid)?.[1] ?? 0
+  const others = delta.filter(([tid]) => tid !== pid).map(([, t]) => t).sort((a, b) => b - a)
+  return { main: main * TICK_MS, writer: (others[0] ?? 0) * TICK_MS, rest: others.slice(1).reduce((a, b) => a + b, 0) * TICK_MS }
 }
 
 function memoryMb (pid: number): { hwm: number; rss: number } {
@@ -147,6 +174,7 @@ export async function runFootprintBench (opts: FootprintOptions = {}): Promise<F
     // No warm-up: the run's figures include the JIT's first seconds, as a
     // deployment's first minutes would; over 20 s they are a small share.
     const before = counters(pid)
+    const threadsBefore = threadTicks(pid)
     const wal = watchWal(dbPath)
     const forwardedBefore = await countAtTarget(target)
     const result = await load(`http://127.0.0.1:${storehook.port}/apple/notifications`, bodies.next, { connections, durationS })
@@ -176,6 +204,7 @@ export async function runFootprintBench (opts: FootprintOptions = {}): Promise<F
       settled = now
     }
     const after = counters(pid)
+    const threads = threadSplit(pid, threadsBefore, threadTicks(pid))
     const walFrames = wal.stop()
     const memory = memoryMb(pid)
     const loadAverageAtEnd = loadavg()
@@ -214,6 +243,7 @@ export async function runFootprintBench (opts: FootprintOptions = {}): Promise<F
       cancelledWriteBytes: after.cancelledWriteBytes - before.cancelledWriteBytes,
       wcharBytes: after.wchar - before.wchar,
       cpuMs: (after.cpuTicks - before.cpuTicks) * TICK_MS,
+      threads,
       byObject,
       encodings,
       walFrames: walFrames.frames,
@@ -253,6 +283,7 @@ export function footprintTable (r: FootprintResult, machine: string, quick: bool
     `| database bytes per stored notification (files after a checkpoint) | ${kb(perStored)} | ${x(perStored / r.bodyBytes)} |`,
     `| database bytes per stored notification (pages in use) | ${kb(usedPerStored)} | ${x(usedPerStored / r.bodyBytes)} |`,
     `| CPU per forwarded notification (utime+stime) | ${(r.cpuMs / r.forwarded).toFixed(3)} ms | |`,
+    `| of which the HTTP (main) thread / the outbox writer thread / the rest (GC, libuv) | ${(r.threads.main / r.forwarded).toFixed(3)} / ${(r.threads.writer / r.forwarded).toFixed(3)} / ${(r.threads.rest / r.forwarded).toFixed(3)} ms | |`,
     `| peak resident memory (VmHWM) | ${r.vmHwmMb.toFixed(0)} MB | |`,
     `| resident memory at the end (VmRSS) | ${r.vmRssMb.toFixed(0)} MB | |`,
     '', `Where the database's bytes per stored notification are (dbstat): ${r.byObject.filter((o) => o.bytes / r.storedRows >= 50).map((o) => `${o.name} ${kb(o.bytes / r.storedRows)}`).join(', ')}; each object under 50 bytes left out. Bodies as stored: ${r.encodings.map((e) => `${e.n.toLocaleString('en')} ${e.encoding} of ${kb(e.bytes)} on average`).join(', ')}.`

@@ -91,7 +91,7 @@ t.test('a V1 password (Apple\'s shared secret) reaches the targets exactly, and 
 
   // As an older version would have stored it; what is delivered is the row's body.
   // It no longer decodes (two readings), so the views show its text, masked.
-  s.db.run(sql`UPDATE notifications SET body = ${Buffer.from(twice)} WHERE id = ${posted.json.id as string}`)
+  s.db.run(sql`UPDATE notifications SET body = ${Buffer.from(twice)}, body_encoding = 'raw', body_chain_id = NULL WHERE id = ${posted.json.id as string}`)
   const masked = twice.replace('"first-copy-of-it"', '"********"').replace('"s3cr\\"et\\\\\\u0041"', '"********"')
   const one = await api(s.url, `/notifications/${posted.json.id}`)
   t.equal(one.status, 200)
