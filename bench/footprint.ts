@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import Database from 'better-sqlite3'
 import { appleShapedBodies } from './bodies.ts'
-import { countAtTarget, dbMb, load, startChild, startStorehook, type LoadResult } from './lib.ts'
+import { countAtTarget, dbMb, load, ROOT, startChild, startStorehook, type LoadResult } from './lib.ts'
 import { describeMachine, writeSection } from './report.ts'
 
 export interface FootprintOptions {
@@ -22,6 +22,18 @@ export interface FootprintOptions {
   connections?: number
   chain?: 'generated' | 'apple'
   bodySize?: number
+  // For trying a setting before making it the default: flags before
+  // bin/storehook.js, and variables added to storehook's environment.
+  nodeArgs?: string[]
+  env?: Record<string, string>
+  // NODE_OPTIONS for storehook: by default fly.toml's, so the figures are
+  // those of the deployed configuration (V8's heap sized for 256 MB); ''
+  // measures Node's own sizing for this machine's memory.
+  nodeOptions?: string
+  // Requests per second in all, instead of as fast as storehook answers: CPU
+  // per notification depends on the rate (a group commit shares its cost
+  // among the notifications it holds), so two settings compare at one rate.
+  rate?: number
 }
 
 export interface FootprintResult {
@@ -60,6 +72,13 @@ export interface FootprintResult {
   vmRssMb: number
   secondsToForwardAll: number
   loadAverageAtEnd: number[]
+  // NODE_OPTIONS storehook ran with (fly.toml's unless BENCH_NODE_OPTIONS says otherwise).
+  nodeOptions: string
+}
+
+// fly.toml's NODE_OPTIONS (one quoted string on one line: see the file).
+export function flyNodeOptions (): string {
+  return /^\s*NODE_OPTIONS\s*=\s*"([^"]*)"/m.exec(readFileSync(join(ROOT, 'fly.toml'), 'utf8'))?.[1] ?? ''
 }
 
 interface Counters { writeBytes: number; cancelledWriteBytes: number; wchar: number; cpuTicks: number }
@@ -160,6 +179,7 @@ export async function runFootprintBench (opts: FootprintOptions = {}): Promise<F
   const durationS = opts.durationS ?? 20
   const connections = opts.connections ?? 50
   const bodies = await appleShapedBodies(opts.chain ?? 'generated', opts.bodySize ?? 12_600)
+  const nodeOptions = opts.nodeOptions ?? flyNodeOptions()
   const dir = mkdtempSync(join(tmpdir(), 'storehook-footprint-'))
   const dbPath = join(dir, 'footprint.db')
   const target = await startChild(['--import', 'tsx', 'bench/servers/target.ts'], {}, true)
@@ -167,8 +187,10 @@ export async function runFootprintBench (opts: FootprintOptions = {}): Promise<F
     DATABASE_PATH: dbPath,
     FORWARD_TARGETS: `http://127.0.0.1:${target.port}/hook`,
     VERIFY_SIGNATURES: 'off',
-    LOG_LEVEL: 'info'
-  })
+    LOG_LEVEL: 'info',
+    NODE_OPTIONS: nodeOptions,
+    ...opts.env
+  }, opts.nodeArgs)
   try {
     const pid = storehook.process.pid!
     // No warm-up: the run's figures include the JIT's first seconds, as a
@@ -177,7 +199,7 @@ export async function runFootprintBench (opts: FootprintOptions = {}): Promise<F
     const threadsBefore = threadTicks(pid)
     const wal = watchWal(dbPath)
     const forwardedBefore = await countAtTarget(target)
-    const result = await load(`http://127.0.0.1:${storehook.port}/apple/notifications`, bodies.next, { connections, durationS })
+    const result = await load(`http://127.0.0.1:${storehook.port}/apple/notifications`, bodies.next, { connections, durationS, ...(opts.rate !== undefined ? { overallRate: opts.rate } : {}) })
     const loadEnded = performance.now()
     // autocannon counts the answers it read before its deadline; requests in
     // flight then are still stored and forwarded, so its count is a lower bound
@@ -253,7 +275,8 @@ export async function runFootprintBench (opts: FootprintOptions = {}): Promise<F
       vmHwmMb: memory.hwm,
       vmRssMb: memory.rss,
       secondsToForwardAll,
-      loadAverageAtEnd
+      loadAverageAtEnd,
+      nodeOptions
     }
   } finally {
     await storehook.stop()
@@ -271,7 +294,7 @@ export function footprintTable (r: FootprintResult, machine: string, quick: bool
   return [
     '### Footprint per notification (`npm run bench:footprint`)', '',
     `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${machine}; load average at the end ${r.loadAverageAtEnd.map((l) => l.toFixed(1)).join(' / ')}.${quick ? ' **Quick smoke run (BENCH_QUICK=1): figures are indicative only.**' : ''}`,
-    `${r.durationS} s of load at ${r.connections} connections, one live target, VERIFY_SIGNATURES=off: ${r.accepted.toLocaleString('en')} notifications accepted and stored (autocannon read ${r.answered.toLocaleString('en')} of the answers before its deadline: ${Math.round(r.load.rps)} req/s, p99 ${r.load.p99} ms, ${r.load.non2xx + r.load.errors} refused or failed), ${r.forwarded.toLocaleString('en')} forwarded (the last ${r.secondsToForwardAll.toFixed(1)} s after the load ended)${r.forwarded === r.accepted ? '' : ': **not every accepted notification was forwarded, or some twice**'}.`,
+    `${r.durationS} s of load at ${r.connections} connections, one live target, VERIFY_SIGNATURES=off, ${r.nodeOptions === '' ? 'no NODE_OPTIONS (V8 sizes its heap from this machine\'s memory)' : `NODE_OPTIONS="${r.nodeOptions}" (fly.toml's)`}: ${r.accepted.toLocaleString('en')} notifications accepted and stored (autocannon read ${r.answered.toLocaleString('en')} of the answers before its deadline: ${Math.round(r.load.rps)} req/s, p99 ${r.load.p99} ms, ${r.load.non2xx + r.load.errors} refused or failed), ${r.forwarded.toLocaleString('en')} forwarded (the last ${r.secondsToForwardAll.toFixed(1)} s after the load ended)${r.forwarded === r.accepted ? '' : ': **not every accepted notification was forwarded, or some twice**'}.`,
     `Every body is ${r.bodyBytes.toLocaleString('en')} bytes: an Apple-shaped V2 JWS whose header carries a three-certificate x5c chain (${r.chain === 'apple' ? 'Apple\'s real production chain' : 'generated by test/helpers/apple-chain.ts'}, ${r.chainDerBytes.toLocaleString('en')} bytes of DER), and whose payload carries a signedTransactionInfo and a signedRenewalInfo that each carry the chain again; a distinct notificationUUID in each. KB = 1,000 bytes.`,
     'Disk and CPU are the storehook process\'s own counters (/proc/PID/io write_bytes, /proc/PID/stat utime+stime; the writer thread is in the same process), from the load\'s start until every accepted notification was forwarded and the writes stopped, divided by the notifications forwarded. The database is measured after storehook stopped and a TRUNCATE checkpoint, schema and indexes included, divided by the rows of `notifications`.', '',
     '| measure | figure | ratio to the body |', '|---|---|---|',
@@ -293,13 +316,31 @@ export function footprintTable (r: FootprintResult, machine: string, quick: bool
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const quick = process.env.BENCH_QUICK === '1'
   const machine = describeMachine()
+  // BENCH_NODE_ARGS="--max-semi-space-size=1", BENCH_ENV="NAME=value,..."
+  // and BENCH_NODE_OPTIONS (instead of fly.toml's; '' for none) try a
+  // setting, BENCH_RATE=300 holds the load at 300 requests/s: such a run is
+  // not the default's figure, so it is printed and not written to
+  // BENCHMARKS.md.
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
+  const env = Object.fromEntries((process.env.BENCH_ENV ?? '').split(',').filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
+  const rate = Number(process.env.BENCH_RATE ?? 0)
+  const nodeOptions = process.env.BENCH_NODE_OPTIONS
+  const trial = nodeArgs.length > 0 || Object.keys(env).length > 0 || rate > 0 || nodeOptions !== undefined
   const r = await runFootprintBench({
     durationS: Number(process.env.BENCH_SECONDS ?? (quick ? 3 : 20)),
     connections: Number(process.env.BENCH_CONNECTIONS ?? 50),
-    chain: process.env.BENCH_CHAIN === 'apple' ? 'apple' : 'generated'
+    chain: process.env.BENCH_CHAIN === 'apple' ? 'apple' : 'generated',
+    nodeArgs,
+    env,
+    ...(rate > 0 ? { rate } : {}),
+    ...(nodeOptions !== undefined ? { nodeOptions } : {})
   })
   const lines = footprintTable(r, machine, quick)
   console.log(lines.join('\n'))
-  writeSection('footprint', lines)
-  console.log('\nWritten to BENCHMARKS.md.')
+  if (trial) {
+    console.log(`\nTrial (node ${nodeArgs.join(' ')}; env ${JSON.stringify(env)}; NODE_OPTIONS "${r.nodeOptions}"; rate ${rate > 0 ? rate : 'open'}): not written to BENCHMARKS.md.`)
+  } else {
+    writeSection('footprint', lines)
+    console.log('\nWritten to BENCHMARKS.md.')
+  }
 }

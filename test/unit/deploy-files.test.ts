@@ -101,6 +101,22 @@ t.test('fly.toml: Fly scrapes /metrics on the private metrics port, which no pub
   t.equal(config.metricsToken, null, 'no token: Fly\'s scraper cannot send one')
 })
 
+t.test('fly.toml: the smallest machine, and V8 sized for it by NODE_OPTIONS', async (t) => {
+  const vm = (fly.vm as Table[])[0]!
+  t.equal(vm.size, 'shared-cpu-1x')
+  t.equal(vm.memory, '256mb')
+  const options = env.NODE_OPTIONS!.split(' ')
+  // Node refuses to start on a flag NODE_OPTIONS may not carry; say which.
+  for (const option of options) t.ok(process.allowedNodeEnvironmentFlags.has(option.split('=')[0]!), `${option} is allowed in NODE_OPTIONS`)
+  const mb = (name: string): number => Number(options.find((o) => o.startsWith(`--${name}=`))?.split('=')[1])
+  // A process started with them has the heap they name: the old generation's
+  // cap plus the young generation's semi-spaces (V8 counts three of them).
+  const limit = Number(execFileSync(process.execPath, ['-p', 'require("node:v8").getHeapStatistics().heap_size_limit'], {
+    env: { ...process.env, NODE_OPTIONS: env.NODE_OPTIONS }
+  }).toString()) / 2 ** 20
+  t.ok(limit >= mb('max-old-space-size') && limit <= mb('max-old-space-size') + 4 * mb('max-semi-space-size'), `heap limit ${limit} MB`)
+})
+
 t.test('fly.toml reader refuses what it does not understand', async (t) => {
   t.throws(() => parseToml('a = 1\nports = [80, 443]'), /line 2: value not understood/)
   t.throws(() => parseToml('x = {a = 1}'), /line 1: value not understood/)
