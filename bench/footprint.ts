@@ -244,7 +244,9 @@ export async function runFootprintBench (opts: FootprintOptions = {}): Promise<F
       const pragma = (name: string): number => db.pragma(name, { simple: true }) as number
       dbUsedBytes = (pragma('page_count') - pragma('freelist_count')) * pragma('page_size')
       // Where those bytes are: each table and index, by the pages it holds.
-      encodings = db.prepare('SELECT body_encoding AS encoding, count(*) AS n, avg(length(body)) AS bytes FROM notifications GROUP BY 1 ORDER BY 2 DESC').all() as Array<{ encoding: string; n: number; bytes: number }>
+      // A database from before bodies were compressed has no body_encoding: all raw.
+      const hasEncoding = (db.prepare("SELECT count(*) AS n FROM pragma_table_info('notifications') WHERE name = 'body_encoding'").get() as { n: number }).n > 0
+      encodings = db.prepare(`SELECT ${hasEncoding ? 'body_encoding' : "'raw'"} AS encoding, count(*) AS n, avg(length(body)) AS bytes FROM notifications GROUP BY 1 ORDER BY 2 DESC`).all() as Array<{ encoding: string; n: number; bytes: number }>
       byObject = db.prepare('SELECT name, sum(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC').all() as Array<{ name: string; bytes: number }>
     } finally {
       db.close()
