@@ -43,10 +43,18 @@ export const chainPolicyFor = (verification: VerificationStatus): ChainPolicy =>
 // and an id-keyed cache would then join bodies to the wrong chain.
 const CACHED_DICTIONARIES = 16
 
-class Dictionaries {
-  #byKey = new Map<string, Buffer>()
+// A dictionary and its digest (body-codec.ts dictionaryDigest), hashed once.
+interface Dictionary { bytes: Buffer; digest: Buffer }
 
-  get (key: string): Buffer | undefined {
+function dictionaryOf (chain: Buffer): Dictionary {
+  const bytes = dictionaryFor(chain)
+  return { bytes, digest: dictionaryDigest(bytes) }
+}
+
+class Dictionaries {
+  #byKey = new Map<string, Dictionary>()
+
+  get (key: string): Dictionary | undefined {
     const d = this.#byKey.get(key)
     if (d !== undefined) {
       // Most recently used last: the first key is the one to drop.
@@ -56,7 +64,7 @@ class Dictionaries {
     return d
   }
 
-  set (key: string, dictionary: Buffer): void {
+  set (key: string, dictionary: Dictionary): void {
     this.#byKey.set(key, dictionary)
     if (this.#byKey.size > CACHED_DICTIONARIES) this.#byKey.delete(this.#byKey.keys().next().value!)
   }
@@ -81,7 +89,7 @@ const statements = preparedFor(prepare)
 // The chain row for `chain`, added when the policy allows; null when it is
 // not stored and may not be. Runs inside the caller's transaction, so a new
 // chain commits with the first body that needs it, or not at all.
-function chainRow (db: Db, chain: Buffer, policy: ChainPolicy, now: number): { id: number; dictionary: Buffer } | null {
+function chainRow (db: Db, chain: Buffer, policy: ChainPolicy, now: number): { id: number; dictionary: Dictionary } | null {
   const st = statements(db)
   const digest = createHash('sha256').update(chain).digest('hex')
   let id = st.idByDigest.get({ digest })?.id
@@ -92,7 +100,7 @@ function chainRow (db: Db, chain: Buffer, policy: ChainPolicy, now: number): { i
   }
   let dictionary = st.dictionaries.get(digest)
   if (dictionary === undefined) {
-    dictionary = dictionaryFor(chain)
+    dictionary = dictionaryOf(chain)
     st.dictionaries.set(digest, dictionary)
   }
   return { id, dictionary }
@@ -102,7 +110,7 @@ function chainRow (db: Db, chain: Buffer, policy: ChainPolicy, now: number): { i
 export function storeBody (db: Db, body: Buffer, policy: ChainPolicy, now: number): StoredBody {
   const chain = chainOf(body)
   const row = chain === null ? null : chainRow(db, chain, policy, now)
-  const encoded = encodeBody(body, row?.dictionary ?? null)
+  const encoded = row === null ? encodeBody(body, null) : encodeBody(body, row.dictionary.bytes, row.dictionary.digest)
   return { body: encoded.data, bodyEncoding: encoded.encoding, bodyChainId: encoded.encoding === 'deflate-dict' ? row!.id : null }
 }
 
@@ -117,11 +125,11 @@ export function loadBody (db: Db, stored: StoredBody): Buffer {
   if (dictionary === undefined) {
     const chain = stored.bodyChainId === null ? undefined : st.chainById.get({ id: stored.bodyChainId })?.chain
     if (chain === undefined) throw new BodyDecodeError(`deflate-dict body whose chain ${String(stored.bodyChainId)} is not stored`)
-    dictionary = dictionaryFor(chain)
+    dictionary = dictionaryOf(chain)
     // Only a dictionary that matches the stream's digest is remembered under it.
-    if (dictionaryDigest(dictionary).equals(stored.body.subarray(0, DIGEST_BYTES))) st.dictionaries.set(key, dictionary)
+    if (dictionary.digest.equals(stored.body.subarray(0, DIGEST_BYTES))) st.dictionaries.set(key, dictionary)
   }
-  return decodeBody('deflate-dict', stored.body, dictionary)
+  return decodeBody('deflate-dict', stored.body, dictionary.bytes, undefined, dictionary.digest)
 }
 
 // A row read with its stored body, given back with the body as received and
