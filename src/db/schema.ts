@@ -25,7 +25,7 @@ export const indexedColumns = {
 
 // Each distinct certificate chain a stored body was compressed against
 // (src/outbox/body-codec.ts), once: the JWS header as sent, from which the
-// deflate dictionary is derived. Apple has a handful (a leaf rotated about
+// pieces a body refers to are derived. Apple has a handful (a leaf rotated about
 // once a year, Production and Sandbox); rows are never deleted, since a body
 // stored against one needs it to be read. Bounded by src/outbox/bodies.ts.
 export const bodyChains = sqliteTable('body_chains', {

@@ -51,6 +51,7 @@ export const ATTEMPT_OUTCOMES = ['delivered', 'retry', 'dead', 'released'] as co
 export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number]
 
 // How a stored body is encoded (src/outbox/body-codec.ts): as received, raw
-// deflate, or raw deflate against its certificate chain's dictionary.
-export const BODY_ENCODINGS = ['raw', 'deflate', 'deflate-dict'] as const
+// deflate, or its certificate chain's occurrences referenced and the rest
+// deflated.
+export const BODY_ENCODINGS = ['raw', 'deflate', 'deflate-chain'] as const
 export type BodyEncoding = (typeof BODY_ENCODINGS)[number]

@@ -9,7 +9,7 @@ import { count, eq, sql } from 'drizzle-orm'
 import { preparedFor, type Db } from '../db/client.ts'
 import { bodyChains } from '../db/schema.ts'
 import type { BodyEncoding, VerificationStatus } from '../db/vocabulary.ts'
-import { BodyDecodeError, chainOf, decodeBody, dictionaryDigest, dictionaryFor, DIGEST_BYTES, encodeBody } from './body-codec.ts'
+import { BodyDecodeError, chainOf, decodeBody, DIGEST_BYTES, encodeBody, piecesOf, type ChainPieces } from './body-codec.ts'
 
 export { BodyDecodeError }
 
@@ -37,36 +37,28 @@ export const MAX_UNPROVEN_CHAINS = 64
 
 export const chainPolicyFor = (verification: VerificationStatus): ChainPolicy => verification === 'verified' ? 'any' : 'capped'
 
-// Dictionaries are derived from the chain bytes alone, so caching them can
+// A chain's pieces are derived from its bytes alone, so caching them can
 // never go stale. They are cached by content, never by row id: a chain row
 // inserted in a transaction that was rolled back leaves its id to be reused,
 // and an id-keyed cache would then join bodies to the wrong chain.
-const CACHED_DICTIONARIES = 16
+const CACHED_CHAINS = 16
 
-// A dictionary and its digest (body-codec.ts dictionaryDigest), hashed once.
-interface Dictionary { bytes: Buffer; digest: Buffer }
+class ChainCache {
+  #byKey = new Map<string, ChainPieces>()
 
-function dictionaryOf (chain: Buffer): Dictionary {
-  const bytes = dictionaryFor(chain)
-  return { bytes, digest: dictionaryDigest(bytes) }
-}
-
-class Dictionaries {
-  #byKey = new Map<string, Dictionary>()
-
-  get (key: string): Dictionary | undefined {
-    const d = this.#byKey.get(key)
-    if (d !== undefined) {
+  get (key: string): ChainPieces | undefined {
+    const c = this.#byKey.get(key)
+    if (c !== undefined) {
       // Most recently used last: the first key is the one to drop.
       this.#byKey.delete(key)
-      this.#byKey.set(key, d)
+      this.#byKey.set(key, c)
     }
-    return d
+    return c
   }
 
-  set (key: string, dictionary: Dictionary): void {
-    this.#byKey.set(key, dictionary)
-    if (this.#byKey.size > CACHED_DICTIONARIES) this.#byKey.delete(this.#byKey.keys().next().value!)
+  set (key: string, chain: ChainPieces): void {
+    this.#byKey.set(key, chain)
+    if (this.#byKey.size > CACHED_CHAINS) this.#byKey.delete(this.#byKey.keys().next().value!)
   }
 }
 
@@ -79,8 +71,8 @@ function prepare (db: Db) {
     insert: db.insert(bodyChains).values({ digest: p('digest'), chain: p('chain'), firstSeenAt: p('now') })
       .returning({ id: bodyChains.id }).prepare(),
     count: db.select({ n: count() }).from(bodyChains).prepare(),
-    // By chain digest (encoding) and by dictionary digest (decoding).
-    dictionaries: new Dictionaries()
+    // By the chain's full digest (encoding) and by its stream prefix (decoding).
+    chains: new ChainCache()
   }
 }
 
@@ -89,7 +81,7 @@ const statements = preparedFor(prepare)
 // The chain row for `chain`, added when the policy allows; null when it is
 // not stored and may not be. Runs inside the caller's transaction, so a new
 // chain commits with the first body that needs it, or not at all.
-function chainRow (db: Db, chain: Buffer, policy: ChainPolicy, now: number): { id: number; dictionary: Dictionary } | null {
+function chainRow (db: Db, chain: Buffer, policy: ChainPolicy, now: number): { id: number; pieces: ChainPieces } | null {
   const st = statements(db)
   const digest = createHash('sha256').update(chain).digest('hex')
   let id = st.idByDigest.get({ digest })?.id
@@ -98,38 +90,38 @@ function chainRow (db: Db, chain: Buffer, policy: ChainPolicy, now: number): { i
     if (policy === 'capped' && st.count.get()!.n >= MAX_UNPROVEN_CHAINS) return null
     id = st.insert.get({ digest, chain, now })!.id
   }
-  let dictionary = st.dictionaries.get(digest)
-  if (dictionary === undefined) {
-    dictionary = dictionaryOf(chain)
-    st.dictionaries.set(digest, dictionary)
+  let pieces = st.chains.get(digest)
+  if (pieces === undefined) {
+    pieces = piecesOf(chain)
+    st.chains.set(digest, pieces)
   }
-  return { id, dictionary }
+  return { id, pieces }
 }
 
 // The stored form of a body received now.
 export function storeBody (db: Db, body: Buffer, policy: ChainPolicy, now: number): StoredBody {
   const chain = chainOf(body)
   const row = chain === null ? null : chainRow(db, chain, policy, now)
-  const encoded = row === null ? encodeBody(body, null) : encodeBody(body, row.dictionary.bytes, row.dictionary.digest)
-  return { body: encoded.data, bodyEncoding: encoded.encoding, bodyChainId: encoded.encoding === 'deflate-dict' ? row!.id : null }
+  const encoded = encodeBody(body, row?.pieces ?? null)
+  return { body: encoded.data, bodyEncoding: encoded.encoding, bodyChainId: encoded.encoding === 'deflate-chain' ? row!.id : null }
 }
 
 // The bytes as received. Throws BodyDecodeError when the row cannot give
 // them back (a missing chain, a corrupt stream): never other bytes.
 export function loadBody (db: Db, stored: StoredBody): Buffer {
-  if (stored.bodyEncoding !== 'deflate-dict') return decodeBody(stored.bodyEncoding, stored.body, null)
-  if (stored.body.length < DIGEST_BYTES) throw new BodyDecodeError('deflate-dict body shorter than its dictionary digest')
+  if (stored.bodyEncoding !== 'deflate-chain') return decodeBody(stored.bodyEncoding, stored.body, null)
+  if (stored.body.length < DIGEST_BYTES) throw new BodyDecodeError('deflate-chain body shorter than its chain digest')
   const st = statements(db)
   const key = `d:${stored.body.subarray(0, DIGEST_BYTES).toString('hex')}`
-  let dictionary = st.dictionaries.get(key)
-  if (dictionary === undefined) {
+  let pieces = st.chains.get(key)
+  if (pieces === undefined) {
     const chain = stored.bodyChainId === null ? undefined : st.chainById.get({ id: stored.bodyChainId })?.chain
-    if (chain === undefined) throw new BodyDecodeError(`deflate-dict body whose chain ${String(stored.bodyChainId)} is not stored`)
-    dictionary = dictionaryOf(chain)
-    // Only a dictionary that matches the stream's digest is remembered under it.
-    if (dictionary.digest.equals(stored.body.subarray(0, DIGEST_BYTES))) st.dictionaries.set(key, dictionary)
+    if (chain === undefined) throw new BodyDecodeError(`deflate-chain body whose chain ${String(stored.bodyChainId)} is not stored`)
+    pieces = piecesOf(chain)
+    // Only a chain that matches the stream's digest is remembered under it.
+    if (pieces.digest.equals(stored.body.subarray(0, DIGEST_BYTES))) st.chains.set(key, pieces)
   }
-  return decodeBody('deflate-dict', stored.body, dictionary.bytes, undefined, dictionary.digest)
+  return decodeBody('deflate-chain', stored.body, pieces)
 }
 
 // A row read with its stored body, given back with the body as received and

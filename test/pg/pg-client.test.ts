@@ -96,13 +96,13 @@ if (unavailable !== null) {
     const [chain] = await database.db.insert(schemaPg.bodyChains).values({ digest: 'ab'.repeat(32), chain: Buffer.from('chain'), firstSeenAt: receivedAt }).returning()
     await database.db.insert(schemaPg.notifications).values({
       id: '0193-a', dedupeKey: 'k', receivedAt, source: 'webhook', version: 2, notificationType: 'DID_RENEW',
-      signedDate: receivedAt - 1, verification: 'verified', body, bodyEncoding: 'deflate-dict', bodyChainId: chain!.id
+      signedDate: receivedAt - 1, verification: 'verified', body, bodyEncoding: 'deflate-chain', bodyChainId: chain!.id
     })
     const [row] = await database.db.select().from(schemaPg.notifications)
     t.equal(row!.receivedAt, receivedAt, 'bigint read back as the same number')
     t.equal(row!.signedDate, receivedAt - 1)
     t.ok(Buffer.isBuffer(row!.body) && row!.body.equals(body), 'bytea read back as the same bytes')
-    t.equal(row!.bodyEncoding, 'deflate-dict')
+    t.equal(row!.bodyEncoding, 'deflate-chain')
     const plain = await database.db.insert(schemaPg.notifications).values({
       id: '0193-b', dedupeKey: 'k2', receivedAt, source: 'webhook', version: 1, notificationType: 'RENEWAL', verification: 'unchecked', body
     }).returning()

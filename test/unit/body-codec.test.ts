@@ -10,7 +10,7 @@ import t from 'tap'
 import { MAX_BODY_LIMIT_BYTES } from '../../src/config.ts'
 import { BODY_ENCODINGS } from '../../src/db/vocabulary.ts'
 import {
-  BodyDecodeError, chainOf, decodeBody, DIGEST_BYTES, dictionaryDigest, dictionaryFor, encodeBody, MAX_CHAIN_BYTES, type EncodedBody
+  BodyDecodeError, chainOf, decodeBody, DIGEST_BYTES, piecesOf, encodeBody, MAX_CHAIN_BYTES, type EncodedBody
 } from '../../src/outbox/body-codec.ts'
 import { generator as fuzzer, makeMaterial } from '../fuzz/generate.ts'
 import { generator } from '../helpers/generated-bodies.ts'
@@ -33,12 +33,12 @@ function files (dir: string): string[] {
 const b64 = (v: string | Buffer): string => Buffer.from(v).toString('base64url')
 
 // Stores and reads back as the storage layer will: the chain from the body,
-// the dictionary from the chain.
+// its pieces from the chain.
 function roundTrip (body: Buffer): { encoded: EncodedBody; decoded: Buffer; chain: Buffer | null } {
   const chain = chainOf(body)
-  const dictionary = chain === null ? null : dictionaryFor(chain)
-  const encoded = encodeBody(body, dictionary)
-  return { encoded, decoded: decodeBody(encoded.encoding, encoded.data, dictionary), chain }
+  const pieces = chain === null ? null : piecesOf(chain)
+  const encoded = encodeBody(body, pieces)
+  return { encoded, decoded: decodeBody(encoded.encoding, encoded.data, pieces), chain }
 }
 
 t.test('every fixture and Apple vector round-trips byte for byte, never bigger than it came', async t => {
@@ -59,7 +59,7 @@ t.test('every fixture and Apple vector round-trips byte for byte, never bigger t
 t.test('the chain of a V2 body is its JWS header as sent; anything else has none', async t => {
   const header = JSON.parse(REAL.toString()).signedPayload.split('.')[0] as string
   t.equal(chainOf(REAL)?.toString('latin1'), header)
-  t.equal(encodeBody(REAL, dictionaryFor(chainOf(REAL)!)).encoding, 'deflate-dict')
+  t.equal(encodeBody(REAL, piecesOf(chainOf(REAL)!)).encoding, 'deflate-chain')
   t.equal(chainOf(readFileSync(join(FIXTURES, 'apple/v1/did-renew-production.json'))), null, 'V1')
   t.equal(chainOf(Buffer.from(`{"signedPayload":"${readFileSync(join(VECTORS, 'missingX5CHeaderClaim'), 'latin1').trim()}"}`)), null, 'no x5c')
   const hostile = [
@@ -75,29 +75,36 @@ t.test('the chain of a V2 body is its JWS header as sent; anything else has none
   t.same([empty.encoding, empty.data.length, decodeBody(empty.encoding, empty.data, null).length], ['raw', 0, 0], 'an empty body stays raw')
 })
 
-t.test('decoding with the wrong dictionary, or none, throws instead of returning other bytes', async t => {
-  const dictionary = dictionaryFor(chainOf(REAL)!)
-  const other = dictionaryFor(chainOf(Buffer.from(`{"signedPayload":"${readFileSync(join(VECTORS, 'testNotification'), 'latin1').trim()}"}`))!)
-  const { encoding, data } = encodeBody(REAL, dictionary)
-  t.equal(encoding, 'deflate-dict')
-  t.ok(data.subarray(0, DIGEST_BYTES).equals(dictionaryDigest(dictionary)), 'the stream starts with its dictionary digest')
-  t.throws(() => decodeBody(encoding, data, other), BodyDecodeError, 'another chain\'s dictionary')
-  t.throws(() => decodeBody(encoding, data, null), BodyDecodeError, 'no dictionary')
-  t.throws(() => decodeBody(encoding, data.subarray(0, 4), dictionary), BodyDecodeError, 'shorter than a digest')
-  // Why the digest: raw deflate itself does not notice a different
-  // dictionary of the same length; it returns other bytes.
-  const lookalike = Buffer.from(dictionary.map(b => b ^ 1))
-  const unchecked = inflateRawSync(data.subarray(DIGEST_BYTES), { dictionary: lookalike })
-  t.notOk(unchecked.equals(REAL), 'raw inflate with a near-identical dictionary gives wrong bytes silently')
-  t.throws(() => decodeBody(encoding, data, lookalike), BodyDecodeError, 'the digest catches it')
+t.test('decoding with the wrong chain, or none, or a corrupt skeleton, throws instead of returning other bytes', async t => {
+  const chain = piecesOf(chainOf(REAL)!)
+  const other = piecesOf(chainOf(Buffer.from(`{"signedPayload":"${readFileSync(join(VECTORS, 'testNotification'), 'latin1').trim()}"}`))!)
+  const { encoding, data } = encodeBody(REAL, chain)
+  t.equal(encoding, 'deflate-chain')
+  t.ok(data.subarray(0, DIGEST_BYTES).equals(chain.digest), 'the stream starts with its chain digest')
+  t.throws(() => decodeBody(encoding, data, other), BodyDecodeError, 'another chain')
+  t.throws(() => decodeBody(encoding, data, null), BodyDecodeError, 'no chain')
+  t.throws(() => decodeBody(encoding, data.subarray(0, 4), chain), BodyDecodeError, 'shorter than a digest')
+  // Why the digest: the references name pieces by number; another chain's
+  // pieces under the same numbers give other bytes, silently.
+  const lookalike = { digest: chain.digest, pieces: chain.pieces.map((p) => Buffer.from(p.map((b) => b ^ 1))) }
+  t.notOk(decodeBody(encoding, data, lookalike).equals(REAL), 'without the digest check, other pieces give wrong bytes silently')
+  t.throws(() => decodeBody(encoding, data, { ...lookalike, digest: piecesOf(Buffer.from(lookalike.pieces[0]!)).digest }), BodyDecodeError, 'the digest catches it')
+  // A skeleton that names a piece the chain does not have, or is cut short.
+  const skeleton = (bytes: number[]): Buffer => Buffer.concat([chain.digest, deflateRawSync(Buffer.from(bytes))])
+  t.throws(() => decodeBody(encoding, skeleton([1, 0, 9]), chain), /names no piece/, 'piece 9')
+  t.throws(() => decodeBody(encoding, skeleton([1, 50, 0]), chain), /cut short/, 'a gap past the end')
+  t.throws(() => decodeBody(encoding, skeleton([3, 0, 0]), chain), /cut short|names no piece/, 'fewer references than counted')
+  t.throws(() => decodeBody(encoding, skeleton([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), chain), /cut short/, 'a runaway varint')
+  t.throws(() => decodeBody(encoding, skeleton([1, 0, 0]), chain, 100), /larger than 100 bytes/, 'past the cap')
+  t.ok(decodeBody(encoding, skeleton([0, 0x41, 0x42]), chain).equals(Buffer.from('AB')), 'no reference: the literals alone')
   // A plain deflate stream that is cut or corrupt fails too.
   const deflated = encodeBody(REAL, null)
   t.equal(deflated.encoding, 'deflate')
   t.throws(() => decodeBody('deflate', deflated.data.subarray(0, deflated.data.length >> 1), null), BodyDecodeError, 'truncated')
   t.throws(() => decodeBody('deflate', Buffer.from([0xff, 0xff, 0xff]), null), BodyDecodeError, 'garbage')
   t.throws(() => decodeBody('deflate', Buffer.alloc(0), null), BodyDecodeError, 'an empty deflate stream')
-  t.throws(() => decodeBody('bogus' as never, data, dictionary), BodyDecodeError, 'unknown encoding')
-  t.same([...BODY_ENCODINGS], ['raw', 'deflate', 'deflate-dict'])
+  t.throws(() => decodeBody('bogus' as never, data, chain), BodyDecodeError, 'unknown encoding')
+  t.same([...BODY_ENCODINGS], ['raw', 'deflate', 'deflate-chain'])
 })
 
 t.test('inflation is capped', async t => {
@@ -156,11 +163,8 @@ t.test('the fuzz suite\'s malformed bodies: chainOf never throws, every body rou
   t.same(failures, [])
 })
 
-t.test('sizes: raw, deflate, deflate with the chain\'s dictionary', async t => {
-  const sizes = (body: Buffer): string => {
-    const dictionary = dictionaryFor(chainOf(body)!)
-    return `${body.length} B raw, ${encodeBody(body, null).data.length} B deflate, ${encodeBody(body, dictionary).data.length} B deflate-dict (dictionary ${dictionary.length} B, digest included)`
-  }
+t.test('sizes: raw, deflate, deflate-chain', async t => {
+  const sizes = (body: Buffer): string => `${body.length} B raw, ${encodeBody(body, null).data.length} B deflate, ${encodeBody(body, piecesOf(chainOf(body)!)).data.length} B deflate-chain (digest included)`
   t.comment(`Apple's real Production TEST notification: ${sizes(REAL)}`)
   // A 12.6 KB V2 body with a nested transaction and renewal, all signed by
   // one generated three-certificate chain, as in the issue's benchmark.
@@ -184,5 +188,5 @@ t.test('sizes: raw, deflate, deflate with the chain\'s dictionary', async t => {
   }))
   const generated = body(Math.max(0, Math.floor((12_600 - body(0).length) * 3 / 4)))
   t.comment(`generated V2 body with nested transaction and renewal: ${sizes(generated)}`)
-  t.ok(encodeBody(generated, dictionaryFor(chainOf(generated)!)).data.length * 4 < generated.length, 'the dictionary pays at least 4x')
+  t.ok(encodeBody(generated, piecesOf(chainOf(generated)!)).data.length * 4 < generated.length, 'the chain pays at least 4x')
 })
