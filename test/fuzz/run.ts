@@ -15,6 +15,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type { Test } from 'tap'
+import { openDatabase } from '../../src/db/client.ts'
+import type { BodyEncoding } from '../../src/db/vocabulary.ts'
+import { loadBody } from '../../src/outbox/bodies.ts'
 import { ADMIN_TOKEN } from '../helpers/admin.ts'
 import { tempDir, until } from '../helpers/app.ts'
 import { login } from '../helpers/dashboard.ts'
@@ -150,7 +153,11 @@ export async function fuzz (t: Test, { count, mode, families, big }: FuzzOptions
   t.teardown(() => db.close())
   await until(() => (db.prepare("SELECT count(*) AS n FROM deliveries WHERE status = 'pending'").get() as { n: number }).n === 0, 60_000, 'every delivery done')
   const byId = new Map(accepted.map((a) => [a.id, a]))
-  const rows = db.prepare('SELECT id, body FROM notifications').all() as Array<{ id: string; body: Buffer }>
+  // Bodies are stored compressed against their chain: read back as the storage reads them.
+  const storage = openDatabase(dbPath, { readonly: true })
+  t.teardown(() => storage.close())
+  const rows = (db.prepare('SELECT id, body, body_encoding AS bodyEncoding, body_chain_id AS bodyChainId FROM notifications').all() as Array<{ id: string; body: Buffer; bodyEncoding: BodyEncoding; bodyChainId: number | null }>)
+    .map((r) => ({ id: r.id, body: loadBody(storage.db, r) }))
   t.same(rows.filter((r) => byId.get(r.id)?.sha !== sha256(r.body)).map((r) => r.id), [], 'the database holds exactly the bodies accepted, byte for byte')
   t.equal(rows.length, accepted.length, `${accepted.length} accepted, ${rows.length} stored`)
   if (mode === 'enforce') {
