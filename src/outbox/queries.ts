@@ -8,10 +8,9 @@ import { v2DedupeKey, type DeliveryRow, type DeliveryState, type Gauges, type No
 import { withBody } from './bodies.ts'
 import { listAttempts } from './store.ts'
 
-// Every column but the body (large, and shown only in the detail, decoded), how
-// it is stored, and the
-// dedupe key (the notificationUUID again, or a hash): a new column is listed
-// without a line here.
+// Every column but the body (large, and shown only in the detail, decoded),
+// how it is stored, and the dedupe key (the notificationUUID again, or a
+// hash): a new column is listed without a line here.
 const { body: _body, bodyEncoding: _bodyEncoding, bodyChainId: _bodyChainId, dedupeKey: _dedupeKey, ...summaryColumns } = getTableColumns(notifications)
 
 function where (f: NotificationFilter, cursor: string | null): SQL | undefined {

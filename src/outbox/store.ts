@@ -3,8 +3,7 @@
 // on its own, and none of them knows about HTTP.
 import { and, asc, eq, getTableColumns, isNotNull, lte, sql, type Placeholder } from 'drizzle-orm'
 import { preparedFor, type Db } from '../db/client.ts'
-import { DONE, type CompactionBatch, type CompactionCursor } from './engine.ts'
-import type { AttemptRecord, AttemptRow, ClaimedDelivery, EnqueueResult, LeasedDelivery, Leases, NewNotification, NewQuarantined, QuarantineCaps, QuarantineRow, QuarantineSummary } from './engine.ts'
+import { DONE, type AttemptRecord, type AttemptRow, type ClaimedDelivery, type CompactionBatch, type CompactionCursor, type EnqueueResult, type LeasedDelivery, type Leases, type NewNotification, type NewQuarantined, type QuarantineCaps, type QuarantineRow, type QuarantineSummary } from './engine.ts'
 import { attempts, deliveries, heartbeat, notifications, quarantine, quarantineTotals, statusLiteral } from '../db/schema.ts'
 import { BodyDecodeError, chainPolicyFor, loadBody, storeBody, withBody } from './bodies.ts'
 
