@@ -67,6 +67,8 @@ t.test('every command refuses an unknown flag, another command\'s flag, a stray 
     [['replay', '--type', '--to', 'main'], '--type'],
     [['replay', '--type', 'REFUND', '--to', 'main', '--to', 'flaky'], '--to'],
     [['prune', '--bogus'], '--bogus'],
+    [['compact', '--bogus'], '--bogus'],
+    [['compact', 'extra'], 'extra'],
     [['quarantine', 'list', '--bogus'], '--bogus'],
     [['quarantine', 'release', '1', '--force=yes'], '--force'],
     [['quarantine', 'release'], 'release'],
@@ -93,6 +95,7 @@ t.test('every command refuses an unknown flag, another command\'s flag, a stray 
     [['quarantine', 'release', '-h'], /^Usage: storehook quarantine/],
     [['help', 'backfill'], /^Usage: storehook backfill/],
     [['--help', 'prune'], /^Usage: storehook prune/],
+    [['compact', '--help'], /^Usage: storehook compact/],
     [['--version'], /^\d+\.\d+\.\d+\n$/],
     [['status', '--version'], /^\d+\.\d+\.\d+\n$/]
   ]
