@@ -29,6 +29,11 @@ export interface Runner {
 
 export const NODE: Runner = { command: [process.execPath, BIN] }
 
+// How long a child may take to say it is listening: the process alone takes
+// 3-4 s to load here when the machine is quiet, and a CI machine running two
+// test files at once has taken 11 s.
+const START_TIMEOUT_MS = 30_000
+
 export async function spawnServer (env: Record<string, string>, args: string[] = ['serve'], runner: Runner = NODE): Promise<ServerProcess> {
   const [cmd = process.execPath, ...pre] = runner.command
   const child = spawn(cmd, [...pre, ...args], {
@@ -39,7 +44,7 @@ export async function spawnServer (env: Record<string, string>, args: string[] =
   const lines: string[] = []
   let buffered = ''
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${lines.join('\n')}`)), runner.startTimeoutMs ?? 15_000)
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${lines.join('\n')}`)), runner.startTimeoutMs ?? START_TIMEOUT_MS)
     child.stdout!.on('data', (chunk: Buffer) => {
       buffered += chunk.toString()
       const parts = buffered.split('\n')
