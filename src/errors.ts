@@ -43,6 +43,10 @@ export const errorTable = {
   RATE_LIMITED: { status: 429, message: 'Too many wrong admin tokens from this address; retry later.' },
   CROSS_SITE_REFUSED: { status: 403, message: 'Refused: the form did not come from this dashboard (missing or stale CSRF token, or another origin). Reload the page and try again.' },
   NOT_FOUND: { status: 404, message: 'Not found.' },
+  // The row is there but its stored bytes no longer give back what was
+  // received (a chain row deleted, bytes damaged on disk): other bytes are
+  // never sent in their place.
+  BODY_UNREADABLE: { status: 409, message: 'The stored body cannot be read back, so it cannot be sent again; the row is kept as it is for inspection.' },
   BAD_REQUEST: { status: 400, message: 'Bad request.' },
   REQUEST_TIMEOUT: { status: 408, message: 'The request was not received in time (REQUEST_TIMEOUT_MS, HEADERS_TIMEOUT_MS).' },
   HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are too large.' },

@@ -204,7 +204,7 @@ export function detailFields (n: NotificationSummary): Array<[string, unknown]> 
     .map(([k, v]) => [FIELD_LABELS[k as keyof NotificationSummary] ?? k, TIME_FIELDS.has(k) ? utc(v as number) : v])
 }
 
-export function notificationPage (ctx: PageContext, data: { notification: NotificationSummary; payload: unknown; payloadError: string | null; body: string; deliveries: Array<DeliveryRow & { history: AttemptRow[] }>; targets: string[]; flash: string | null }): Html {
+export function notificationPage (ctx: PageContext, data: { notification: NotificationSummary; payload: unknown; payloadError: string | null; body: string | null; deliveries: Array<DeliveryRow & { history: AttemptRow[] }>; targets: string[]; flash: string | null }): Html {
   const n = data.notification
   const fields = detailFields(n)
   const missing = data.targets.filter((t) => !data.deliveries.some((d) => d.target === t))
@@ -229,7 +229,9 @@ ${d.history.map((a) => html`<tr class="attempt"><td>${a.attempt}</td><td class="
 <h2>Payload</h2>
 ${data.payload !== null
     ? html`<pre>${JSON.stringify(data.payload, null, 2)}</pre>`
-    : html`<p class="muted">This body cannot be shown decoded: ${data.payloadError ?? 'it does not decode'} Its raw text as stored:</p><pre>${data.body}</pre>`}`, pending ? { refreshSeconds: 2 } : {})
+    : data.body === null
+      ? html`<p class="error">${data.payloadError ?? 'The stored body cannot be read back.'}</p>`
+      : html`<p class="muted">This body cannot be shown decoded: ${data.payloadError ?? 'it does not decode'} Its raw text as stored:</p><pre>${data.body}</pre>`}`, pending ? { refreshSeconds: 2 } : {})
 }
 
 export function deadPage (ctx: PageContext, data: { targets: Array<{ name: string; dead: number; items: Listed[] }>; flash: string | null }): Html {

@@ -116,6 +116,7 @@ export function createIngest (opts: IngestOptions): Ingest {
     async release (quarantineId, options = {}) {
       const found = await outbox.findQuarantined(quarantineId)
       if (found === null) throw new AppError('NOT_FOUND', `No quarantined notification ${quarantineId}.`)
+      if (found.body === null) throw new AppError('BODY_UNREADABLE', `The stored body of quarantined notification ${quarantineId} cannot be read back (${found.bodyError}), so it cannot be released.`)
       const policy = options.force === true && opts.policy.mode === 'enforce' ? { ...opts.policy, mode: 'log' as const } : opts.policy
       const accepted = await accept(found.body, 'quarantine', policy)
       await outbox.markReleased(quarantineId, accepted.id)

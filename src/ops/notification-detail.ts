@@ -11,7 +11,8 @@ export interface NotificationDetail {
   // payloadError says why. A V1 body's top-level password is masked in both.
   payload: unknown
   payloadError: string | null
-  body: string
+  // The stored body's text, or null when the row's bytes cannot be read back.
+  body: string | null
   deliveries: Array<DeliveryRow & { history: AttemptRow[] }>
 }
 
@@ -22,8 +23,9 @@ export interface NotificationDetail {
 export async function notificationDetail (storage: Pick<UnorderedReads, 'getNotification'>, id: string): Promise<NotificationDetail | null> {
   const found = await storage.getNotification(id)
   if (found === null) return null
-  const { body, dedupeKey, ...notification } = found.notification
+  const { body, bodyError, dedupeKey, ...notification } = found.notification
   void dedupeKey
+  if (body === null) return { notification, payload: null, payloadError: `The stored body cannot be read back: ${bodyError}.`, body: null, deliveries: found.deliveries }
   let payload: unknown = null
   let payloadError: string | null = null
   try {

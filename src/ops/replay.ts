@@ -2,11 +2,14 @@
 // notification, or every notification a filter matches, delivered again to
 // its own targets or to the named ones.
 import type { NotificationFilter, Storage } from '../outbox/engine.ts'
+import { AppError } from '../errors.ts'
 import { noSuchNotification } from './notifications.ts'
 
 // One notification, or the 404 both doors answer. The targets replayed to.
 export async function replayOne (outbox: Pick<Storage, 'getNotification' | 'replay'>, id: string, targets?: readonly string[]): Promise<string[]> {
-  if (await outbox.getNotification(id) === null) throw noSuchNotification(id)
+  const found = await outbox.getNotification(id)
+  if (found === null) throw noSuchNotification(id)
+  if (found.notification.bodyError !== null) throw new AppError('BODY_UNREADABLE', `The stored body of notification ${id} cannot be read back (${found.notification.bodyError}), so it cannot be sent again.`)
   return await outbox.replay(id, targets)
 }
 

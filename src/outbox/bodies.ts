@@ -10,6 +10,7 @@ import { preparedFor, type Db } from '../db/client.ts'
 import { bodyChains } from '../db/schema.ts'
 import type { BodyEncoding, VerificationStatus } from '../db/vocabulary.ts'
 import { BodyDecodeError, chainOf, decodeBody, DIGEST_BYTES, encodeBody, piecesOf, type ChainPieces } from './body-codec.ts'
+import type { Readable } from './engine.ts'
 
 export { BodyDecodeError }
 
@@ -124,9 +125,15 @@ export function loadBody (db: Db, stored: StoredBody): Buffer {
   return decodeBody('deflate-chain', stored.body, pieces)
 }
 
-// A row read with its stored body, given back with the body as received and
-// without the columns that say how it was stored.
-export function withBody<T extends StoredBody> (db: Db, row: T): Omit<T, 'bodyEncoding' | 'bodyChainId'> {
+// A row read with its stored body, given back with the body as received (or
+// null and why, when it cannot be read back) and without the columns that say
+// how it was stored.
+export function withBody<T extends StoredBody> (db: Db, row: T): Readable<Omit<T, 'bodyEncoding' | 'bodyChainId'>> {
   const { bodyEncoding: _e, bodyChainId: _c, ...rest } = row
-  return { ...rest, body: loadBody(db, row) }
+  try {
+    return { ...rest, body: loadBody(db, row), bodyError: null }
+  } catch (err) {
+    if (!(err instanceof BodyDecodeError)) throw err
+    return { ...rest, body: null, bodyError: err.message }
+  }
 }

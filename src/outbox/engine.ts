@@ -19,6 +19,10 @@ export type NewNotification = Omit<typeof notifications.$inferInsert, StoredForm
 export type DeliveryRow = typeof deliveries.$inferSelect
 export type AttemptRow = typeof attempts.$inferSelect
 export type QuarantineRow = Omit<typeof quarantine.$inferSelect, StoredForm>
+// A row as read for a person or a release: a body that can no longer be read
+// back (its chain row deleted, its bytes damaged on disk) comes as null with
+// the reason, so every view of the row still renders. Never other bytes.
+export type Readable<T extends { body: Buffer }> = Omit<T, 'body'> & ({ body: Buffer; bodyError: null } | { body: null; bodyError: string })
 export type NewQuarantined = Omit<typeof quarantine.$inferInsert, StoredForm>
 export type HistoryRun = typeof historyRuns.$inferSelect
 export type NewHistoryRun = Omit<typeof historyRuns.$inferInsert, 'id'>
@@ -92,7 +96,7 @@ export interface NotificationFilter {
 }
 
 export type NotificationSummary = Omit<NotificationRow, 'body' | 'dedupeKey'>
-export type NotificationWithHistory = { notification: NotificationRow; deliveries: Array<DeliveryRow & { history: AttemptRow[] }> }
+export type NotificationWithHistory = { notification: Readable<NotificationRow>; deliveries: Array<DeliveryRow & { history: AttemptRow[] }> }
 
 export interface TargetHealth {
   pending: number
@@ -171,7 +175,7 @@ export interface OrderedWrites {
 // Reads that do not wait behind queued writes: they answer from what is
 // committed now, so a write still queued is not seen by them.
 export interface UnorderedReads {
-  findQuarantined: (id: number) => Promise<QuarantineRow | null>
+  findQuarantined: (id: number) => Promise<Readable<QuarantineRow> | null>
   nextDueAt: (target: string) => Promise<number | null>
   listNotifications: (filter: NotificationFilter, limit: number, cursor: string | null) => Promise<{ items: Array<NotificationSummary & { deliveries: DeliveryRow[] }>; nextCursor: string | null }>
   getNotification: (id: string) => Promise<NotificationWithHistory | null>

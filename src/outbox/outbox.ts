@@ -187,9 +187,9 @@ export class Outbox implements engine.Storage {
     return replayed
   }
 
-  async findQuarantined (id: number): Promise<engine.QuarantineRow | null> {
+  async findQuarantined (id: number): Promise<engine.Readable<engine.QuarantineRow> | null> {
     const row = await this.read('findQuarantined', id)
-    if (row !== null) row.body = Buffer.from(row.body.buffer, row.body.byteOffset, row.body.byteLength)
+    if (row?.body != null) row.body = Buffer.from(row.body.buffer, row.body.byteOffset, row.body.byteLength)
     return row
   }
 

@@ -3,7 +3,7 @@
 // on its own, and none of them knows about HTTP.
 import { and, asc, eq, getTableColumns, isNotNull, lte, sql, type Placeholder } from 'drizzle-orm'
 import { preparedFor, type Db } from '../db/client.ts'
-import { DONE, type AttemptRecord, type AttemptRow, type ClaimedDelivery, type CompactionBatch, type CompactionCursor, type EnqueueResult, type LeasedDelivery, type Leases, type NewNotification, type NewQuarantined, type QuarantineCaps, type QuarantineRow, type QuarantineSummary } from './engine.ts'
+import { DONE, type AttemptRecord, type AttemptRow, type ClaimedDelivery, type CompactionBatch, type CompactionCursor, type EnqueueResult, type LeasedDelivery, type Leases, type NewNotification, type NewQuarantined, type QuarantineCaps, type QuarantineRow, type QuarantineSummary, type Readable } from './engine.ts'
 import { attempts, deliveries, heartbeat, notifications, quarantine, quarantineTotals, statusLiteral } from '../db/schema.ts'
 import { BodyDecodeError, chainPolicyFor, loadBody, storeBody, withBody } from './bodies.ts'
 
@@ -273,7 +273,7 @@ export function listQuarantine (db: Db, limit: number, beforeId: number | null):
     .orderBy(sql`${quarantine.id} DESC`).limit(limit).all()
 }
 
-export function findQuarantined (db: Db, id: number): QuarantineRow | undefined {
+export function findQuarantined (db: Db, id: number): Readable<QuarantineRow> | undefined {
   const row = db.select().from(quarantine).where(eq(quarantine.id, id)).get()
   return row === undefined ? undefined : withBody(db, row)
 }

@@ -71,7 +71,7 @@ t.test('every fixture and Apple\'s real notification is claimed byte for byte, a
   const form = storedForm(db, id)
   t.equal(form.encoding, 'deflate-chain')
   t.ok(form.bytes < REAL.length / 8, `stored in ${form.bytes} of ${REAL.length} bytes`)
-  t.ok(getNotification(db, id)!.notification.body.equals(REAL), 'the detail view reads it back too')
+  t.ok(getNotification(db, id)!.notification.body!.equals(REAL), 'the detail view reads it back too')
 })
 
 t.test('10,000 generated bodies go through the storage and come back byte for byte', async t => {
@@ -110,11 +110,11 @@ t.test('a chain is stored once, on first sight, and only as far as the sender ha
   const { id: qid } = store.quarantineRefused(db, { receivedAt: 1, code: 'X', reason: 'r', bytes: 0, body: refused }, CAPS)
   t.equal(chainCount(db), 1, 'a quarantined body adds no chain')
   t.equal(db.select({ e: quarantine.bodyEncoding }).from(quarantine).where(eq(quarantine.id, qid)).get()!.e, 'deflate')
-  t.ok(store.findQuarantined(db, qid)!.body.equals(refused), 'and reads back exactly')
+  t.ok(store.findQuarantined(db, qid)!.body!.equals(refused), 'and reads back exactly')
   const known = body()
   const { id: kid } = store.quarantineRefused(db, { receivedAt: 1, code: 'X', reason: 'r', bytes: 0, body: known }, CAPS)
   t.equal(db.select({ e: quarantine.bodyEncoding }).from(quarantine).where(eq(quarantine.id, kid)).get()!.e, 'deflate-chain', 'a refused body with a stored chain uses it')
-  t.ok(store.findQuarantined(db, kid)!.body.equals(known))
+  t.ok(store.findQuarantined(db, kid)!.body!.equals(known))
 
   // Unproven chains (VERIFY_SIGNATURES off, V1) stop at the cap; proven ones do not.
   for (let i = chainCount(db); i < MAX_UNPROVEN_CHAINS + 3; i++) {
@@ -196,8 +196,8 @@ t.test('an old database: its raw rows read as they are, and the compaction pass 
   t.teardown(() => database.close())
   t.equal(migrate(database), 1, 'the migration applies')
   const { db } = database
-  t.ok(getNotification(db, 'old-0000')!.notification.body.equals(bodies[0]!), 'a raw row reads as it is')
-  t.ok(store.findQuarantined(db, 1)!.body.equals(bodies[0]!))
+  t.ok(getNotification(db, 'old-0000')!.notification.body!.equals(bodies[0]!), 'a raw row reads as it is')
+  t.ok(store.findQuarantined(db, 1)!.body!.equals(bodies[0]!))
   const before = db.get<{ bytes: number }>(sql`SELECT sum(length(body)) AS bytes FROM notifications`)!.bytes
 
   const plan = db.all<{ detail: string }>(sql`EXPLAIN QUERY PLAN SELECT id FROM notifications WHERE body_encoding = 'raw' AND id > 'x' ORDER BY id LIMIT 100`)
@@ -213,7 +213,7 @@ t.test('an old database: its raw rows read as they are, and the compaction pass 
   const claimed = store.claimDue(db, 'a', 1000, 3000, 60_000)
   t.equal(claimed.length, bodies.length)
   t.ok(claimed.every((c) => c.body.equals(bodies[Number(c.notificationId.slice(4))]!)), 'every one is sent byte for byte')
-  t.ok(store.findQuarantined(db, 1)!.body.equals(bodies[0]!), 'the quarantined one too')
+  t.ok(store.findQuarantined(db, 1)!.body!.equals(bodies[0]!), 'the quarantined one too')
   t.same(await compactAll({ compactBodies: async (cursor, limit) => store.compactBodies(db, cursor, limit, 4000) }), { scanned: 0, rewritten: 0 }, 'a second pass finds nothing to do')
 })
 

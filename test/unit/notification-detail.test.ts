@@ -5,12 +5,17 @@ import type { NotificationRow, NotificationWithHistory } from '../../src/outbox/
 import { notificationDetail } from '../../src/ops/notification-detail.ts'
 import { SECRET_MASK } from '../../src/ops/secret-mask.ts'
 
-function stored (body: string): { getNotification: (id: string) => Promise<NotificationWithHistory | null> } {
-  const notification: NotificationRow = {
+function row (body: Buffer | null): NotificationWithHistory['notification'] {
+  const columns: Omit<NotificationRow, 'body'> = {
     id: 'n1', dedupeKey: 'v1:x', receivedAt: 1, source: 'webhook', version: 1, notificationUuid: null, notificationType: 'DID_RENEW',
     subtype: null, environment: 'PROD', bundleId: null, appAppleId: null, signedDate: null, originalTransactionId: null, transactionId: null,
-    productId: null, appAccountToken: null, verification: 'unchecked', verificationError: null, body: Buffer.from(body)
+    productId: null, appAccountToken: null, verification: 'unchecked', verificationError: null
   }
+  return body === null ? { ...columns, body: null, bodyError: 'deflate body is damaged' } : { ...columns, body, bodyError: null }
+}
+
+function stored (body: string | null): { getNotification: (id: string) => Promise<NotificationWithHistory | null> } {
+  const notification = row(body === null ? null : Buffer.from(body))
   return { getNotification: async (id) => (id === 'n1' ? { notification, deliveries: [] } : null) }
 }
 
@@ -32,4 +37,12 @@ t.test('a body that does not decode is shown as text, with the reason', async (t
 
 t.test('no such notification: null', async (t) => {
   t.equal(await notificationDetail(stored('{}'), 'missing'), null)
+})
+
+t.test('a body that cannot be read back is shown as missing, with the reason, never as other bytes', async (t) => {
+  const detail = await notificationDetail(stored(null), 'n1')
+  t.equal(detail!.payload, null)
+  t.equal(detail!.body, null)
+  t.match(detail!.payloadError, /cannot be read back: deflate body is damaged/)
+  t.notOk('bodyError' in detail!.notification, 'the reason is said once, in payloadError')
 })
