@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import Database from 'better-sqlite3'
 import { appleShapedBodies } from './bodies.ts'
-import { countAtTarget, dbMb, load, ROOT, startChild, startStorehook, type LoadResult } from './lib.ts'
+import { countAtTarget, dbMb, load, ROOT, startChild, startDurableFloor, startStorehook, type LoadResult } from './lib.ts'
 import { describeMachine, writeSection } from './report.ts'
 
 export interface FootprintOptions {
@@ -30,6 +30,11 @@ export interface FootprintOptions {
   // those of the deployed configuration (V8's heap sized for 256 MB); ''
   // measures Node's own sizing for this machine's memory.
   nodeOptions?: string
+  // 'floor' runs bench/servers/durable.ts instead of storehook, under the
+  // same load, NODE_OPTIONS and counters: the least any relay keeping the
+  // contract costs here (raw bodies, no logs, no leases), the figure that
+  // tells storehook's own cost from what the machine and the contract bind.
+  server?: 'storehook' | 'floor'
   // Requests per second in all, instead of as fast as storehook answers: CPU
   // per notification depends on the rate (a group commit shares its cost
   // among the notifications it holds), so two settings compare at one rate.
@@ -183,14 +188,17 @@ export async function runFootprintBench (opts: FootprintOptions = {}): Promise<F
   const dir = mkdtempSync(join(tmpdir(), 'storehook-footprint-'))
   const dbPath = join(dir, 'footprint.db')
   const target = await startChild(['--import', 'tsx', 'bench/servers/target.ts'], {}, true)
-  const storehook = await startStorehook({
-    DATABASE_PATH: dbPath,
-    FORWARD_TARGETS: `http://127.0.0.1:${target.port}/hook`,
-    VERIFY_SIGNATURES: 'off',
-    LOG_LEVEL: 'info',
-    NODE_OPTIONS: nodeOptions,
-    ...opts.env
-  }, opts.nodeArgs)
+  const hook = `http://127.0.0.1:${target.port}/hook`
+  const storehook = opts.server === 'floor'
+    ? await startDurableFloor(dbPath, hook, { NODE_OPTIONS: nodeOptions, ...opts.env })
+    : await startStorehook({
+      DATABASE_PATH: dbPath,
+      FORWARD_TARGETS: hook,
+      VERIFY_SIGNATURES: 'off',
+      LOG_LEVEL: 'info',
+      NODE_OPTIONS: nodeOptions,
+      ...opts.env
+    }, opts.nodeArgs)
   try {
     const pid = storehook.process.pid!
     // No warm-up: the run's figures include the JIT's first seconds, as a
@@ -290,28 +298,40 @@ export async function runFootprintBench (opts: FootprintOptions = {}): Promise<F
 const kb = (bytes: number): string => `${(bytes / 1000).toFixed(1)} KB`
 const x = (r: number): string => `${r.toFixed(2)}x`
 
-export function footprintTable (r: FootprintResult, machine: string, quick: boolean): string[] {
-  const perStored = r.dbFileBytes / r.storedRows
-  const usedPerStored = r.dbUsedBytes / r.storedRows
+export function footprintTable (r: FootprintResult, machine: string, quick: boolean, floor?: FootprintResult): string[] {
+  // One row: storehook's figure and ratio to the body, then the floor's.
+  const row = (label: string, f: (q: FootprintResult) => string, ratio?: (q: FootprintResult) => number): string => {
+    const cells = (q: FootprintResult): string => `${f(q)} | ${ratio === undefined ? '' : x(ratio(q))}`
+    return `| ${label} | ${cells(r)} |${floor === undefined ? '' : ` ${cells(floor)} |`}`
+  }
+  const perBody = (bytes: (q: FootprintResult) => number) => (q: FootprintResult): number => bytes(q) / q.bodyBytes
+  const written = (q: FootprintResult): number => q.writeBytes / q.forwarded
+  const wchar = (q: FootprintResult): number => q.wcharBytes / q.forwarded
+  const wal = (q: FootprintResult): number => q.walBytes / q.forwarded
+  const perStored = (q: FootprintResult): number => q.dbFileBytes / q.storedRows
+  const usedPerStored = (q: FootprintResult): number => q.dbUsedBytes / q.storedRows
+  const ms = (v: number): string => `${v.toFixed(3)} ms`
   return [
     '### Footprint per notification (`npm run bench:footprint`)', '',
     `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${machine}; load average at the end ${r.loadAverageAtEnd.map((l) => l.toFixed(1)).join(' / ')}.${quick ? ' **Quick smoke run (BENCH_QUICK=1): figures are indicative only.**' : ''}`,
     `${r.durationS} s of load at ${r.connections} connections, one live target, VERIFY_SIGNATURES=off, ${r.nodeOptions === '' ? 'no NODE_OPTIONS (V8 sizes its heap from this machine\'s memory)' : `NODE_OPTIONS="${r.nodeOptions}" (fly.toml's)`}: ${r.accepted.toLocaleString('en')} notifications accepted and stored (autocannon read ${r.answered.toLocaleString('en')} of the answers before its deadline: ${Math.round(r.load.rps)} req/s, p99 ${r.load.p99} ms, ${r.load.non2xx + r.load.errors} refused or failed), ${r.forwarded.toLocaleString('en')} forwarded (the last ${r.secondsToForwardAll.toFixed(1)} s after the load ended)${r.forwarded === r.accepted ? '' : ': **not every accepted notification was forwarded, or some twice**'}.`,
+    ...(floor === undefined ? [] : [`The durable floor (bench/servers/durable.ts: raw bodies, no logs, no leases or claims; the least any relay keeping the contract does) then ran under the same load and NODE_OPTIONS: ${floor.accepted.toLocaleString('en')} accepted, ${floor.forwarded.toLocaleString('en')} forwarded, ${Math.round(floor.load.rps)} req/s.`]),
     `Every body is ${r.bodyBytes.toLocaleString('en')} bytes: an Apple-shaped V2 JWS whose header carries a three-certificate x5c chain (${r.chain === 'apple' ? 'Apple\'s real production chain' : 'generated by test/helpers/apple-chain.ts'}, ${r.chainDerBytes.toLocaleString('en')} bytes of DER), and whose payload carries a signedTransactionInfo and a signedRenewalInfo that each carry the chain again; a distinct notificationUUID in each. KB = 1,000 bytes.`,
-    'Disk and CPU are the storehook process\'s own counters (/proc/PID/io write_bytes, /proc/PID/stat utime+stime; the writer thread is in the same process), from the load\'s start until every accepted notification was forwarded and the writes stopped, divided by the notifications forwarded. The database is measured after storehook stopped and a TRUNCATE checkpoint, schema and indexes included, divided by the rows of `notifications`.', '',
-    '| measure | figure | ratio to the body |', '|---|---|---|',
-    `| body sent (mean) | ${kb(r.bodyBytes)} | 1.00x |`,
-    `| bytes written to disk per accepted notification | ${kb(r.writeBytes / r.forwarded)} | ${x(r.writeBytes / r.forwarded / r.bodyBytes)} |`,
-    ...(r.cancelledWriteBytes > 0 ? [`| of which cancelled before writeback (cancelled_write_bytes) | ${kb(r.cancelledWriteBytes / r.forwarded)} | ${x(r.cancelledWriteBytes / r.forwarded / r.bodyBytes)} |`] : []),
-    `| bytes passed to write() per accepted notification (reached the disk or not) | ${kb(r.wcharBytes / r.forwarded)} | ${x(r.wcharBytes / r.forwarded / r.bodyBytes)} |`,
-    `| WAL bytes per accepted notification (frames appended: what Litestream ships before its own LZ4) | ${kb(r.walBytes / r.forwarded)} | ${x(r.walBytes / r.forwarded / r.bodyBytes)} |`,
-    `| database bytes per stored notification (files after a checkpoint) | ${kb(perStored)} | ${x(perStored / r.bodyBytes)} |`,
-    `| database bytes per stored notification (pages in use) | ${kb(usedPerStored)} | ${x(usedPerStored / r.bodyBytes)} |`,
-    `| CPU per forwarded notification (utime+stime) | ${(r.cpuMs / r.forwarded).toFixed(3)} ms | |`,
-    `| of which the HTTP (main) thread / the outbox writer thread / the rest (GC, libuv) | ${(r.threads.main / r.forwarded).toFixed(3)} / ${(r.threads.writer / r.forwarded).toFixed(3)} / ${(r.threads.rest / r.forwarded).toFixed(3)} ms | |`,
-    `| peak resident memory (VmHWM) | ${r.vmHwmMb.toFixed(0)} MB | |`,
-    `| resident memory at the end (VmRSS) | ${r.vmRssMb.toFixed(0)} MB | |`,
-    '', `Where the database's bytes per stored notification are (dbstat): ${r.byObject.filter((o) => o.bytes / r.storedRows >= 50).map((o) => `${o.name} ${kb(o.bytes / r.storedRows)}`).join(', ')}; each object under 50 bytes left out. Bodies as stored: ${r.encodings.map((e) => `${e.n.toLocaleString('en')} ${e.encoding} of ${kb(e.bytes)} on average`).join(', ')}.`
+    'Disk and CPU are the process\'s own counters (/proc/PID/io write_bytes, /proc/PID/stat utime+stime; the writer thread is in the same process), from the load\'s start until every accepted notification was forwarded and the writes stopped, divided by the notifications forwarded. The database is measured after the process stopped and a TRUNCATE checkpoint, schema and indexes included, divided by the rows of `notifications`.', '',
+    `| measure | storehook | ratio to the body |${floor === undefined ? '' : ' durable floor | ratio to the body |'}`,
+    `|---|---|---|${floor === undefined ? '' : '---|---|'}`,
+    row('body sent (mean)', (q) => kb(q.bodyBytes), () => 1),
+    row('bytes written to disk per accepted notification', (q) => kb(written(q)), perBody(written)),
+    ...(r.cancelledWriteBytes > 0 ? [row('of which cancelled before writeback (cancelled_write_bytes)', (q) => kb(q.cancelledWriteBytes / q.forwarded), perBody((q) => q.cancelledWriteBytes / q.forwarded))] : []),
+    row('bytes passed to write() per accepted notification (reached the disk or not)', (q) => kb(wchar(q)), perBody(wchar)),
+    row('WAL bytes per accepted notification (frames appended: what Litestream ships before its own LZ4)', (q) => kb(wal(q)), perBody(wal)),
+    row('database bytes per stored notification (files after a checkpoint)', (q) => kb(perStored(q)), perBody(perStored)),
+    row('database bytes per stored notification (pages in use)', (q) => kb(usedPerStored(q)), perBody(usedPerStored)),
+    row('CPU per forwarded notification (utime+stime)', (q) => ms(q.cpuMs / q.forwarded)),
+    row('of which the HTTP (main) thread / the outbox writer thread / the rest (GC, libuv)', (q) => `${(q.threads.main / q.forwarded).toFixed(3)} / ${(q.threads.writer / q.forwarded).toFixed(3)} / ${(q.threads.rest / q.forwarded).toFixed(3)} ms`),
+    row('peak resident memory (VmHWM)', (q) => `${q.vmHwmMb.toFixed(0)} MB`),
+    row('resident memory at the end (VmRSS)', (q) => `${q.vmRssMb.toFixed(0)} MB`),
+    '', `Where storehook's database bytes per stored notification are (dbstat): ${r.byObject.filter((o) => o.bytes / r.storedRows >= 50).map((o) => `${o.name} ${kb(o.bytes / r.storedRows)}`).join(', ')}; each object under 50 bytes left out. Bodies as stored: ${r.encodings.map((e) => `${e.n.toLocaleString('en')} ${e.encoding} of ${kb(e.bytes)} on average`).join(', ')}.`
   ]
 }
 
@@ -328,7 +348,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   const rate = Number(process.env.BENCH_RATE ?? 0)
   const nodeOptions = process.env.BENCH_NODE_OPTIONS
   const trial = nodeArgs.length > 0 || Object.keys(env).length > 0 || rate > 0 || nodeOptions !== undefined
-  const r = await runFootprintBench({
+  const options: FootprintOptions = {
     durationS: Number(process.env.BENCH_SECONDS ?? (quick ? 3 : 20)),
     connections: Number(process.env.BENCH_CONNECTIONS ?? 50),
     chain: process.env.BENCH_CHAIN === 'apple' ? 'apple' : 'generated',
@@ -336,8 +356,11 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     env,
     ...(rate > 0 ? { rate } : {}),
     ...(nodeOptions !== undefined ? { nodeOptions } : {})
-  })
-  const lines = footprintTable(r, machine, quick)
+  }
+  const r = await runFootprintBench(options)
+  // The floor under the same load, unless BENCH_FLOOR=0 (a quicker trial).
+  const floor = process.env.BENCH_FLOOR === '0' ? undefined : await runFootprintBench({ ...options, server: 'floor' })
+  const lines = footprintTable(r, machine, quick, floor)
   console.log(lines.join('\n'))
   if (trial) {
     console.log(`\nTrial (node ${nodeArgs.join(' ')}; env ${JSON.stringify(env)}; NODE_OPTIONS "${r.nodeOptions}"; rate ${rate > 0 ? rate : 'open'}): not written to BENCHMARKS.md.`)

@@ -75,7 +75,9 @@ writeSection('bench', out)
 
 // Issue 15's per-notification costs, under their own markers so that
 // `npm run bench:footprint` alone rewrites the same section.
-const footprint = footprintTable(await runFootprintBench({ durationS: quick ? 3 : Math.max(durationS, 20) }), describeMachine(), quick)
+const footprintOptions = { durationS: quick ? 3 : Math.max(durationS, 20) }
+const footprintRun = await runFootprintBench(footprintOptions)
+const footprint = footprintTable(footprintRun, describeMachine(), quick, await runFootprintBench({ ...footprintOptions, server: 'floor' }))
 console.log(`\n${footprint.join('\n')}`)
 writeSection('footprint', footprint)
 console.log('\nWritten to BENCHMARKS.md.')
