@@ -50,8 +50,10 @@ export type ReceiveOutcome = (typeof RECEIVE_OUTCOMES)[number]
 export const ATTEMPT_OUTCOMES = ['delivered', 'retry', 'dead', 'released'] as const
 export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number]
 
-// How a stored body is encoded (src/outbox/body-codec.ts): as received, raw
-// deflate, or its certificate chain's occurrences referenced and the rest
-// deflated.
-export const BODY_ENCODINGS = ['raw', 'deflate', 'deflate-chain'] as const
+// How a stored body is encoded (src/outbox/body-codec.ts): as received;
+// zlib (deflate with its Adler-32 check); or its certificate chain's
+// occurrences referenced and the rest in zlib. 'deflate' and 'deflate-chain'
+// are the same without the check, as the first version wrote them: still
+// read, no longer written.
+export const BODY_ENCODINGS = ['raw', 'deflate', 'deflate-chain', 'zlib', 'zlib-chain'] as const
 export type BodyEncoding = (typeof BODY_ENCODINGS)[number]

@@ -9,7 +9,7 @@ import { count, eq, sql } from 'drizzle-orm'
 import { preparedFor, type Db } from '../db/client.ts'
 import { bodyChains } from '../db/schema.ts'
 import type { BodyEncoding, VerificationStatus } from '../db/vocabulary.ts'
-import { BodyDecodeError, chainOf, decodeBody, DIGEST_BYTES, encodeBody, piecesOf, type ChainPieces } from './body-codec.ts'
+import { BodyDecodeError, chainOf, decodeBody, DIGEST_BYTES, encodeBody, piecesOf, usesChain, type ChainPieces } from './body-codec.ts'
 import type { Readable } from './engine.ts'
 
 export { BodyDecodeError }
@@ -104,25 +104,25 @@ export function storeBody (db: Db, body: Buffer, policy: ChainPolicy, now: numbe
   const chain = chainOf(body)
   const row = chain === null ? null : chainRow(db, chain, policy, now)
   const encoded = encodeBody(body, row?.pieces ?? null)
-  return { body: encoded.data, bodyEncoding: encoded.encoding, bodyChainId: encoded.encoding === 'deflate-chain' ? row!.id : null }
+  return { body: encoded.data, bodyEncoding: encoded.encoding, bodyChainId: usesChain(encoded.encoding) ? row!.id : null }
 }
 
 // The bytes as received. Throws BodyDecodeError when the row cannot give
 // them back (a missing chain, a corrupt stream): never other bytes.
 export function loadBody (db: Db, stored: StoredBody): Buffer {
-  if (stored.bodyEncoding !== 'deflate-chain') return decodeBody(stored.bodyEncoding, stored.body, null)
-  if (stored.body.length < DIGEST_BYTES) throw new BodyDecodeError('deflate-chain body shorter than its chain digest')
+  if (!usesChain(stored.bodyEncoding)) return decodeBody(stored.bodyEncoding, stored.body, null)
+  if (stored.body.length < DIGEST_BYTES) throw new BodyDecodeError(`${stored.bodyEncoding} body shorter than its chain digest`)
   const st = statements(db)
   const key = `d:${stored.body.subarray(0, DIGEST_BYTES).toString('hex')}`
   let pieces = st.chains.get(key)
   if (pieces === undefined) {
     const chain = stored.bodyChainId === null ? undefined : st.chainById.get({ id: stored.bodyChainId })?.chain
-    if (chain === undefined) throw new BodyDecodeError(`deflate-chain body whose chain ${String(stored.bodyChainId)} is not stored`)
+    if (chain === undefined) throw new BodyDecodeError(`${stored.bodyEncoding} body whose chain ${String(stored.bodyChainId)} is not stored`)
     pieces = piecesOf(chain)
     // Only a chain that matches the stream's digest is remembered under it.
     if (pieces.digest.equals(stored.body.subarray(0, DIGEST_BYTES))) st.chains.set(key, pieces)
   }
-  return decodeBody('deflate-chain', stored.body, pieces)
+  return decodeBody(stored.bodyEncoding, stored.body, pieces)
 }
 
 // A row read with its stored body, given back with the body as received (or

@@ -69,7 +69,7 @@ t.test('every fixture and Apple\'s real notification is claimed byte for byte, a
   const { id, sent } = storeAndClaim(db, REAL, 'verified')
   t.ok(sent.equals(REAL), 'Apple\'s real TEST notification')
   const form = storedForm(db, id)
-  t.equal(form.encoding, 'deflate-chain')
+  t.equal(form.encoding, 'zlib-chain')
   t.ok(form.bytes < REAL.length / 8, `stored in ${form.bytes} of ${REAL.length} bytes`)
   t.ok(getNotification(db, id)!.notification.body!.equals(REAL), 'the detail view reads it back too')
 })
@@ -93,7 +93,7 @@ t.test('10,000 generated bodies go through the storage and come back byte for by
     })
   }
   t.same(failures, [], `every body exact and never bigger at rest: ${JSON.stringify(encodings)}`)
-  t.ok((encodings['deflate-chain'] ?? 0) > 1000, 'many were stored against their chain')
+  t.ok((encodings['zlib-chain'] ?? 0) > 1000, 'many were stored against their chain')
 })
 
 t.test('a chain is stored once, on first sight, and only as far as the sender has proven it', async t => {
@@ -109,11 +109,11 @@ t.test('a chain is stored once, on first sight, and only as far as the sender ha
   const refused = Buffer.from(JSON.stringify({ signedPayload: signNotification(stranger) }))
   const { id: qid } = store.quarantineRefused(db, { receivedAt: 1, code: 'X', reason: 'r', bytes: 0, body: refused }, CAPS)
   t.equal(chainCount(db), 1, 'a quarantined body adds no chain')
-  t.equal(db.select({ e: quarantine.bodyEncoding }).from(quarantine).where(eq(quarantine.id, qid)).get()!.e, 'deflate')
+  t.equal(db.select({ e: quarantine.bodyEncoding }).from(quarantine).where(eq(quarantine.id, qid)).get()!.e, 'zlib')
   t.ok(store.findQuarantined(db, qid)!.body!.equals(refused), 'and reads back exactly')
   const known = body()
   const { id: kid } = store.quarantineRefused(db, { receivedAt: 1, code: 'X', reason: 'r', bytes: 0, body: known }, CAPS)
-  t.equal(db.select({ e: quarantine.bodyEncoding }).from(quarantine).where(eq(quarantine.id, kid)).get()!.e, 'deflate-chain', 'a refused body with a stored chain uses it')
+  t.equal(db.select({ e: quarantine.bodyEncoding }).from(quarantine).where(eq(quarantine.id, kid)).get()!.e, 'zlib-chain', 'a refused body with a stored chain uses it')
   t.ok(store.findQuarantined(db, kid)!.body!.equals(known))
 
   // Unproven chains (VERIFY_SIGNATURES off, V1) stop at the cap; proven ones do not.
@@ -124,7 +124,7 @@ t.test('a chain is stored once, on first sight, and only as far as the sender ha
   }
   t.equal(chainCount(db), MAX_UNPROVEN_CHAINS, 'unproven chains stop at the cap')
   const past = storeAndClaim(db, Buffer.from(JSON.stringify({ signedPayload: signNotification(makeChain()) })), 'unverified')
-  t.equal(storedForm(db, past.id).encoding, 'deflate', 'past the cap an unproven body is deflated plainly')
+  t.equal(storedForm(db, past.id).encoding, 'zlib', 'past the cap an unproven body is deflated plainly')
   storeAndClaim(db, Buffer.from(JSON.stringify({ signedPayload: signNotification(makeChain()) })), 'verified')
   t.equal(chainCount(db), MAX_UNPROVEN_CHAINS + 1, 'a verified chain is stored whatever the count')
 })
@@ -159,7 +159,7 @@ t.test('a body that cannot be read back kills its delivery with the reason, and 
   t.same(claimed.map((c) => c.notificationId), [fine.id], 'only the readable one is sent')
   const dead = db.all<{ status: string; last_error: string }>(sql`SELECT status, last_error FROM deliveries WHERE notification_id = ${broken.id}`)[0]!
   t.equal(dead.status, 'dead')
-  t.match(dead.last_error, /the stored body cannot be read: deflate-chain body read with another chain/)
+  t.match(dead.last_error, /the stored body cannot be read: zlib-chain body read with another chain/)
 })
 
 // A database as storehook wrote it before bodies were compressed: the

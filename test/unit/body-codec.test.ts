@@ -5,7 +5,7 @@
 // suite's hostile ones.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { deflateRawSync, inflateRawSync } from 'node:zlib'
+import { deflateRawSync, deflateSync, inflateSync } from 'node:zlib'
 import t from 'tap'
 import { MAX_BODY_LIMIT_BYTES } from '../../src/config.ts'
 import { BODY_ENCODINGS } from '../../src/db/vocabulary.ts'
@@ -59,7 +59,7 @@ t.test('every fixture and Apple vector round-trips byte for byte, never bigger t
 t.test('the chain of a V2 body is its JWS header as sent; anything else has none', async t => {
   const header = JSON.parse(REAL.toString()).signedPayload.split('.')[0] as string
   t.equal(chainOf(REAL)?.toString('latin1'), header)
-  t.equal(encodeBody(REAL, piecesOf(chainOf(REAL)!)).encoding, 'deflate-chain')
+  t.equal(encodeBody(REAL, piecesOf(chainOf(REAL)!)).encoding, 'zlib-chain')
   t.equal(chainOf(readFileSync(join(FIXTURES, 'apple/v1/did-renew-production.json'))), null, 'V1')
   t.equal(chainOf(Buffer.from(`{"signedPayload":"${readFileSync(join(VECTORS, 'missingX5CHeaderClaim'), 'latin1').trim()}"}`)), null, 'no x5c')
   const hostile = [
@@ -79,7 +79,7 @@ t.test('decoding with the wrong chain, or none, or a corrupt skeleton, throws in
   const chain = piecesOf(chainOf(REAL)!)
   const other = piecesOf(chainOf(Buffer.from(`{"signedPayload":"${readFileSync(join(VECTORS, 'testNotification'), 'latin1').trim()}"}`))!)
   const { encoding, data } = encodeBody(REAL, chain)
-  t.equal(encoding, 'deflate-chain')
+  t.equal(encoding, 'zlib-chain')
   t.ok(data.subarray(0, DIGEST_BYTES).equals(chain.digest), 'the stream starts with its chain digest')
   t.throws(() => decodeBody(encoding, data, other), BodyDecodeError, 'another chain')
   t.throws(() => decodeBody(encoding, data, null), BodyDecodeError, 'no chain')
@@ -90,7 +90,7 @@ t.test('decoding with the wrong chain, or none, or a corrupt skeleton, throws in
   t.notOk(decodeBody(encoding, data, lookalike).equals(REAL), 'without the digest check, other pieces give wrong bytes silently')
   t.throws(() => decodeBody(encoding, data, { ...lookalike, digest: piecesOf(Buffer.from(lookalike.pieces[0]!)).digest }), BodyDecodeError, 'the digest catches it')
   // A skeleton that names a piece the chain does not have, or is cut short.
-  const skeleton = (bytes: number[]): Buffer => Buffer.concat([chain.digest, deflateRawSync(Buffer.from(bytes))])
+  const skeleton = (bytes: number[]): Buffer => Buffer.concat([chain.digest, deflateSync(Buffer.from(bytes))])
   t.throws(() => decodeBody(encoding, skeleton([1, 0, 9]), chain), /names no piece/, 'piece 9')
   t.throws(() => decodeBody(encoding, skeleton([1, 50, 0]), chain), /cut short/, 'a gap past the end')
   t.throws(() => decodeBody(encoding, skeleton([3, 0, 0]), chain), /cut short|names no piece/, 'fewer references than counted')
@@ -99,24 +99,63 @@ t.test('decoding with the wrong chain, or none, or a corrupt skeleton, throws in
   t.ok(decodeBody(encoding, skeleton([0, 0x41, 0x42]), chain).equals(Buffer.from('AB')), 'no reference: the literals alone')
   // A plain deflate stream that is cut or corrupt fails too.
   const deflated = encodeBody(REAL, null)
-  t.equal(deflated.encoding, 'deflate')
-  t.throws(() => decodeBody('deflate', deflated.data.subarray(0, deflated.data.length >> 1), null), BodyDecodeError, 'truncated')
-  t.throws(() => decodeBody('deflate', Buffer.from([0xff, 0xff, 0xff]), null), BodyDecodeError, 'garbage')
-  t.throws(() => decodeBody('deflate', Buffer.alloc(0), null), BodyDecodeError, 'an empty deflate stream')
+  t.equal(deflated.encoding, 'zlib')
+  for (const e of ['zlib', 'deflate'] as const) {
+    t.throws(() => decodeBody(e, deflated.data.subarray(0, deflated.data.length >> 1), null), BodyDecodeError, `${e} truncated`)
+    t.throws(() => decodeBody(e, Buffer.from([0xff, 0xff, 0xff]), null), BodyDecodeError, `${e} garbage`)
+    t.throws(() => decodeBody(e, Buffer.alloc(0), null), BodyDecodeError, `an empty ${e} stream`)
+  }
   t.throws(() => decodeBody('bogus' as never, data, chain), BodyDecodeError, 'unknown encoding')
-  t.same([...BODY_ENCODINGS], ['raw', 'deflate', 'deflate-chain'])
+  t.same([...BODY_ENCODINGS], ['raw', 'deflate', 'deflate-chain', 'zlib', 'zlib-chain'])
+})
+
+// A row damaged on disk (or by hand) must fail, never give other bytes that
+// would then be forwarded as Apple's: zlib's Adler-32 checks the body or the
+// skeleton, the digest the chain. Every byte of a stored form, each flipped
+// three ways.
+t.test('every single-byte corruption of a stored form is an error, never other bytes', async t => {
+  const chain = piecesOf(chainOf(REAL)!)
+  const v1 = readFileSync(join(FIXTURES, 'apple/v1/did-renew-production.json'))
+  for (const [label, body, pieces] of [['zlib-chain', REAL, chain], ['zlib', v1, null]] as const) {
+    const { encoding, data } = encodeBody(body, pieces)
+    t.equal(encoding, label)
+    let other = 0
+    let tried = 0
+    for (let i = 0; i < data.length; i++) {
+      for (const flip of [0x01, 0x80, 0xff]) {
+        const damaged = Buffer.from(data)
+        damaged[i]! ^= flip
+        tried++
+        try {
+          if (!decodeBody(encoding, damaged, pieces).equals(body)) other++
+        } catch (err) {
+          if (!(err instanceof BodyDecodeError)) throw err
+        }
+      }
+    }
+    t.equal(other, 0, `${label}: none of ${tried} corruptions of ${data.length} bytes gave other bytes`)
+  }
+})
+
+// Rows the first version wrote (raw deflate, no check) are still read.
+t.test('deflate and deflate-chain rows of the first version read back', async t => {
+  const chain = piecesOf(chainOf(REAL)!)
+  const { data } = encodeBody(REAL, chain)
+  const legacyChain = Buffer.concat([data.subarray(0, DIGEST_BYTES), deflateRawSync(inflateSync(data.subarray(DIGEST_BYTES)))])
+  t.ok(decodeBody('deflate-chain', legacyChain, chain).equals(REAL), 'deflate-chain')
+  t.ok(decodeBody('deflate', deflateRawSync(REAL), null).equals(REAL), 'deflate')
 })
 
 t.test('inflation is capped', async t => {
   const bomb = Buffer.alloc(4 * 1_048_576, 0x20)
   const { encoding, data } = encodeBody(bomb, null)
-  t.equal(encoding, 'deflate')
+  t.equal(encoding, 'zlib')
   t.ok(data.length < 32_768, `4 MiB of spaces deflate to ${data.length} B (over 100:1)`)
   t.throws(() => decodeBody(encoding, data, null, 1_048_576), BodyDecodeError, 'past the cap')
   t.ok(decodeBody(encoding, data, null, bomb.length).equals(bomb), 'exactly at the cap')
   // The default: the largest body BODY_LIMIT_BYTES can ever admit.
-  const over = deflateRawSync(Buffer.alloc(MAX_BODY_LIMIT_BYTES + 1))
-  t.throws(() => decodeBody('deflate', over, null), BodyDecodeError, 'past BODY_LIMIT_BYTES\' ceiling by default')
+  const over = deflateSync(Buffer.alloc(MAX_BODY_LIMIT_BYTES + 1))
+  t.throws(() => decodeBody('zlib', over, null), BodyDecodeError, 'past BODY_LIMIT_BYTES\' ceiling by default')
 })
 
 t.test('10,000 generated bodies round-trip byte for byte', async t => {
