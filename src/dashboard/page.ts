@@ -37,9 +37,12 @@ const FLASH = new Map<string, (n: number) => string>([
 ])
 
 // The line a page shows after the action that redirected to it (`?done=...&n=...`).
+// `n` is a count the redirect wrote: a crafted link's "-5" or "1e9" shows no
+// line rather than a number storehook never said.
 export function flashFrom (query: Form): string | null {
   const make = typeof query.done === 'string' ? FLASH.get(query.done) : undefined
-  return make === undefined ? null : make(Number.parseInt(query.n ?? '0', 10) || 0)
+  const n = query.n ?? '0'
+  return make === undefined || typeof n !== 'string' || !/^\d{1,6}$/.test(n) ? null : make(Number(n))
 }
 
 export function checkTarget (targetNames: readonly string[], target: string | undefined): void {

@@ -25,6 +25,10 @@ t.test('?done= on the dashboard pages: an inherited name is no flash, never a 50
     }
     const real = await get(s.url, `${path}?done=bulk&n=3`, cookie)
     t.match(real.text, /Replay queued for 3 notifications/, `${path}: a real flash still shows`)
+    for (const n of ['-5', '1e9', '9999999', '3abc', ' 3']) {
+      const crafted = await get(s.url, `${path}?done=bulk&n=${encodeURIComponent(n)}`, cookie)
+      t.notMatch(crafted.text, /class="flash"/, `${path}: n=${n} is no count storehook wrote, so no flash`)
+    }
   }
 })
 
