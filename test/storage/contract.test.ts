@@ -14,6 +14,7 @@ import * as schemaPg from '../../src/db/schema-pg.ts'
 import * as schema from '../../src/db/schema.ts'
 import { COMPACTION_START, dedupeKeyOf, type AttemptRecord, type ClaimedDelivery, type NewHistoryRun, type NewNotification, type NewQuarantined, type Storage } from '../../src/outbox/engine.ts'
 import { openStorage } from '../../src/outbox/open-storage.ts'
+import { inTransaction, type Q } from '../../src/outbox/pg/connection.ts'
 import { openPgStorage } from '../../src/outbox/pg/engine.ts'
 import { makeChain, signNotification } from '../helpers/apple-chain.ts'
 import { tempDir } from '../helpers/app.ts'
@@ -425,6 +426,18 @@ t.test('PostgreSQL with several instances', { skip: unavailable ?? false }, asyn
     t.equal(await a.complete(attempt(live!)), true, 'the live holder still records its outcome')
   })
 
+  t.test('a durable op commits waiting for the WAL flush, a relaxed one does not', async (t) => {
+    cluster ??= await startPostgres()
+    const database = openPg(await freshDatabase(cluster), { max: 1 })
+    t.teardown(() => database.close())
+    const setting = (q: Q): Promise<string> => q.execute<{ synchronous_commit: string }>(sql`SHOW synchronous_commit`).then((r) => r.rows[0]!.synchronous_commit)
+    t.equal(await inTransaction(database.pool, 'durable', setting), 'on')
+    t.equal(await inTransaction(database.pool, 'relaxed', setting), 'off')
+    t.equal(await inTransaction(database.pool, 'durable', setting), 'on', 'SET LOCAL ended with its transaction: the pooled connection went back as it came')
+    await t.rejects(inTransaction(database.pool, 'durable', (q) => q.execute(sql`SELECT 1/0`)), /Failed query: SELECT 1\/0/)
+    t.equal(await inTransaction(database.pool, 'durable', setting), 'on', 'a failed transaction is rolled back and its connection reused')
+  })
+
   t.test('a database with synchronous_commit off is refused at start, without the password', async (t) => {
     cluster ??= await startPostgres()
     const url = await freshDatabase(cluster)
@@ -437,6 +450,33 @@ t.test('PostgreSQL with several instances', { skip: unavailable ?? false }, asyn
     await t.rejects(openPgStorage({ url: withPassword.toString() }), { name: 'ConfigError', message: /DATABASE_URL: .*synchronous_commit = off/ })
     const err = await openPgStorage({ url: withPassword.toString() }).catch((e: Error) => e)
     t.notMatch(String((err as Error).message), /hunter2/, 'the password is masked')
+  })
+
+  t.test('a database that is down rejects ops at once, never hangs them; when it returns the same storage works again', async (t) => {
+    // A cluster of its own: this one is stopped and started.
+    const own = await startPostgres()
+    try {
+      const url = await freshDatabase(own)
+      const { outbox } = await openPgStorage({ url, connectTimeoutMs: 2000, statementTimeoutMs: 2000 })
+      try {
+        await outbox.enqueue(notification(), ['x'], [])
+        await own.restart(async () => {
+          const started = Date.now()
+          await t.rejects(outbox.enqueue(notification(), ['x'], []), 'an enqueue while the database is down fails (ingest answers 503)')
+          await t.rejects(outbox.claim('x', 10, 60_000), 'so does a claim')
+          await t.rejects(outbox.gauges(), 'and a read')
+          t.ok(Date.now() - started < 10_000, 'within the timeouts, not hanging')
+        })
+        let stored = false
+        for (let i = 0; i < 12 && !stored; i++) stored = await outbox.enqueue(notification(), ['x'], []).then(() => true, () => false)
+        t.ok(stored, 'an enqueue succeeds once the database is back, with no restart of storehook')
+        t.equal((await outbox.targetHealth('x')).pending, 2, 'what was committed before is there; the failed one is not')
+      } finally {
+        await outbox.close()
+      }
+    } finally {
+      await own.stop()
+    }
   })
 
   t.test('the server dropping every connection fails no more than the ops in flight; later ones succeed', async (t) => {

@@ -23,6 +23,7 @@
 // opens new connections once the database is back: no restart needed.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { drizzle } from 'drizzle-orm/node-postgres'
 import { ConfigError } from '../../config.ts'
 import { maskedUrl, migratePg, openPg, PG_MIGRATIONS, synchronousCommit, type PgDatabase, type PgOptions } from '../../db/pg-client.ts'
 import type * as engine from '../engine.ts'
@@ -70,8 +71,12 @@ export class PgStorage implements engine.Storage {
   #closed: Promise<void> | null = null
   #stats: engine.GroupCommitStats = { commits: 0, ops: 0, largestBatch: 0, failedCommits: 0 }
 
+  // Reads take any connection of the pool, one statement at a time.
+  #reads: Q
+
   constructor (database: PgDatabase) {
     this.#database = database
+    this.#reads = drizzle(database.pool)
   }
 
   #track<T> (op: Promise<T>): Promise<T> {
@@ -97,7 +102,7 @@ export class PgStorage implements engine.Storage {
 
   async #commit<T> (durability: Durability, fn: (q: Q, now: number) => Promise<T>): Promise<T> {
     try {
-      const value = await inTransaction(this.#database.db, durability, (q) => fn(q, Date.now()))
+      const value = await inTransaction(this.#database.pool, durability, (q) => fn(q, Date.now()))
       this.#stats.commits++
       this.#stats.ops++
       this.#stats.largestBatch = 1
@@ -110,7 +115,7 @@ export class PgStorage implements engine.Storage {
 
   #read<T> (fn: (q: Q) => Promise<T>): Promise<T> {
     if (this.#closed !== null) return Promise.reject(new Error('storage is closed'))
-    return this.#track(fn(this.#database.db))
+    return this.#track(fn(this.#reads))
   }
 
   sequence (): number {
