@@ -438,6 +438,15 @@ t.test('PostgreSQL with several instances', { skip: unavailable ?? false }, asyn
     t.equal(await inTransaction(database.pool, 'durable', setting), 'on', 'a failed transaction is rolled back and its connection reused')
   })
 
+  t.test('a failed op rejects with the driver\'s error: neither the SQL nor its parameters, so a log of it holds no payload', async (t) => {
+    const [a] = await two(t)
+    // An attempt for a delivery that does not exist: the foreign key refuses it.
+    const err = await a.complete({ deliveryId: 999_999, fence: 1, attempt: 1, startedAt: 0, durationMs: 1, statusCode: 200, error: null, responseExcerpt: 'SECRET-EXCERPT' })
+      .then(() => null, (e: unknown) => e)
+    t.match(err, { code: '23503' }, 'the foreign key violation, as PostgreSQL reported it')
+    t.notMatch(JSON.stringify({ ...(err as object), message: (err as Error).message }), /SECRET-EXCERPT|insert into/i)
+  })
+
   t.test('a database with synchronous_commit off is refused at start, without the password', async (t) => {
     cluster ??= await startPostgres()
     const url = await freshDatabase(cluster)
@@ -463,7 +472,7 @@ t.test('PostgreSQL with several instances', { skip: unavailable ?? false }, asyn
         await own.restart(async () => {
           const started = Date.now()
           await t.rejects(outbox.enqueue(notification(), ['x'], []), 'an enqueue while the database is down fails (ingest answers 503)')
-          await t.rejects(outbox.claim('x', 10, 60_000), 'so does a claim')
+      await t.rejects(outbox.claim('x', 10, 60_000), 'so does a claim')
           await t.rejects(outbox.gauges(), 'and a read')
           t.ok(Date.now() - started < 10_000, 'within the timeouts, not hanging')
         })

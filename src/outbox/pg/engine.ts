@@ -23,6 +23,7 @@
 // opens new connections once the database is back: no restart needed.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { DrizzleQueryError } from 'drizzle-orm'
 import { drizzle } from 'drizzle-orm/node-postgres'
 import { ConfigError } from '../../config.ts'
 import { maskedUrl, migratePg, openPg, PG_MIGRATIONS, synchronousCommit, type PgDatabase, type PgOptions } from '../../db/pg-client.ts'
@@ -31,6 +32,15 @@ import { inTransaction, type Durability, type Q } from './connection.ts'
 import { Wakeups } from '../wakeups.ts'
 import * as reads from './reads.ts'
 import * as writes from './writes.ts'
+
+// drizzle wraps a failed statement's error in one that carries the SQL and
+// its parameters (a body, transaction ids) in its message and fields: logged
+// as it is (a claim that failed, a 503), a database outage would write
+// payloads into the logs. Ops reject with the driver's own error instead,
+// which says what went wrong (connection refused, a timeout) and no more.
+function driverError (err: unknown): unknown {
+  return err instanceof DrizzleQueryError && err.cause !== undefined ? err.cause : err
+}
 
 export interface PgStorageOptions extends PgOptions {
   url: string
@@ -109,13 +119,13 @@ export class PgStorage implements engine.Storage {
       return value
     } catch (err) {
       this.#stats.failedCommits++
-      throw err
+      throw driverError(err)
     }
   }
 
   #read<T> (fn: (q: Q) => Promise<T>): Promise<T> {
     if (this.#closed !== null) return Promise.reject(new Error('storage is closed'))
-    return this.#track(fn(this.#reads))
+    return this.#track(fn(this.#reads).catch((err: unknown) => { throw driverError(err) }))
   }
 
   sequence (): number {
