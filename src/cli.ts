@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, type Config } from './config.ts'
 import { API_ENVIRONMENTS, DELIVERY_STATUSES, VERIFICATION_STATUSES, type DeliveryStatus, type VerificationStatus } from './db/vocabulary.ts'
 import { ingestFromConfig } from './ingest/ingest.ts'
 import { compactAll } from './outbox/compaction.ts'
+import { storageName } from './outbox/open-storage.ts'
 import { pruneAll } from './outbox/retention.ts'
 import type { NotificationFilter } from './outbox/engine.ts'
 import { CommandError, fail, parseCommand, withOutbox, type Command, type Values } from './ops/command-line.ts'
@@ -87,7 +88,7 @@ async function statusCommand (config: Config): Promise<void> {
   await withOutbox(config, async (outbox) => {
     const now = Date.now()
     const o = await outbox.overview(now)
-    const out: string[] = [`storehook ${VERSION}, ${config.databasePath}`, '', 'Last notification received:']
+    const out: string[] = [`storehook ${VERSION}, ${storageName(config)}`, '', 'Last notification received:']
     if (o.lastReceived.length === 0) out.push('  none yet')
     for (const r of o.lastReceived) out.push(`  ${printable(r.environment, 'unknown').padEnd(12)} ${ago(r.at, now)}  ${printable(r.type)}`)
     out.push('', 'Last 24 hours:')
@@ -205,7 +206,7 @@ run while the server runs, and safe to run twice.`,
     run: async () => {
       const config = loadConfig()
       await withOutbox(config, (_outbox, applied) => {
-        process.stdout.write(`${config.databasePath}: ${applied} migration(s) applied, schema up to date.\n`)
+        process.stdout.write(`${storageName(config)}: ${applied} migration(s) applied, schema up to date.\n`)
       })
     }
   },

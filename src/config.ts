@@ -28,6 +28,10 @@ export interface Config {
   port: number
   host: string
   databasePath: string
+  // The PostgreSQL engine's URL (issue 16); null: the SQLite file of
+  // databasePath. It carries the password: shown only through maskedUrl
+  // (src/db/pg-client.ts), never logged or put in an error as it is.
+  databaseUrl: string | null
   targets: TargetConfig[]
   verify: VerifyMode
   appleRootCerts: string[]
@@ -439,6 +443,7 @@ export function loadConfig (env: Env = process.env): Config {
     port,
     host: str(env, 'HOST') ?? '0.0.0.0',
     databasePath: str(env, 'DATABASE_PATH') ?? './data/storehook.db',
+    databaseUrl: databaseUrl(env),
     targets: named,
     verify,
     appleRootCerts: list(env, 'APPLE_ROOT_CERTS') ?? [],
@@ -466,6 +471,28 @@ export function loadConfig (env: Env = process.env): Config {
       maxBytes: int(env, 'QUARANTINE_MAX_BYTES', 64 * 1_048_576, 0)
     }
   })
+}
+
+// postgres:// and postgresql:// (libpq's two spellings) select the PostgreSQL engine.
+export function isPostgresUrl (value: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(value)
+}
+
+// DATABASE_URL, checked without ever repeating it: it holds a password, and
+// the error line is printed and logged.
+function databaseUrl (env: Env): string | null {
+  const url = str(env, 'DATABASE_URL')
+  if (url === undefined) return null
+  if (!isPostgresUrl(url)) throw new ConfigError('DATABASE_URL', 'must start with postgres:// or postgresql:// (the value is not shown: it may hold a password)')
+  let host: string
+  try {
+    host = new URL(url).hostname
+  } catch {
+    throw new ConfigError('DATABASE_URL', 'is not a valid URL (the value is not shown: it may hold a password)')
+  }
+  // libpq allows an empty host (a Unix socket given as ?host=/path).
+  if (host === '' && !/[?&]host=/.test(url)) throw new ConfigError('DATABASE_URL', 'names no host (the value is not shown: it may hold a password)')
+  return url
 }
 
 // ---- App Store Server API (issue 6) -------------------------------------

@@ -10,6 +10,7 @@ import { capConnections, nodeServerOptions } from './limits.ts'
 import { exposureWarnings } from './ingest/policy.ts'
 import { readTlsPair, secureContextOptions, watchCertificate } from './tls.ts'
 import { VERSION } from './version.ts'
+import { storageName } from './outbox/open-storage.ts'
 
 export function createLogger (config: Pick<Config, 'logLevel'>): Logger {
   // Asynchronous stdout: under load, lines written while a write is under way
@@ -85,7 +86,7 @@ export async function startServer (config: Config): Promise<RunningServer> {
   const warnings = exposureWarnings(config)
   logger.info({
     version: VERSION,
-    database: config.databasePath,
+    database: storageName(config),
     targets: config.targets.map((t) => t.name),
     verify: config.verify,
     // The ingest warned at start; repeated here, on the line people look for.

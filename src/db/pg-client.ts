@@ -23,16 +23,58 @@ export interface PgDatabase {
 
 export const PG_MIGRATIONS = resolve(dirname(fileURLToPath(import.meta.url)), '../../drizzle/pg')
 
-// postgres:// and postgresql:// (libpq's two spellings) select this engine.
-export function isPostgresUrl (value: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(value)
+// Decided with the rest of the configuration (config.ts); re-exported for the engine's callers.
+export { isPostgresUrl } from '../config.ts'
+
+// The URL as it may be shown (logs, errors, `storehook migrate`): the
+// password replaced by a mask, whether it is in the userinfo or in a
+// `password` query parameter. Never throws: a URL that does not parse is
+// shown as its scheme alone.
+export function maskedUrl (url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.password !== '') u.password = '***'
+    if (u.searchParams.has('password')) u.searchParams.set('password', '***')
+    return u.toString()
+  } catch {
+    return `${url.split(':')[0] ?? 'postgres'}://(unparsable URL)`
+  }
 }
 
-export function openPg (url: string, options: { max?: number } = {}): PgDatabase {
-  const pool = new pg.Pool({ connectionString: url, max: options.max ?? 10 })
+export interface PgOptions {
+  max?: number
+  // How long an operation may wait for a connection, and a statement may run,
+  // before it fails: a database that went away (restart, failover, a network
+  // cut that leaves sockets open) rejects the op instead of leaving it
+  // pending forever, so ingest answers 503 and workers retry on their poll.
+  connectTimeoutMs?: number
+  statementTimeoutMs?: number
+}
+
+export function openPg (url: string, options: PgOptions = {}): PgDatabase {
+  const statementTimeoutMs = options.statementTimeoutMs ?? 30_000
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 10,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
+    // Enforced by the server (statement_timeout, and a transaction left idle
+    // by a client that stalled) and by the client (query_timeout, for a
+    // server that no longer answers at all), a little later.
+    statement_timeout: statementTimeoutMs,
+    idle_in_transaction_session_timeout: statementTimeoutMs,
+    query_timeout: statementTimeoutMs + 5_000,
+    // Half-open TCP connections (a NAT or failover dropping state) are found by the kernel.
+    keepAlive: true
+  })
   // An idle connection the server drops (restart, failover) must not crash
   // the process: the pool discards it and opens another on the next query.
   pool.on('error', () => {})
+  // The pool listens for errors only on idle connections: one that breaks
+  // while checked out (between two statements of a transaction) would emit
+  // 'error' with no listener, which throws and ends the process. The
+  // statement waiting on it rejects all the same, and the pool discards a
+  // broken connection when it is given back.
+  pool.on('connect', (client) => { client.on('error', () => {}) })
   let closed: Promise<void> | null = null
   return {
     db: drizzle(pool, { schema }),
@@ -80,7 +122,8 @@ async function appliedCount (client: pg.Client): Promise<number> {
 // connection of its own: a session-level advisory lock belongs to a
 // connection, and the migrator must run on the one that holds it.
 export async function migratePg (url: string): Promise<number> {
-  const client = new pg.Client({ connectionString: url })
+  // A database that cannot be reached fails the start in seconds, not at the OS's TCP timeout.
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 })
   await client.connect()
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK])

@@ -3,7 +3,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type { Config } from '../config.ts'
 import type { Storage } from '../outbox/engine.ts'
-import { openOutbox } from '../outbox/outbox.ts'
+import { openStorage } from '../outbox/open-storage.ts'
 
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>
 
@@ -85,7 +85,7 @@ const BUSY_TIMEOUT_MS = 30_000
 // running server's writes, and closed however fn ends. `applied` counts
 // migrations. Its writer thread starts only if the command writes.
 export async function withOutbox<T> (config: Config, fn: (outbox: Storage, applied: number) => T | Promise<T>): Promise<T> {
-  const { outbox, applied } = openOutbox({ path: config.databasePath, busyTimeoutMs: BUSY_TIMEOUT_MS })
+  const { outbox, applied } = await openStorage(config, { busyTimeoutMs: BUSY_TIMEOUT_MS })
   try {
     return await fn(outbox, applied)
   } finally {

@@ -44,7 +44,7 @@ export const chainPolicyFor = (verification: VerificationStatus): ChainPolicy =>
 // and an id-keyed cache would then join bodies to the wrong chain.
 const CACHED_CHAINS = 16
 
-class ChainCache {
+export class ChainCache {
   #byKey = new Map<string, ChainPieces>()
 
   get (key: string): ChainPieces | undefined {

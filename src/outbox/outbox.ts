@@ -10,6 +10,7 @@ import { CLOSE, OPS, type ArgsOf, type OpName, type OrderedOpName, type Request,
 import * as queries from './queries.ts'
 import * as runs from './runs.ts'
 import * as store from './store.ts'
+import { Wakeups } from './wakeups.ts'
 import type { WriterData } from './writer-thread.ts'
 
 export type { AttemptRecord, ClaimedDelivery, EnqueueResult, NewNotification } from './engine.ts'
@@ -54,7 +55,7 @@ export class Outbox implements engine.Storage {
   #outgoing: Request[] = []
   #sendSoon: NodeJS.Immediate | null = null
   #sendLater: NodeJS.Timeout | null = null
-  #listeners = new Set<(targets: readonly string[], seen: number) => void>()
+  #wakeups = new Wakeups()
   #closed: Promise<void> | null = null
   #onCrash: (err: unknown) => void
 
@@ -141,21 +142,14 @@ export class Outbox implements engine.Storage {
   // Listeners get the targets with new rows to claim, and the op number from
   // which a claim sees them.
   onEnqueued (fn: (targets: readonly string[], seenFrom: number) => void): () => void {
-    this.#listeners.add(fn)
-    return () => { this.#listeners.delete(fn) }
-  }
-
-  #notify (targets: readonly string[], seenFrom: number): void {
-    if (targets.length === 0) return
-    for (const fn of this.#listeners) fn(targets, seenFrom)
+    return this.#wakeups.on(fn)
   }
 
   async enqueue (n: engine.NewNotification, targets: readonly string[], leases: engine.Leases): Promise<engine.EnqueueResult> {
     // The enqueue is the next op: a claim after it sees its rows.
     const seenFrom = this.sequence() + 1
     const result = await this.call('enqueue', n, targets, leases)
-    // Only targets with rows still to claim need their worker woken.
-    this.#notify(result.targets.filter((t) => !result.leased.some((l) => l.target === t)), seenFrom)
+    this.#wakeups.enqueued(result, seenFrom)
     return result
   }
 
@@ -183,7 +177,7 @@ export class Outbox implements engine.Storage {
   async replay (notificationId: string, targets?: readonly string[]): Promise<string[]> {
     const seenFrom = this.sequence() + 1
     const replayed = await this.call('replay', notificationId, targets ?? null)
-    this.#notify(replayed, seenFrom)
+    this.#wakeups.notify(replayed, seenFrom)
     return replayed
   }
 

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../config.ts'
 import type { Storage } from './engine.ts'
-import { openOutbox } from './outbox.ts'
+import { openStorage } from './open-storage.ts'
 import { Compaction } from './compaction.ts'
 import { Retention } from './retention.ts'
 
@@ -12,14 +12,13 @@ declare module 'fastify' {
   }
 }
 
-// Opens the database file and applies pending migrations before anything
-// else starts, then serves every read and write through the outbox: its
-// writer thread owns the writes, its main-thread connection the reads. On
-// close, everything queued is committed and both connections close.
+// Opens the storage (open-storage.ts chooses the engine) and applies pending
+// migrations before anything else starts, then serves every read and write
+// through it. On close, everything asked for is committed and its
+// connections close.
 export default fp<{ config: Config }>(async (app, { config }) => {
   const log = app.log.child({ component: 'outbox' })
-  const { outbox } = openOutbox({
-    path: config.databasePath,
+  const { outbox } = await openStorage(config, {
     busyTimeoutMs: config.databaseBusyTimeoutMs,
     // The reads are occasional lookups by index: a small page cache will do,
     // and keeps the process under 200 MB with a large outbox.

@@ -1,11 +1,12 @@
 // Read-only questions asked of the outbox (the admin API, the dashboard, the
 // CLI, /metrics, the catch-up). They run on the main thread's connection: WAL
 // lets them read while the writer writes.
-import { and, desc, eq, getTableColumns, gte, inArray, lt, lte, sql, type SQL } from 'drizzle-orm'
+import { desc, eq, getTableColumns, inArray, sql, type SQL } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import { deliveries, notifications, statusLiteral } from '../db/schema.ts'
 import { v2DedupeKey, type DeliveryRow, type DeliveryState, type Gauges, type NotificationFilter, type NotificationSummary, type NotificationWithHistory, type Overview, type TargetHealth } from './engine.ts'
 import { withBody } from './bodies.ts'
+import { notificationWhere, pageWithDeliveries } from './listing.ts'
 import { listAttempts } from './store.ts'
 
 // Every column but the body (large, and shown only in the detail, decoded),
@@ -13,44 +14,15 @@ import { listAttempts } from './store.ts'
 // hash): a new column is listed without a line here.
 const { body: _body, bodyEncoding: _bodyEncoding, bodyChainId: _bodyChainId, dedupeKey: _dedupeKey, ...summaryColumns } = getTableColumns(notifications)
 
-function where (f: NotificationFilter, cursor: string | null): SQL | undefined {
-  const conditions: Array<SQL | undefined> = [
-    f.type !== undefined ? eq(notifications.notificationType, f.type) : undefined,
-    f.subtype !== undefined ? eq(notifications.subtype, f.subtype) : undefined,
-    f.environment !== undefined ? eq(notifications.environment, f.environment) : undefined,
-    f.bundleId !== undefined ? eq(notifications.bundleId, f.bundleId) : undefined,
-    f.originalTransactionId !== undefined ? eq(notifications.originalTransactionId, f.originalTransactionId) : undefined,
-    f.verification !== undefined ? eq(notifications.verification, f.verification) : undefined,
-    f.since !== undefined ? gte(notifications.receivedAt, f.since) : undefined,
-    f.until !== undefined ? lte(notifications.receivedAt, f.until) : undefined,
-    // Ids are UUIDv7: ordered by arrival, so "older than the cursor" is "<".
-    cursor !== null ? lt(notifications.id, cursor) : undefined
-  ]
-  if (f.deliveryStatus !== undefined || f.target !== undefined) {
-    conditions.push(sql`EXISTS (SELECT 1 FROM ${deliveries} d WHERE d.notification_id = ${notifications.id}
-      ${f.deliveryStatus !== undefined ? sql`AND d.status = ${f.deliveryStatus}` : sql``}
-      ${f.target !== undefined ? sql`AND d.target = ${f.target}` : sql``})`)
-  }
-  return and(...conditions)
-}
+const where = (f: NotificationFilter, cursor: string | null): SQL | undefined => notificationWhere(notifications, deliveries, f, cursor)
 
 // Newest first, `limit` a page; the cursor is the last id of the previous page.
 export function listNotifications (db: Db, filter: NotificationFilter, limit: number, cursor: string | null): { items: Array<NotificationSummary & { deliveries: DeliveryRow[] }>; nextCursor: string | null } {
   const rows = db.select(summaryColumns).from(notifications).where(where(filter, cursor))
     .orderBy(desc(notifications.id)).limit(limit + 1).all()
-  const page = rows.slice(0, limit)
-  const byNotification = new Map<string, DeliveryRow[]>()
-  if (page.length > 0) {
-    for (const d of db.select().from(deliveries).where(inArray(deliveries.notificationId, page.map((r) => r.id))).orderBy(deliveries.target).all()) {
-      const list = byNotification.get(d.notificationId) ?? []
-      list.push(d)
-      byNotification.set(d.notificationId, list)
-    }
-  }
-  return {
-    items: page.map((r) => ({ ...r, deliveries: byNotification.get(r.id) ?? [] })),
-    nextCursor: rows.length > limit ? page[page.length - 1]!.id : null
-  }
+  const ids = rows.slice(0, limit).map((r) => r.id)
+  const found = ids.length === 0 ? [] : db.select().from(deliveries).where(inArray(deliveries.notificationId, ids)).orderBy(deliveries.target).all()
+  return pageWithDeliveries(rows, limit, found)
 }
 
 export function getNotification (db: Db, id: string): NotificationWithHistory | null {

@@ -1,5 +1,10 @@
 // Starts the real app in-process, registered exactly as production does, on
 // a fresh SQLite file in a temp folder, listening on 127.0.0.1.
+// STOREHOOK_TEST_ENGINE=postgres starts it on a fresh database of a
+// throwaway PostgreSQL cluster instead (one cluster per test process), to
+// run the relay tests against the PostgreSQL engine. `db` is then still a
+// SQLite connection, to an empty file: a test that reads facts through it
+// rather than through the app fails, and says which tests do.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,6 +14,7 @@ import { pino } from 'pino'
 import { loadConfig, type Config } from '../../src/config.ts'
 import { openDatabase, type Db } from '../../src/db/client.ts'
 import { buildApp } from '../../src/server.ts'
+import { freshDatabase, startPostgres, type Cluster } from './postgres.ts'
 
 export interface TestApp {
   app: FastifyInstance
@@ -36,6 +42,22 @@ export function configFile (t: { teardown: (fn: () => void) => void }, content: 
   return path
 }
 
+let cluster: Promise<Cluster> | null = null
+// One database per DATABASE_PATH, so a test that restarts the app on the
+// same file restarts it on the same database.
+const databases = new Map<string, string>()
+async function engineEnv (path: string): Promise<Record<string, string>> {
+  if (process.env.STOREHOOK_TEST_ENGINE !== 'postgres') return {}
+  // Stopped at exit by the helper itself.
+  cluster ??= startPostgres()
+  let url = databases.get(path)
+  if (url === undefined) {
+    url = await freshDatabase(await cluster)
+    databases.set(path, url)
+  }
+  return { DATABASE_URL: url }
+}
+
 export async function startApp (
   t: { teardown: (fn: () => void | Promise<void>) => void },
   env: Record<string, string> = {}
@@ -48,6 +70,7 @@ export async function startApp (
     RETRY_MAX_DELAY_MS: '200',
     POLL_INTERVAL_MS: '50',
     LOG_LEVEL: 'info',
+    ...await engineEnv(env.DATABASE_PATH ?? join(dir, 'storehook.db')),
     ...env
   })
   const logs: string[] = []

@@ -29,6 +29,10 @@ export interface Cluster {
   dir: string
   // Stops the server and removes its folder. Safe to call twice.
   stop: () => Promise<void>
+  // Stops the server at once (as a crash or failover would: open
+  // connections are cut), runs `whileDown`, and starts it again on the same
+  // port and data, whatever `whileDown` did.
+  restart: (whileDown?: () => Promise<void>) => Promise<void>
 }
 
 export interface StartOptions {
@@ -140,7 +144,15 @@ export async function startPostgres (options: StartOptions = {}): Promise<Cluste
       url: `postgres://postgres@127.0.0.1:${port}/postgres`,
       port,
       dir,
-      stop: async () => { stopNow() }
+      stop: async () => { stopNow() },
+      restart: async (whileDown) => {
+        run(s, 'pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop'])
+        try {
+          await whileDown?.()
+        } finally {
+          run(s, 'pg_ctl', ['-D', data, '-l', join(dir, 'log'), '-o', settings.join(' '), '-w', '-t', '60', 'start'])
+        }
+      }
     }
   }
 }

@@ -7,7 +7,7 @@ import { eq, is } from 'drizzle-orm'
 import { getTableConfig, PgTable } from 'drizzle-orm/pg-core'
 import pg from 'pg'
 import t from 'tap'
-import { isPostgresUrl, migratePg, openPg, PG_MIGRATIONS, synchronousCommit } from '../../src/db/pg-client.ts'
+import { isPostgresUrl, maskedUrl, migratePg, openPg, PG_MIGRATIONS, synchronousCommit } from '../../src/db/pg-client.ts'
 import * as schemaPg from '../../src/db/schema-pg.ts'
 import { freshDatabase, postgresUnavailable, startPostgres, type Cluster } from '../helpers/postgres.ts'
 
@@ -29,6 +29,13 @@ async function query<T extends pg.QueryResultRow> (url: string, text: string, va
 t.test('a postgres:// or postgresql:// URL selects PostgreSQL; anything else is a SQLite path', async (t) => {
   for (const url of ['postgres://u@db/x', 'postgresql://u:p@db:5432/x?sslmode=require', 'POSTGRES://db/x']) t.ok(isPostgresUrl(url), url)
   for (const path of ['data/storehook.db', '/var/lib/postgres/storehook.db', 'postgres.db', 'mysql://db/x', '']) t.notOk(isPostgresUrl(path), path)
+})
+
+t.test('maskedUrl: the URL as it may be shown, the password masked wherever it is', async (t) => {
+  t.equal(maskedUrl('postgres://app:hunter2@db:5432/x'), 'postgres://app:***@db:5432/x')
+  t.equal(maskedUrl('postgresql://app@db/x?password=hunter2&sslmode=require'), 'postgresql://app@db/x?password=***&sslmode=require')
+  t.equal(maskedUrl('postgres://db/x'), 'postgres://db/x', 'nothing to mask')
+  t.notMatch(maskedUrl('postgres://app:hunter2@[bad/x'), /hunter2/, 'a URL that does not parse is not repeated')
 })
 
 if (unavailable !== null) {

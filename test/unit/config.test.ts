@@ -131,6 +131,17 @@ t.test('a URL with a token never appears in a config error', async (t) => {
   }
 })
 
+t.test('DATABASE_URL: postgres:// or postgresql:// selects PostgreSQL; anything else is one line that never repeats the value', async (t) => {
+  t.equal(loadConfig({}).databaseUrl, null, 'unset: the SQLite file')
+  for (const url of ['postgres://u:pw@db:5432/x', 'postgresql://u@db/x?sslmode=require', 'postgres:///x?host=/run/postgresql']) {
+    t.equal(loadConfig({ DATABASE_URL: url }).databaseUrl, url, url)
+  }
+  for (const url of ['mysql://u:hunter2@db/x', 'hunter2', 'postgres://u:hunter2@[bad/x', 'postgres://u:hunter2@/x']) {
+    t.throws(() => loadConfig({ DATABASE_URL: url }), { name: 'ConfigError', message: /^DATABASE_URL: / }, url.replace('hunter2', '***'))
+    try { loadConfig({ DATABASE_URL: url }) } catch (err) { t.notMatch((err as Error).message, /hunter2/, 'the value is not repeated') }
+  }
+})
+
 t.test('the program stops at start with one clear line and exit code 1', async (t) => {
   const dir = tempDir(t)
   const r = await runCli(['serve'], { DATABASE_PATH: join(dir, 'x.db'), RETRY_MIN_DELAY_MS: 'soon' })

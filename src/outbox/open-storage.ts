@@ -1,0 +1,27 @@
+// The one place that chooses the storage engine: PostgreSQL when
+// DATABASE_URL is set (src/outbox/pg/), otherwise the SQLite file of
+// DATABASE_PATH (outbox.ts). Everything above gets a Storage and never asks
+// which engine it is.
+import type { Config } from '../config.ts'
+import { maskedUrl } from '../db/pg-client.ts'
+import type { Storage } from './engine.ts'
+import { openOutbox } from './outbox.ts'
+import { openPgStorage } from './pg/engine.ts'
+
+export interface OpenOptions {
+  busyTimeoutMs: number
+  // SQLite: the read connection's page cache (KiB).
+  cacheKb?: number
+  onCrash?: (err: unknown) => void
+}
+
+// Opens the storage and applies pending migrations (counted in `applied`).
+export async function openStorage (config: Pick<Config, 'databasePath' | 'databaseUrl'>, options: OpenOptions): Promise<{ outbox: Storage; applied: number }> {
+  if (config.databaseUrl !== null) return await openPgStorage({ url: config.databaseUrl })
+  return openOutbox({ path: config.databasePath, ...options })
+}
+
+// Where the data is, as it may be shown to a person (the password masked).
+export function storageName (config: Pick<Config, 'databasePath' | 'databaseUrl'>): string {
+  return config.databaseUrl !== null ? maskedUrl(config.databaseUrl) : config.databasePath
+}

@@ -1,0 +1,213 @@
+// The PostgreSQL engine (issue 16): the Storage interface of ../engine.ts on
+// a node-postgres pool, for several storehook instances sharing one
+// database. Each ordered write is one transaction of its own (writes.ts),
+// committed before its promise resolves; reads run on any connection of the
+// pool and see what is committed (reads.ts).
+//
+// Ordering. With a pool, writes asked for one after another run at once on
+// different connections, so the SQLite engine's single queue does not exist
+// here. What the interface promises (an op numbered n sees every write
+// numbered below n) is kept for the op that depends on it, the claim: a
+// claim numbered n starts its statement only once every write numbered
+// below n has committed (or failed). Other writes do not wait for each
+// other: an outcome is only ever written after the claim it settles, and
+// ingest must not queue behind a slow compaction batch. The dispatcher's
+// wake-ups (onEnqueued, with the number from which a claim sees the rows)
+// therefore mean the same on both engines. Writes by other instances are
+// not numbered here: workers find them on their poll (LISTEN/NOTIFY is a
+// later step of issue 16).
+//
+// Failure. A database that is down or unreachable makes an op reject (the
+// pool's connect timeout, the statement timeout: pg-client.ts), never hang;
+// the ingest route answers 503, workers retry on their poll, and the pool
+// opens new connections once the database is back: no restart needed.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { DrizzleQueryError } from 'drizzle-orm'
+import { drizzle } from 'drizzle-orm/node-postgres'
+import { ConfigError } from '../../config.ts'
+import { maskedUrl, migratePg, openPg, PG_MIGRATIONS, synchronousCommit, type PgDatabase, type PgOptions } from '../../db/pg-client.ts'
+import type * as engine from '../engine.ts'
+import { inTransaction, type Durability, type Q } from './connection.ts'
+import { Wakeups } from '../wakeups.ts'
+import * as reads from './reads.ts'
+import * as writes from './writes.ts'
+
+// drizzle wraps a failed statement's error in one that carries the SQL and
+// its parameters (a body, transaction ids) in its message and fields: logged
+// as it is (a claim that failed, a 503), a database outage would write
+// payloads into the logs. Ops reject with the driver's own error instead,
+// which says what went wrong (connection refused, a timeout) and no more.
+function driverError (err: unknown): unknown {
+  return err instanceof DrizzleQueryError && err.cause !== undefined ? err.cause : err
+}
+
+export interface PgStorageOptions extends PgOptions {
+  url: string
+}
+
+// Applies pending migrations (under the advisory lock of pg-client.ts, so
+// instances starting together do not race), opens the pool and checks that
+// a COMMIT waits for its WAL flush. With synchronous_commit off, COMMIT
+// returns before the flush and a crash of the database server could lose a
+// notification already answered 200: the one promise storehook makes. So
+// it refuses to start, saying how to fix it at the database, rather than
+// run with a weaker promise than the README states.
+export async function openPgStorage (options: PgStorageOptions): Promise<{ outbox: PgStorage; applied: number }> {
+  const applied = await migratePg(options.url)
+  const database = openPg(options.url, options)
+  try {
+    const commit = await synchronousCommit(database)
+    if (!commit.flushedBeforeCommit) {
+      throw new ConfigError('DATABASE_URL', `${maskedUrl(options.url)} reports synchronous_commit = ${commit.setting}: a COMMIT would not wait for its WAL flush, ` +
+        'so a notification answered 200 could be lost to a database crash. Set it on for storehook\'s role (ALTER ROLE <role> SET synchronous_commit = on).')
+    }
+  } catch (err) {
+    await database.close()
+    throw err
+  }
+  return { outbox: new PgStorage(database), applied }
+}
+
+export class PgStorage implements engine.Storage {
+  #database: PgDatabase
+  #next = 1
+  // Ordered writes not yet settled, but claims: every one of them was asked
+  // for before any claim numbered above it.
+  #writes = new Map<number, Promise<unknown>>()
+  // Every op not yet settled: close waits for them.
+  #inflight = new Set<Promise<unknown>>()
+  #wakeups = new Wakeups()
+  #closed: Promise<void> | null = null
+  #stats: engine.GroupCommitStats = { commits: 0, ops: 0, largestBatch: 0, failedCommits: 0 }
+
+  // Reads take any connection of the pool, one statement at a time.
+  #reads: Q
+
+  constructor (database: PgDatabase) {
+    this.#database = database
+    this.#reads = drizzle(database.pool)
+  }
+
+  #track<T> (op: Promise<T>): Promise<T> {
+    this.#inflight.add(op)
+    const done = (): void => { this.#inflight.delete(op) }
+    op.then(done, done)
+    return op
+  }
+
+  // An ordered write, numbered, one transaction. Returns its number too.
+  // `waits`: it starts only once every write numbered below it has settled
+  // (a claim); it is then not itself waited for by later claims.
+  #write<T> (durability: Durability, fn: (q: Q, now: number) => Promise<T>, waits = false): { n: number; result: Promise<T> } {
+    const n = this.#next++
+    if (this.#closed !== null) return { n, result: Promise.reject(new Error('storage is closed')) }
+    if (waits) return { n, result: this.#track(Promise.allSettled([...this.#writes.values()]).then(() => this.#commit(durability, fn))) }
+    const result = this.#track(this.#commit(durability, fn))
+    this.#writes.set(n, result)
+    const done = (): void => { this.#writes.delete(n) }
+    result.then(done, done)
+    return { n, result }
+  }
+
+  async #commit<T> (durability: Durability, fn: (q: Q, now: number) => Promise<T>): Promise<T> {
+    try {
+      const value = await inTransaction(this.#database.pool, durability, (q) => fn(q, Date.now()))
+      this.#stats.commits++
+      this.#stats.ops++
+      this.#stats.largestBatch = 1
+      return value
+    } catch (err) {
+      this.#stats.failedCommits++
+      throw driverError(err)
+    }
+  }
+
+  #read<T> (fn: (q: Q) => Promise<T>): Promise<T> {
+    if (this.#closed !== null) return Promise.reject(new Error('storage is closed'))
+    return this.#track(fn(this.#reads).catch((err: unknown) => { throw driverError(err) }))
+  }
+
+  sequence (): number {
+    return this.#next
+  }
+
+  onEnqueued (fn: (targets: readonly string[], seenFrom: number) => void): () => void {
+    return this.#wakeups.on(fn)
+  }
+
+  async enqueue (n: engine.NewNotification, targets: readonly string[], leases: engine.Leases): Promise<engine.EnqueueResult> {
+    const { n: seq, result } = this.#write('durable', (q, now) => writes.enqueue(q, n, targets, now, leases))
+    const r = await result
+    // A claim numbered above this write sees its rows.
+    this.#wakeups.enqueued(r, seq + 1)
+    return r
+  }
+
+  claim (target: string, limit: number, leaseMs: number): Promise<engine.ClaimedDelivery[]> {
+    return this.#write('relaxed', (q, now) => writes.claimDue(q, target, limit, now, now + leaseMs), true).result
+  }
+
+  complete (a: engine.AttemptRecord): Promise<boolean> { return this.#write('relaxed', (q, now) => writes.settle(q, a, 'complete', now)).result }
+  scheduleRetry (a: engine.AttemptRecord, at: number): Promise<boolean> { return this.#write('relaxed', (q, now) => writes.settle(q, a, 'scheduleRetry', now, at)).result }
+  markDead (a: engine.AttemptRecord): Promise<boolean> { return this.#write('relaxed', (q, now) => writes.settle(q, a, 'markDead', now)).result }
+  releaseAttempt (a: engine.AttemptRecord): Promise<boolean> { return this.#write('relaxed', (q, now) => writes.settle(q, a, 'releaseAttempt', now)).result }
+  release (deliveryId: number, fence: number): Promise<boolean> { return this.#write('relaxed', (q, now) => writes.release(q, deliveryId, fence, now)).result }
+  expire (target: string, arrivedBefore: number): Promise<number> { return this.#write('relaxed', (q, now) => writes.expireDue(q, target, arrivedBefore, now)).result }
+  reclaimLeases (): Promise<number> { return this.#write('durable', (q, now) => writes.reclaimLeases(q, now)).result }
+  probe (): Promise<void> { return this.#write('durable', (q, now) => writes.touchHeartbeat(q, now)).result }
+  prune (cutoff: number, limit: number): Promise<number> { return this.#write('durable', (q) => writes.pruneDelivered(q, cutoff, limit)).result }
+  // Relaxed: a rewrite a crash undoes leaves the row as it was, readable.
+  compactBodies (cursor: engine.CompactionCursor, limit: number): Promise<engine.CompactionBatch> { return this.#write('relaxed', (q, now) => writes.compactBodies(q, cursor, limit, now)).result }
+  quarantine (row: engine.NewQuarantined, caps: engine.QuarantineCaps): Promise<{ id: number; dropped: number }> { return this.#write('durable', (q) => writes.quarantineRefused(q, row, caps)).result }
+  markReleased (id: number, notificationId: string): Promise<boolean> { return this.#write('durable', (q, now) => writes.markReleased(q, id, notificationId, now)).result }
+  insertRun (row: engine.NewHistoryRun): Promise<number> { return this.#write('durable', (q) => writes.insertRun(q, row)).result }
+  updateRun (id: number, progress: Partial<engine.RunProgress>): Promise<boolean> { return this.#write('durable', (q, now) => writes.updateRun(q, id, progress, now)).result }
+
+  async replay (notificationId: string, targets?: readonly string[]): Promise<string[]> {
+    const { n, result } = this.#write('durable', (q, now) => writes.replay(q, notificationId, targets ?? null, now))
+    const replayed = await result
+    this.#wakeups.notify(replayed, n + 1)
+    return replayed
+  }
+
+  findQuarantined (id: number): Promise<engine.Readable<engine.QuarantineRow> | null> { return this.#read((q) => reads.findQuarantined(q, id)) }
+  nextDueAt (target: string): Promise<number | null> { return this.#read((q) => reads.nextDueAt(q, target)) }
+  listNotifications (filter: engine.NotificationFilter, limit: number, cursor: string | null): ReturnType<engine.Storage['listNotifications']> { return this.#read((q) => reads.listNotifications(q, filter, limit, cursor)) }
+  getNotification (id: string): Promise<engine.NotificationWithHistory | null> { return this.#read((q) => reads.getNotification(q, id)) }
+  targetHealth (target: string): Promise<engine.TargetHealth> { return this.#read((q) => reads.targetHealth(q, target)) }
+  matchingIds (filter: engine.NotificationFilter, max: number): Promise<string[]> { return this.#read((q) => reads.matchingIds(q, filter, max)) }
+  overview (now: number): Promise<engine.Overview> { return this.#read((q) => reads.overview(q, now)) }
+  hourlyCounts (now: number, hours?: number): Promise<Array<{ hour: number; n: number }>> { return this.#read((q) => reads.hourlyCounts(q, now, hours)) }
+  attentionCounts (): Promise<{ dead: number; quarantined: number }> { return this.#read((q) => reads.attentionCounts(q)) }
+  listQuarantine (limit: number, beforeId: number | null): Promise<engine.QuarantineSummary[]> { return this.#read((q) => reads.listQuarantine(q, limit, beforeId)) }
+  quarantineSize (): Promise<{ items: number; bytes: number }> { return this.#read((q) => reads.quarantineSize(q)) }
+  gauges (): Promise<engine.Gauges> { return this.#read((q) => reads.gauges(q)) }
+  lastReceivedAt (bundleId: string, environment: string): Promise<number | null> { return this.#read((q) => reads.lastReceivedAt(q, bundleId, environment)) }
+  findTestNotification (notificationUuid: string | null, environment: string, since: number): ReturnType<engine.Storage['findTestNotification']> { return this.#read((q) => reads.findTestNotification(q, notificationUuid, environment, since)) }
+  unfinishedRun (runKey: string): Promise<engine.HistoryRun | null> { return this.#read((q) => reads.unfinishedRun(q, runKey)) }
+  lastCaughtUpTo (bundleId: string, environment: string): Promise<number | null> { return this.#read((q) => reads.lastCaughtUpTo(q, bundleId, environment)) }
+  lastCatchUps (): Promise<engine.HistoryRun[]> { return this.#read((q) => reads.lastCatchUps(q)) }
+  sizeBytes (): Promise<number> { return this.#read((q) => reads.sizeBytes(q)) }
+
+  pendingMigrations (): Promise<number> {
+    return this.#read(async () => {
+      const journal = JSON.parse(readFileSync(join(PG_MIGRATIONS, 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] }
+      const { rows } = await this.#database.pool.query<{ n: string }>('SELECT count(*) AS n FROM drizzle.__drizzle_migrations')
+      return journal.entries.length - Number(rows[0]!.n)
+    })
+  }
+
+  async stats (): Promise<engine.GroupCommitStats> {
+    return { ...this.#stats }
+  }
+
+  // Waits for every op asked for, then ends the pool's connections. Safe to call twice.
+  close (): Promise<void> {
+    this.#closed ??= (async () => {
+      await Promise.allSettled([...this.#inflight])
+      await this.#database.close()
+    })()
+    return this.#closed
+  }
+}
