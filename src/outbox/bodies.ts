@@ -99,41 +99,63 @@ function chainRow (db: Db, chain: Buffer, policy: ChainPolicy, now: number): { i
   return { id, pieces }
 }
 
+// What both engines do around their own chain lookups (this file for
+// SQLite, pg/bodies.ts for PostgreSQL), written once.
+
+// The stored form of `body`, given its chain's row (null: none stored).
+export function storedForm (body: Buffer, row: { id: number; pieces: ChainPieces } | null): StoredBody {
+  const encoded = encodeBody(body, row?.pieces ?? null)
+  return { body: encoded.data, bodyEncoding: encoded.encoding, bodyChainId: usesChain(encoded.encoding) ? row!.id : null }
+}
+
+// The cache key of the chain a chained body was written with (its stream's
+// digest prefix), or null for a body that names no chain.
+export function chainKeyOf (stored: StoredBody): string | null {
+  if (!usesChain(stored.bodyEncoding)) return null
+  if (stored.body.length < DIGEST_BYTES) throw new BodyDecodeError(`${stored.bodyEncoding} body shorter than its chain digest`)
+  return `d:${stored.body.subarray(0, DIGEST_BYTES).toString('hex')}`
+}
+
+// The pieces of the chain row a body names, read by the engine (undefined:
+// no such row); remembered under the stream's key only when they match it.
+export function piecesFromRow (stored: StoredBody, key: string, chain: Buffer | undefined, cache: ChainCache): ChainPieces {
+  if (chain === undefined) throw new BodyDecodeError(`${stored.bodyEncoding} body whose chain ${String(stored.bodyChainId)} is not stored`)
+  const pieces = piecesOf(chain)
+  if (pieces.digest.equals(stored.body.subarray(0, DIGEST_BYTES))) cache.set(key, pieces)
+  return pieces
+}
+
+// A row with its body as received, or null and why when it cannot be read
+// back, without the columns that say how it was stored. `read` throws
+// BodyDecodeError for such a body; anything else it throws passes on.
+export function readable<T extends StoredBody> (row: T, read: () => Buffer): Readable<Omit<T, 'bodyEncoding' | 'bodyChainId'>> {
+  const { bodyEncoding: _e, bodyChainId: _c, ...rest } = row
+  try {
+    return { ...rest, body: read(), bodyError: null }
+  } catch (err) {
+    if (!(err instanceof BodyDecodeError)) throw err
+    return { ...rest, body: null, bodyError: err.message }
+  }
+}
+
 // The stored form of a body received now.
 export function storeBody (db: Db, body: Buffer, policy: ChainPolicy, now: number): StoredBody {
   const chain = chainOf(body)
-  const row = chain === null ? null : chainRow(db, chain, policy, now)
-  const encoded = encodeBody(body, row?.pieces ?? null)
-  return { body: encoded.data, bodyEncoding: encoded.encoding, bodyChainId: usesChain(encoded.encoding) ? row!.id : null }
+  return storedForm(body, chain === null ? null : chainRow(db, chain, policy, now))
 }
 
 // The bytes as received. Throws BodyDecodeError when the row cannot give
 // them back (a missing chain, a corrupt stream): never other bytes.
 export function loadBody (db: Db, stored: StoredBody): Buffer {
-  if (!usesChain(stored.bodyEncoding)) return decodeBody(stored.bodyEncoding, stored.body, null)
-  if (stored.body.length < DIGEST_BYTES) throw new BodyDecodeError(`${stored.bodyEncoding} body shorter than its chain digest`)
+  const key = chainKeyOf(stored)
+  if (key === null) return decodeBody(stored.bodyEncoding, stored.body, null)
   const st = statements(db)
-  const key = `d:${stored.body.subarray(0, DIGEST_BYTES).toString('hex')}`
-  let pieces = st.chains.get(key)
-  if (pieces === undefined) {
-    const chain = stored.bodyChainId === null ? undefined : st.chainById.get({ id: stored.bodyChainId })?.chain
-    if (chain === undefined) throw new BodyDecodeError(`${stored.bodyEncoding} body whose chain ${String(stored.bodyChainId)} is not stored`)
-    pieces = piecesOf(chain)
-    // Only a chain that matches the stream's digest is remembered under it.
-    if (pieces.digest.equals(stored.body.subarray(0, DIGEST_BYTES))) st.chains.set(key, pieces)
-  }
+  const pieces = st.chains.get(key) ??
+    piecesFromRow(stored, key, stored.bodyChainId === null ? undefined : st.chainById.get({ id: stored.bodyChainId })?.chain, st.chains)
   return decodeBody(stored.bodyEncoding, stored.body, pieces)
 }
 
-// A row read with its stored body, given back with the body as received (or
-// null and why, when it cannot be read back) and without the columns that say
-// how it was stored.
+// A row read with its stored body (see readable).
 export function withBody<T extends StoredBody> (db: Db, row: T): Readable<Omit<T, 'bodyEncoding' | 'bodyChainId'>> {
-  const { bodyEncoding: _e, bodyChainId: _c, ...rest } = row
-  try {
-    return { ...rest, body: loadBody(db, row), bodyError: null }
-  } catch (err) {
-    if (!(err instanceof BodyDecodeError)) throw err
-    return { ...rest, body: null, bodyError: err.message }
-  }
+  return readable(row, () => loadBody(db, row))
 }

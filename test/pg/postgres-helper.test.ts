@@ -27,7 +27,7 @@ if (unavailable !== null) {
 } else {
   for (const ending of ['throw', 'SIGTERM'] as const) {
     t.test(`the cluster is stopped and its folder removed when the process ends by ${ending}`, async (t) => {
-      const proc = spawn(process.execPath, ['--import', 'tsx', child, ending], { stdio: ['ignore', 'pipe', 'pipe'] })
+      const proc = spawn(process.execPath, ['--import', 'tsx', child, ending], { stdio: ['pipe', 'pipe', 'pipe'] })
       // The child's first line is the fact to wait on: the cluster is up.
       const exited = once(proc, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
       const first = await Promise.race([once(createInterface({ input: proc.stdout }), 'line') as Promise<[string]>, exited.then(() => null)])
@@ -35,7 +35,9 @@ if (unavailable !== null) {
       const { dir, port } = JSON.parse(first[0]) as { dir: string, port: number }
       t.ok(existsSync(dir), 'the folder exists while the child runs')
       t.equal(await dial(port), 'connected', 'the server accepts connections while the child runs')
+      // Only now may it end: before, its cluster could be gone before the dial.
       if (ending === 'SIGTERM') proc.kill('SIGTERM')
+      else proc.stdin.write('go\n')
       const [code, signal] = await exited
       t.ok(ending === 'throw' ? code !== 0 : signal === 'SIGTERM', `the child ended by ${ending} (code ${code}, signal ${signal})`)
       t.notOk(existsSync(dir), 'the folder is gone')

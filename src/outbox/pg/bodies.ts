@@ -8,8 +8,8 @@
 import { createHash } from 'node:crypto'
 import { count, eq } from 'drizzle-orm'
 import { bodyChains } from '../../db/schema-pg.ts'
-import { BodyDecodeError, chainOf, decodeBody, DIGEST_BYTES, encodeBody, piecesOf, type ChainPieces } from '../body-codec.ts'
-import { ChainCache, MAX_UNPROVEN_CHAINS, type ChainPolicy, type StoredBody } from '../bodies.ts'
+import { BodyDecodeError, chainOf, decodeBody, piecesOf, type ChainPieces } from '../body-codec.ts'
+import { ChainCache, chainKeyOf, MAX_UNPROVEN_CHAINS, piecesFromRow, readable, storedForm, type ChainPolicy, type StoredBody } from '../bodies.ts'
 import type { Readable } from '../engine.ts'
 import type { Q } from './connection.ts'
 
@@ -45,36 +45,30 @@ async function chainRow (q: Q, chain: Buffer, policy: ChainPolicy, now: number):
 // The stored form of a body received now.
 export async function storeBody (q: Q, body: Buffer, policy: ChainPolicy, now: number): Promise<StoredBody> {
   const chain = chainOf(body)
-  const row = chain === null ? null : await chainRow(q, chain, policy, now)
-  const encoded = encodeBody(body, row?.pieces ?? null)
-  return { body: encoded.data, bodyEncoding: encoded.encoding, bodyChainId: encoded.encoding === 'deflate-chain' ? row!.id : null }
+  return storedForm(body, chain === null ? null : await chainRow(q, chain, policy, now))
 }
 
 // The bytes as received. Throws BodyDecodeError when the row cannot give
 // them back (a missing chain, a corrupt stream): never other bytes.
 export async function loadBody (q: Q, stored: StoredBody): Promise<Buffer> {
-  if (stored.bodyEncoding !== 'deflate-chain') return decodeBody(stored.bodyEncoding, stored.body, null)
-  if (stored.body.length < DIGEST_BYTES) throw new BodyDecodeError('deflate-chain body shorter than its chain digest')
-  const key = `d:${stored.body.subarray(0, DIGEST_BYTES).toString('hex')}`
-  let pieces = chains.get(key)
-  if (pieces === undefined) {
-    const chain = stored.bodyChainId === null ? undefined : (await q.select({ chain: bodyChains.chain }).from(bodyChains).where(eq(bodyChains.id, stored.bodyChainId)))[0]?.chain
-    if (chain === undefined) throw new BodyDecodeError(`deflate-chain body whose chain ${String(stored.bodyChainId)} is not stored`)
-    pieces = piecesOf(chain)
-    // Only a chain that matches the stream's digest is remembered under it.
-    if (pieces.digest.equals(stored.body.subarray(0, DIGEST_BYTES))) chains.set(key, pieces)
-  }
-  return decodeBody('deflate-chain', stored.body, pieces)
+  const key = chainKeyOf(stored)
+  if (key === null) return decodeBody(stored.bodyEncoding, stored.body, null)
+  const pieces = chains.get(key) ?? piecesFromRow(stored, key, stored.bodyChainId === null
+    ? undefined
+    : (await q.select({ chain: bodyChains.chain }).from(bodyChains).where(eq(bodyChains.id, stored.bodyChainId)))[0]?.chain, chains)
+  return decodeBody(stored.bodyEncoding, stored.body, pieces)
 }
 
-// A row with the body as received (or null and why), without the columns
-// that say how it was stored.
+// A row read with its stored body (see ../bodies.ts readable): the chain is
+// read first, so the decoding itself is the shared, synchronous one.
 export async function withBody<T extends StoredBody> (q: Q, row: T): Promise<Readable<Omit<T, 'bodyEncoding' | 'bodyChainId'>>> {
-  const { bodyEncoding: _e, bodyChainId: _c, ...rest } = row
+  let loaded: Buffer
   try {
-    return { ...rest, body: await loadBody(q, row), bodyError: null }
+    loaded = await loadBody(q, row)
   } catch (err) {
-    if (!(err instanceof BodyDecodeError)) throw err
-    return { ...rest, body: null, bodyError: err.message }
+    return readable(row, () => { throw err })
   }
+  return readable(row, () => loaded)
 }
+
+export { BodyDecodeError }
