@@ -11,7 +11,7 @@ import { asc, eq, sql } from 'drizzle-orm'
 import { drizzle } from 'drizzle-orm/node-postgres'
 import t from 'tap'
 import { openDatabase } from '../../src/db/client.ts'
-import { migratePg, openPg } from '../../src/db/pg-client.ts'
+import { holdLock, migratePg, openPg } from '../../src/db/pg-client.ts'
 import * as schemaPg from '../../src/db/schema-pg.ts'
 import * as schema from '../../src/db/schema.ts'
 import { loadBody as loadSqliteBody } from '../../src/outbox/bodies.ts'
@@ -19,6 +19,7 @@ import { COPY_TABLES, copiedForm, copyTablesOf, type CopyRow, type CopyTable } f
 import { dedupeKeyOf, type ClaimedDelivery, type NewNotification, type Storage } from '../../src/outbox/engine.ts'
 import { openStorage } from '../../src/outbox/open-storage.ts'
 import { loadBody } from '../../src/outbox/pg/bodies.ts'
+import { COPY_LOCK } from '../../src/outbox/pg/copy.ts'
 import { openPgStorage } from '../../src/outbox/pg/engine.ts'
 import { makeChain, signNotification } from '../helpers/apple-chain.ts'
 import { tempDir, until } from '../helpers/app.ts'
@@ -235,6 +236,14 @@ t.test('storehook copy', { skip: unavailable ?? false }, async (t) => {
     const differ = await copy(source.path, skewed)
     t.equal(differ.code, 1)
     t.match(differ.stderr, /^storehook: the copy does not match the file: quarantine totals 2 items \d+ bytes in the file, 7 items \d+ bytes kept\n$/)
+
+    const fresh = await freshDatabase(cluster!)
+    const lock = await holdLock(fresh, COPY_LOCK)
+    t.ok(lock !== null)
+    const twice = await copy(source.path, fresh)
+    await lock!.release()
+    t.equal(twice.code, 1)
+    t.match(twice.stderr, /^storehook: cannot copy into postgres:[^\n]*: another storehook copy into this database is running\n$/, 'one copy at a time')
 
     const secret = new URL(url)
     secret.password = 's3cret-pw'

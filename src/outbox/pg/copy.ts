@@ -4,7 +4,7 @@
 // transaction, and read back to check the copy.
 import { count, sql } from 'drizzle-orm'
 import { drizzle } from 'drizzle-orm/node-postgres'
-import { migratePg, openPg } from '../../db/pg-client.ts'
+import { holdLock, migratePg, openPg } from '../../db/pg-client.ts'
 import * as schema from '../../db/schema-pg.ts'
 import { DELIVERY_STATUSES } from '../../db/vocabulary.ts'
 import { COPY_TABLES, copyTablesOf, type CopyCounts, type CopyRow, type CopyTable } from '../copy-tables.ts'
@@ -34,8 +34,14 @@ export interface CopyTarget {
   close: () => Promise<void>
 }
 
+// Held for the whole copy: two copies into one database at once would each
+// resume from what the other had not yet committed, and clash.
+export const COPY_LOCK = 'stcopy'
+
 export async function openCopyTarget (url: string): Promise<CopyTarget> {
   await migratePg(url)
+  const lock = await holdLock(url, COPY_LOCK)
+  if (lock === null) throw new Error('another storehook copy into this database is running')
   const database = openPg(url, { max: 1 })
   const q = drizzle(database.pool)
   return {
@@ -72,6 +78,8 @@ export async function openCopyTarget (url: string): Promise<CopyTarget> {
       const [totals] = await q.select({ items: schema.quarantineTotals.items, bytes: schema.quarantineTotals.bytes }).from(schema.quarantineTotals)
       return { rows, deliveries, quarantine: { items: totals?.items ?? 0, bytes: totals?.bytes ?? 0 } }
     },
-    close: () => database.close()
+    close: async () => {
+      try { await database.close() } finally { await lock.release() }
+    }
   }
 }
