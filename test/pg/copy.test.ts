@@ -217,6 +217,35 @@ t.test('storehook copy', { skip: unavailable ?? false }, async (t) => {
     t.strictSame(await pgRows(url), sqliteRows(source.path), 'every row once')
   })
 
+  t.test('a file written during the copy fails the copy; a second run copies the rest', async (t) => {
+    const source = await makeSource(t, 60)
+    const url = await freshDatabase(cluster!)
+    // As the copy would: the table exists before the poll below reads it.
+    await migratePg(url)
+    const pg = openPg(url, { max: 1 })
+    t.teardown(() => pg.close())
+    const copied = async (): Promise<number> => Number((await pg.pool.query<{ n: string }>('SELECT count(*) AS n FROM notifications')).rows[0]!.n)
+    const child = spawn(process.execPath, [BIN, 'copy', '--to', url, '--batch-size', '1'], { env: { PATH: process.env.PATH ?? '', DATABASE_PATH: source.path }, stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
+    const exited = once(child, 'exit') as Promise<[number | null]>
+    // Its snapshot is taken before its first row; paused mid-copy while the file is written.
+    await until(async () => await copied() > 0, 30_000, 'the copy under way')
+    child.kill('SIGSTOP')
+    const atPause = await copied()
+    const side = openDatabase(source.path)
+    side.db.insert(schema.historyRuns).values({ kind: 'backfill', runKey: 'late', bundleId: 'b', environment: 'Sandbox', startDate: 1, endDate: 2, onlyFailures: false, startedAt: 1, updatedAt: 1 }).run()
+    side.close()
+    child.kill('SIGCONT')
+    const [code] = await exited
+    t.ok(atPause < sqliteRows(source.path).notifications.length, `paused mid-copy (${atPause} notifications copied)`)
+    t.equal(code, 1)
+    t.match(stderr, /^storehook: \S+source\.db was written during the copy: stop every storehook using it, then run storehook copy again[^\n]*\n$/)
+    const again = await copy(source.path, url)
+    t.equal(again.code, 0, again.stderr)
+    t.strictSame(await pgRows(url), sqliteRows(source.path), 'the late row too')
+  })
+
   t.test('refused: a target holding other data, a bad URL, an unreachable server; the password never shown', async (t) => {
     const source = await makeSource(t)
     const url = await freshDatabase(cluster!)
