@@ -2,7 +2,7 @@
 // DATABASE_PATH in id order, batch by batch, from one read snapshot, so the
 // rows copied are one consistent state of the file even if a writer were to
 // commit meanwhile (the command then says so: see changedSince).
-import { asc, count, gt, lte, sql } from 'drizzle-orm'
+import { and, asc, count, gt, lte, sql } from 'drizzle-orm'
 import { openMigrated, type Database_ } from '../db/client.ts'
 import * as schema from '../db/schema.ts'
 import { DELIVERY_STATUSES } from '../db/vocabulary.ts'
@@ -14,6 +14,8 @@ const TABLES = copyTablesOf<unknown>(schema)
 // six. Each has an `id` primary key, which is all the queries below use.
 const tableOf = (name: CopyTable): typeof schema.attempts => TABLES[name] as typeof schema.attempts
 const idOf = (id: number | string): number => id as number
+
+const BATCH_BODY_BYTES = 32 * 1_048_576
 
 export interface CopySource {
   counts: () => CopyCounts
@@ -40,7 +42,8 @@ function countsOf (database: Database_): CopyCounts {
 
 // Opens the file as every command does (brought up to date first, so its
 // columns are the ones PostgreSQL's schema has) and starts the snapshot.
-export function openCopySource (path: string): CopySource {
+export function openCopySource (path: string, options: { batchBodyBytes?: number } = {}): CopySource {
+  const budget = options.batchBodyBytes ?? BATCH_BODY_BYTES
   const { database } = openMigrated(path, { busyTimeoutMs: 30_000 })
   const { db } = database
   // Deferred: the snapshot is taken by the first read and lasts until COMMIT.
@@ -54,8 +57,19 @@ export function openCopySource (path: string): CopySource {
     counts: () => countsOf(database),
     batch (name, after, limit) {
       const t = tableOf(name)
-      const q = db.select().from(t)
-      const rows = (after === null ? q : q.where(gt(t.id, idOf(after)))).orderBy(asc(t.id)).limit(limit).all() as unknown as CopyRow[]
+      const from = after === null ? sql`1 = 1` : gt(t.id, idOf(after))
+      // Bodies can be up to BODY_LIMIT_BYTES each: a batch of them is cut
+      // at the budget (BATCH_BODY_BYTES; keeping at least one row), so that neither this
+      // process nor one INSERT holds hundreds of megabytes. length() of a
+      // blob is read from the record header, not the blob.
+      let upTo = sql`1 = 1`
+      if (name === 'notifications' || name === 'quarantine') {
+        const sizes = db.all<{ id: number | string, bytes: number }>(sql`SELECT id, length(body) AS bytes FROM ${t} WHERE ${from} ORDER BY id LIMIT ${limit}`)
+        let total = 0
+        const last = sizes.findIndex((r) => (total += r.bytes) > budget)
+        if (last >= 0) upTo = lte(t.id, idOf(sizes[Math.max(last - 1, 0)]!.id))
+      }
+      const rows = db.select().from(t).where(and(from, upTo)).orderBy(asc(t.id)).limit(limit).all() as unknown as CopyRow[]
       return rows.map((r) => copiedForm(name, r))
     },
     countUpTo (name, id) {
