@@ -6,6 +6,7 @@
 // holds. Checked at the start (what the target holds must be such a prefix of
 // this file, else it is someone else's data) and at the end (counts per
 // table, per delivery status, and the quarantine's totals).
+import { existsSync } from 'node:fs'
 import { isDeepStrictEqual } from 'node:util'
 import { maskedUrl } from '../db/pg-client.ts'
 import { openCopySource, type CopySource } from '../outbox/copy-source.ts'
@@ -58,6 +59,8 @@ function differences (want: CopyCounts, got: CopyCounts): string[] {
 
 // Returns whether the copy is complete (false: stopped by maxBatches).
 export async function copyToPostgres (sourcePath: string, url: string, options: CopyOptions): Promise<boolean> {
+  // Opening a path that does not exist would create an empty file, and copy nothing, successfully.
+  if (!existsSync(sourcePath)) fail(`DATABASE_PATH ${sourcePath} does not exist: set it to the file to copy`)
   const where = maskedUrl(url)
   const every = options.progressEveryMs ?? 1000
   const source = openCopySource(sourcePath)

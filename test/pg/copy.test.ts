@@ -274,6 +274,10 @@ t.test('storehook copy', { skip: unavailable ?? false }, async (t) => {
     t.equal(twice.code, 1)
     t.match(twice.stderr, /^storehook: cannot copy into postgres:[^\n]*: another storehook copy into this database is running\n$/, 'one copy at a time')
 
+    const missing = await copy(join(tempDir(t), 'typo.db'), await freshDatabase(cluster!))
+    t.equal(missing.code, 1)
+    t.match(missing.stderr, /^storehook: DATABASE_PATH \S+typo\.db does not exist: set it to the file to copy\n$/, 'no empty file copied in its place')
+
     const secret = new URL(url)
     secret.password = 's3cret-pw'
     secret.port = '1'
