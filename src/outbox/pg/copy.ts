@@ -19,12 +19,10 @@ const tableOf = (name: CopyTable): typeof schema.attempts => TABLES[name] as typ
 // SQLite, byte order, whatever collation the database was created with
 // (en_US.UTF-8 orders text otherwise).
 const highest = (name: CopyTable) => name === 'notifications' ? sql`max(id COLLATE "C")` : sql`max(id)`
-const upTo = (name: CopyTable, id: number | string) => name === 'notifications' ? sql`id COLLATE "C" <= ${id}` : sql`id <= ${id}`
 
 export interface CopyTarget {
   // How many rows the table holds, and its highest id (null when empty).
   progress: (table: CopyTable) => Promise<{ count: number, maxId: number | string | null }>
-  countUpTo: (table: CopyTable, id: number | string) => Promise<number>
   rowAt: (table: CopyTable, id: number | string) => Promise<CopyRow | null>
   // Inserts the rows with their ids in one durable transaction and returns
   // how many were new: a row that clashes with one already there (same id,
@@ -49,9 +47,6 @@ export async function openCopyTarget (url: string): Promise<CopyTarget> {
       const [r] = await q.select({ n: count(), max: highest(name) }).from(tableOf(name))
       const max = r!.max as string | number | null
       return { count: r!.n, maxId: max === null ? null : name === 'notifications' ? String(max) : Number(max) }
-    },
-    async countUpTo (name, id) {
-      return (await q.select({ n: count() }).from(tableOf(name)).where(upTo(name, id)))[0]!.n
     },
     async rowAt (name, id) {
       const t = tableOf(name)
