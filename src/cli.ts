@@ -17,6 +17,8 @@ import { isoTime, parseWhenFlag } from './ops/when.ts'
 import { startServer } from './server.ts'
 import { VERSION } from './version.ts'
 import { backfill, requestTestNotification } from './appstore/commands.ts'
+import { isPostgresUrl } from './config.ts'
+import { copyToPostgres } from './ops/copy.ts'
 
 const HELP = `storehook ${VERSION}: one durable URL for Apple's App Store Server Notifications.
 
@@ -32,6 +34,7 @@ Commands:
   quarantine list refused payloads, or release them into the outbox
   backfill   fetch missed notifications from Apple's notification history
   request-test-notification  ask Apple for a TEST notification and follow it to every target
+  copy       copy the database into an empty PostgreSQL database (storehook stopped)
 
 Options:
   --help     show help for a command
@@ -266,6 +269,40 @@ sqlite3's VACUUM gives the space back to the file system if needed.`,
   },
   backfill,
   'request-test-notification': requestTestNotification,
+  copy: {
+    help: `Usage: storehook copy --to <postgres URL> [--batch-size N] [--max-batches N]
+
+Copies the SQLite database of DATABASE_PATH into an empty PostgreSQL database,
+to move from one machine to several: notifications (bodies as stored),
+deliveries (pending ones keep their schedule and attempt count; dead ones stay
+dead), attempts, the quarantine and backfill/catch-up runs. The target's
+schema is created as the server creates it. Rows go in batches (default 500
+a transaction); an interrupted copy continues where it stopped when run again,
+and the copy is checked by counts per table and per delivery status at the end.
+
+Stop storehook first: rows written to DATABASE_PATH during the copy may be
+missed (the command fails if it sees the file change). A target that holds
+rows not from this database is refused. --max-batches stops after N batches,
+to copy in several sittings.`,
+    options: { to: { type: 'string' }, 'batch-size': { type: 'string' }, 'max-batches': { type: 'string' } },
+    run: async (values) => {
+      const whole = (flag: string, fallback: number | null): number | null => {
+        const value = values[flag]
+        if (value === undefined) return fallback
+        const n = Number(value)
+        if (!Number.isInteger(n) || n < 1) throw new CommandError(`copy: --${flag} must be a whole number above 0`, 2)
+        return n
+      }
+      const to = values.to
+      // The URL is never repeated: it may hold a password.
+      if (typeof to !== 'string') throw new CommandError('copy: needs --to <postgres URL> (see storehook copy --help)', 2)
+      if (!isPostgresUrl(to) || !URL.canParse(to)) throw new CommandError('copy: --to must be a postgres:// or postgresql:// URL (the value is not shown: it may hold a password)', 2)
+      const batchSize = whole('batch-size', 500)!
+      const maxBatches = whole('max-batches', null)
+      const config = loadConfig()
+      await copyToPostgres(config.databasePath, to, { batchSize, maxBatches, say: (line) => { process.stdout.write(`${line}\n`) } })
+    }
+  },
   help: {
     help: HELP,
     options: {},

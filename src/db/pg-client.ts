@@ -117,6 +117,25 @@ async function appliedCount (client: pg.Client): Promise<number> {
   return Number(row?.n ?? 0)
 }
 
+// A session-level advisory lock held on a connection of its own until
+// `release`, or null when another session holds it. The key is text made into
+// a number as MIGRATION_LOCK's is (8 ASCII bytes).
+export async function holdLock (url: string, name: string): Promise<{ release: () => Promise<void> } | null> {
+  const key = BigInt('0x' + Buffer.from(name.padEnd(8).slice(0, 8)).toString('hex')).toString()
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 })
+  await client.connect()
+  client.on('error', () => {})
+  try {
+    const { rows } = await client.query<{ held: boolean }>('SELECT pg_try_advisory_lock($1) AS held', [key])
+    if (rows[0]!.held) return { release: () => client.end() }
+  } catch (err) {
+    await client.end()
+    throw err
+  }
+  await client.end()
+  return null
+}
+
 // Brings the database's schema up to date, and returns how many migrations
 // it applied (0 when another instance did, or nothing was pending). Uses one
 // connection of its own: a session-level advisory lock belongs to a

@@ -74,6 +74,10 @@ t.test('every command refuses an unknown flag, another command\'s flag, a stray 
     [['quarantine', 'release'], 'release'],
     [['backfill', '--since', '1h', '--bogus'], '--bogus'],
     [['request-test-notification', '--bogus'], '--bogus'],
+    [['copy', '--bogus'], '--bogus'],
+    [['copy'], '--to'],
+    [['copy', '--to', 'mysql://u:pw@h/db'], '--to'],
+    [['copy', '--to', 'postgres://h/db', '--batch-size', '0'], '--batch-size'],
     [['help', 'status', 'extra'], 'extra'],
     [['bogus'], 'bogus']
   ]
@@ -96,6 +100,7 @@ t.test('every command refuses an unknown flag, another command\'s flag, a stray 
     [['help', 'backfill'], /^Usage: storehook backfill/],
     [['--help', 'prune'], /^Usage: storehook prune/],
     [['compact', '--help'], /^Usage: storehook compact/],
+    [['copy', '--help'], /^Usage: storehook copy --to <postgres URL>.*Stop storehook first/s],
     [['--version'], /^\d+\.\d+\.\d+\n$/],
     [['status', '--version'], /^\d+\.\d+\.\d+\n$/]
   ]
