@@ -21,21 +21,29 @@ export interface LedgerTarget {
 
 type Phase = 'ok' | 'error' | 'down'
 
-export async function startLedgerTarget (opts: { flapMs?: number; port?: number } = {}): Promise<LedgerTarget> {
+// delayMs: each answer waits this long, so deliveries are in flight (leased,
+// not yet settled) at any moment a fault strikes.
+export async function startLedgerTarget (opts: { flapMs?: number; port?: number; delayMs?: number } = {}): Promise<LedgerTarget> {
   let phase: Phase = 'ok'
   let target: Target | null = null
   const delivered = new Map<string, number>()
   const digests = new Map<string, Set<string>>()
   const self = { requests: 0 }
-  const responder = (r: Received, _n: number, res: ServerResponse): void => {
-    self.requests++
+  const answer = (r: Received, res: ServerResponse): void => {
     if (phase !== 'ok') { res.writeHead(500).end('flapping'); return }
+    // The sender died while the answer waited: nobody got this 200, so it is not a delivery.
+    if (res.socket === null || res.socket.destroyed) return
     const id = String(r.headers['x-storehook-notification-id'])
     delivered.set(id, (delivered.get(id) ?? 0) + 1)
     const seen = digests.get(id) ?? new Set<string>()
     seen.add(sha256(r.body))
     digests.set(id, seen)
     res.writeHead(200).end('{}')
+  }
+  const responder = (r: Received, _n: number, res: ServerResponse): void => {
+    self.requests++
+    if (opts.delayMs === undefined) answer(r, res)
+    else setTimeout(() => answer(r, res), opts.delayMs)
   }
   target = await startTarget(responder, '/hook', opts.port ?? 0)
   const url = target.url
