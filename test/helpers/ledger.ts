@@ -14,6 +14,8 @@ export interface LedgerTarget {
   digests: Map<string, Set<string>>
   // every request that reached the target, whatever it answered.
   requests: number
+  // requests received and not answered yet (with delayMs).
+  inFlight: number
   // Stops flapping and answers 200 from now on.
   steady: () => Promise<void>
   close: () => Promise<void>
@@ -28,11 +30,10 @@ export async function startLedgerTarget (opts: { flapMs?: number; port?: number;
   let target: Target | null = null
   const delivered = new Map<string, number>()
   const digests = new Map<string, Set<string>>()
-  const self = { requests: 0 }
+  const self = { requests: 0, inFlight: 0 }
   const answer = (r: Received, res: ServerResponse): void => {
+    self.inFlight--
     if (phase !== 'ok') { res.writeHead(500).end('flapping'); return }
-    // The sender died while the answer waited: nobody got this 200, so it is not a delivery.
-    if (res.socket === null || res.socket.destroyed) return
     const id = String(r.headers['x-storehook-notification-id'])
     delivered.set(id, (delivered.get(id) ?? 0) + 1)
     const seen = digests.get(id) ?? new Set<string>()
@@ -42,6 +43,7 @@ export async function startLedgerTarget (opts: { flapMs?: number; port?: number;
   }
   const responder = (r: Received, _n: number, res: ServerResponse): void => {
     self.requests++
+    self.inFlight++
     if (opts.delayMs === undefined) answer(r, res)
     else setTimeout(() => answer(r, res), opts.delayMs)
   }
@@ -76,6 +78,7 @@ export async function startLedgerTarget (opts: { flapMs?: number; port?: number;
     delivered,
     digests,
     get requests () { return self.requests },
+    get inFlight () { return self.inFlight },
     async steady () {
       await stopFlapping()
       phase = 'ok'
