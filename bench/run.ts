@@ -5,10 +5,12 @@ import { runDrainBench } from './drain.ts'
 import { footprintTable, runFootprintBench } from './footprint.ts'
 import { runIngestBench } from './ingest.ts'
 import { runIsolationBench } from './isolation.ts'
+import { pgTable, runPgBench, type PgBenchOptions } from './pg.ts'
 import { describeMachine, writeSection } from './report.ts'
 import { retentionTable, runRetentionBench } from './retention.ts'
 import { runScaleBench } from './scale.ts'
 import { runVerifyBench, verifyTable } from './verify.ts'
+import { postgresUnavailable } from '../test/helpers/postgres.ts'
 
 const quick = process.env.BENCH_QUICK === '1'
 const durationS = Number(process.env.BENCH_SECONDS ?? (quick ? 2 : 5))
@@ -51,6 +53,14 @@ say('', '### Drain a backlog', '',
   `${drain.count.toLocaleString('en')} pending deliveries (4-12 KB), then storehook starts with the target live; floor: a plain undici Pool posting the same sizes to the same target with the same concurrency (4, storehook's default per target).`, '',
   '| backlog | storehook deliveries/s | undici floor/s | ratio (goal >= 0.5x) |', '|---|---|---|---|',
   `| ${drain.count} | ${Math.round(drain.storehookPerS)} | ${Math.round(drain.floorPerS)} | ${x(drain.ratio)} |`)
+
+// Issue 16. The PostgreSQL backlog is seeded through the engine's own
+// enqueue, one transaction a row, so it is smaller than SQLite's above.
+const pgOptions: PgBenchOptions = { durationS, rounds, drainCount: Number(process.env.BENCH_PG_DRAIN ?? (quick ? 3_000 : 10_000)) }
+const pgUnavailable = postgresUnavailable()
+say('', '### PostgreSQL: one instance and two on one database', '')
+if (pgUnavailable === null) say(...pgTable(await runPgBench(pgOptions), pgOptions))
+else say(pgUnavailable)
 
 const scale = await runScaleBench({ rows: scaleRows, durationS, rounds })
 say('', '### Scale: a full outbox vs an empty one', '',

@@ -14,6 +14,8 @@ export interface LedgerTarget {
   digests: Map<string, Set<string>>
   // every request that reached the target, whatever it answered.
   requests: number
+  // requests received and not answered yet (with delayMs).
+  inFlight: number
   // Stops flapping and answers 200 from now on.
   steady: () => Promise<void>
   close: () => Promise<void>
@@ -21,14 +23,16 @@ export interface LedgerTarget {
 
 type Phase = 'ok' | 'error' | 'down'
 
-export async function startLedgerTarget (opts: { flapMs?: number; port?: number } = {}): Promise<LedgerTarget> {
+// delayMs: each answer waits this long, so deliveries are in flight (leased,
+// not yet settled) at any moment a fault strikes.
+export async function startLedgerTarget (opts: { flapMs?: number; port?: number; delayMs?: number } = {}): Promise<LedgerTarget> {
   let phase: Phase = 'ok'
   let target: Target | null = null
   const delivered = new Map<string, number>()
   const digests = new Map<string, Set<string>>()
-  const self = { requests: 0 }
-  const responder = (r: Received, _n: number, res: ServerResponse): void => {
-    self.requests++
+  const self = { requests: 0, inFlight: 0 }
+  const answer = (r: Received, res: ServerResponse): void => {
+    self.inFlight--
     if (phase !== 'ok') { res.writeHead(500).end('flapping'); return }
     const id = String(r.headers['x-storehook-notification-id'])
     delivered.set(id, (delivered.get(id) ?? 0) + 1)
@@ -36,6 +40,12 @@ export async function startLedgerTarget (opts: { flapMs?: number; port?: number 
     seen.add(sha256(r.body))
     digests.set(id, seen)
     res.writeHead(200).end('{}')
+  }
+  const responder = (r: Received, _n: number, res: ServerResponse): void => {
+    self.requests++
+    self.inFlight++
+    if (opts.delayMs === undefined) answer(r, res)
+    else setTimeout(() => answer(r, res), opts.delayMs)
   }
   target = await startTarget(responder, '/hook', opts.port ?? 0)
   const url = target.url
@@ -68,6 +78,7 @@ export async function startLedgerTarget (opts: { flapMs?: number; port?: number 
     delivered,
     digests,
     get requests () { return self.requests },
+    get inFlight () { return self.inFlight },
     async steady () {
       await stopFlapping()
       phase = 'ok'
