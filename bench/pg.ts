@@ -24,7 +24,7 @@ import { openPgStorage } from '../src/outbox/pg/engine.ts'
 import { freshDatabase, postgresUnavailable, startPostgres, type Cluster } from '../test/helpers/postgres.ts'
 import { bodyFactory } from './bodies.ts'
 import { countAtTarget, freePort, load, median, startChild, startStorehook, type Child, type LoadResult } from './lib.ts'
-import { describeMachine } from './report.ts'
+import { describeMachine, writeSection } from './report.ts'
 import { seedOutbox } from './seed.ts'
 
 export interface PgBenchOptions {
@@ -184,6 +184,16 @@ export function pgTable (r: PgBenchResult, o: PgBenchOptions): string[] {
   ]
 }
 
+// The section of BENCHMARKS.md, under its own markers: `npm run bench` and
+// this script alone both rewrite it.
+export function pgSection (table: string[], quick: boolean): string[] {
+  return [
+    '### PostgreSQL: one instance and two on one database (`node --import tsx bench/pg.ts`)', '',
+    `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${describeMachine()}.${quick ? ' Quick smoke run (BENCH_QUICK=1): indicative only.' : ''}`, '',
+    ...table
+  ]
+}
+
 // Run directly (not imported by bench/run.ts).
 if (import.meta.url === `file://${process.argv[1]}`) {
   const unavailable = postgresUnavailable()
@@ -197,7 +207,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       drainCount: Number(process.env.BENCH_DRAIN ?? (quick ? 3_000 : 20_000)),
       fsync: process.env.PG_FSYNC !== 'off'
     }
-    console.log(`Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${describeMachine()}.${quick ? ' Quick smoke run (BENCH_QUICK=1): indicative only.' : ''}\n`)
-    console.log(pgTable(await runPgBench(o), o).join('\n'))
+    const lines = pgSection(pgTable(await runPgBench(o), o), quick)
+    console.log(lines.join('\n'))
+    // A full run's figures are the section of BENCHMARKS.md; a quick one is only printed.
+    if (!quick) writeSection('pg', lines)
   }
 }

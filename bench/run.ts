@@ -5,7 +5,7 @@ import { runDrainBench } from './drain.ts'
 import { footprintTable, runFootprintBench } from './footprint.ts'
 import { runIngestBench } from './ingest.ts'
 import { runIsolationBench } from './isolation.ts'
-import { pgTable, runPgBench, type PgBenchOptions } from './pg.ts'
+import { pgSection, pgTable, runPgBench, type PgBenchOptions } from './pg.ts'
 import { describeMachine, writeSection } from './report.ts'
 import { retentionTable, runRetentionBench } from './retention.ts'
 import { runScaleBench } from './scale.ts'
@@ -58,9 +58,8 @@ say('', '### Drain a backlog', '',
 // enqueue, one transaction a row, so it is smaller than SQLite's above.
 const pgOptions: PgBenchOptions = { durationS, rounds, drainCount: Number(process.env.BENCH_PG_DRAIN ?? (quick ? 3_000 : 10_000)) }
 const pgUnavailable = postgresUnavailable()
-say('', '### PostgreSQL: one instance and two on one database', '')
-if (pgUnavailable === null) say(...pgTable(await runPgBench(pgOptions), pgOptions))
-else say(pgUnavailable)
+const pg = pgSection(pgUnavailable === null ? pgTable(await runPgBench(pgOptions), pgOptions) : [pgUnavailable], quick)
+console.log(`\n${pg.join('\n')}`)
 
 const scale = await runScaleBench({ rows: scaleRows, durationS, rounds })
 say('', '### Scale: a full outbox vs an empty one', '',
@@ -82,6 +81,7 @@ say('', '### Retention: the file levels off', '',
   ...retentionTable(kept))
 
 writeSection('bench', out)
+writeSection('pg', pg)
 
 // Issue 15's per-notification costs, under their own markers so that
 // `npm run bench:footprint` alone rewrites the same section.
