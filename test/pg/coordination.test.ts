@@ -210,3 +210,42 @@ t.test('background jobs one instance at a time (advisory locks)', { skip: unavai
     t.notMatch(a.logs.join(''), /Another instance is catching up/)
   })
 })
+
+t.test('a failing target is probed by one instance at a time', { skip: unavailable ?? false }, async (t) => {
+  const { s: [a, b] } = await instances(t, 2)
+  // Down: every request fails, after a while on the wire so that overlaps show.
+  let onWire = 0
+  let most = 0
+  let measuring = false
+  const receiver = await startTarget((_req, _n, res) => {
+    onWire++
+    if (measuring) most = Math.max(most, onWire)
+    setTimeout(() => { onWire--; res.writeHead(500).end() }, 150)
+  })
+  t.teardown(() => receiver.close())
+  const target: TargetConfig = {
+    name: 'x', url: receiver.url, headers: {}, timeoutMs: 5_000, concurrency: 4, signingSecret: null,
+    filters: { environments: null, notificationTypes: null, bundleIds: null }
+  }
+  const failing: string[] = []
+  const workers = [a!, b!].map((s, i) => new TargetWorker({
+    target,
+    outbox: s,
+    // The worker's log, read for the moment it starts probing.
+    log: pino({ level: 'warn' }, { write: (line: string) => { if (line.includes('Target is failing')) failing.push(String(i)) } }),
+    pollIntervalMs: 50,
+    retry: { minDelayMs: 20, maxDelayMs: 100, giveUpAfterMs: 3_600_000 }
+  }))
+  t.teardown(() => Promise.all(workers.map((w) => w.stop(1_000))))
+  for (let i = 0; i < 30; i++) await a!.enqueue(notification(), ['x'], [])
+  for (const w of workers) w.start()
+  await until(() => failing.length === 2, 20_000, 'both instances to find the target failing')
+  // What was on the wire before ends; from here on only probes go out.
+  await until(() => onWire === 0, 10_000, 'the requests sent before probing to end')
+  // A request started just before the turn may still be on its way: counted from the second probe on.
+  await receiver.waitFor(receiver.received.length + 2, 20_000)
+  const from = receiver.received.length
+  measuring = true
+  await receiver.waitFor(from + 8, 20_000)
+  t.equal(most, 1, 'never two probes on the wire at once')
+})
