@@ -193,6 +193,23 @@ t.test('background jobs one instance at a time (advisory locks)', { skip: unavai
     t.same(await b!.tryExclusive('catch-up', async () => ++ranOnB), { ran: true, value: 2 }, 'a failed job frees the lock')
   })
 
+  t.test('a job holding its lock leaves the pool to everything else: with a pool of one, ops run inside the job', async (t) => {
+    cluster ??= await startPostgres()
+    const { outbox } = await openPgStorage({ url: await freshDatabase(cluster), max: 1, connectTimeoutMs: 2_000 })
+    t.teardown(() => outbox.close())
+    const r = await outbox.tryExclusive('probe:x', () => outbox.enqueue(notification(), ['x'], []))
+    t.match(r, { ran: true, value: { duplicate: false } })
+  })
+
+  t.test('quarantine caps hold with two instances quarantining at once: the totals row\'s lock serialises them', async (t) => {
+    const { s: [a, b] } = await instances(t, 2)
+    const caps = { maxItems: 5, maxBytes: 1_000_000 }
+    const row = () => ({ receivedAt: Date.now(), code: 'SIGNATURE_INVALID', reason: 'bad signature', body: Buffer.from('x'.repeat(100)), bytes: 0 })
+    await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? a! : b!).quarantine(row(), caps)))
+    t.equal((await a!.quarantineSize()).items, 5, 'the cap, not more')
+    t.equal((await b!.listQuarantine(100, null)).length, 5, 'the totals agree with the rows')
+  })
+
   t.test('two instances started together on one database: one catches up from Apple, the other skips', async (t) => {
     cluster ??= await startPostgres()
     const url = await freshDatabase(cluster)

@@ -184,31 +184,68 @@ export function lockKey (name: string): string {
   return createHash('sha256').update(`storehook:${name}`).digest().readBigInt64BE(0).toString()
 }
 
-// Runs `fn` while holding a session advisory lock on a pooled connection,
-// or skips when another session holds it. Session, not transaction: the
-// jobs run many transactions of their own over minutes (catch-up pages,
-// batches). If the lock's connection breaks mid-job the lock is gone while
-// `fn` runs on; every job run under it is also safe to run twice at once
-// (the locks save work and API calls, correctness never rests on them).
-export async function tryExclusive<T> (pool: pg.Pool, name: string, fn: () => Promise<T>): Promise<Exclusive<T>> {
-  const client = await pool.connect()
-  const key = lockKey(name)
-  let got = false
-  try {
-    got = (await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [key])).rows[0]!.ok
-  } catch (err) {
-    client.release(err as Error)
-    throw err
+// Background jobs one instance at a time: a session advisory lock per job,
+// held while `fn` runs, or a skip when another session holds it. Session,
+// not transaction: the jobs run many transactions of their own over minutes
+// (catch-up pages, batches, a probe on the wire). Every lock of an instance
+// is held on one connection of its own, not from the pool: a probe per
+// failing target, catch-up and retention each holding a pooled connection
+// could starve ingest of the pool. If that connection breaks mid-job its
+// locks are gone while the jobs run on, and the next job opens another;
+// every job run under these locks is also safe to run twice at once (they
+// save work, API calls and probes; correctness never rests on them).
+export class Locks {
+  #url: string
+  #session: Promise<pg.Client> | null = null
+  // Jobs this instance runs now: a session may take its own lock again, so
+  // a second run here is refused here.
+  #held = new Set<string>()
+  #closed = false
+
+  constructor (url: string) {
+    this.#url = url
   }
-  if (!got) {
-    client.release()
-    return { ran: false }
+
+  #connect (): Promise<pg.Client> {
+    if (this.#session !== null) return this.#session
+    const client = new pg.Client({ connectionString: this.#url, connectionTimeoutMillis: 10_000, query_timeout: 35_000, keepAlive: true })
+    const session = client.connect().then(() => client)
+    this.#session = session
+    const drop = (): void => {
+      if (this.#session === session) this.#session = null
+      void client.end().catch(() => {})
+    }
+    // Without a listener an 'error' would be thrown and end the process.
+    client.on('error', drop)
+    client.on('end', drop)
+    session.catch(drop)
+    return session
   }
-  try {
-    return { ran: true, value: await fn() }
-  } finally {
-    // A connection that cannot unlock is destroyed, which ends its locks too.
-    const failed = await client.query('SELECT pg_advisory_unlock($1)', [key]).then(() => undefined, (e: Error) => e)
-    client.release(failed)
+
+  async tryExclusive<T> (name: string, fn: () => Promise<T>): Promise<Exclusive<T>> {
+    if (this.#closed) throw new Error('storage is closed')
+    if (this.#held.has(name)) return { ran: false }
+    this.#held.add(name)
+    try {
+      const key = lockKey(name)
+      const client = await this.#connect()
+      if (!(await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [key])).rows[0]!.ok) return { ran: false }
+      try {
+        return { ran: true, value: await fn() }
+      } finally {
+        // On the session that took it: a broken one has lost it already.
+        await client.query('SELECT pg_advisory_unlock($1)', [key]).catch(() => {})
+      }
+    } finally {
+      this.#held.delete(name)
+    }
+  }
+
+  // After every job has ended. Safe twice.
+  async close (): Promise<void> {
+    this.#closed = true
+    const session = this.#session
+    this.#session = null
+    await session?.then((c) => c.end(), () => {}).catch(() => {})
   }
 }

@@ -30,7 +30,7 @@ import { ConfigError } from '../../config.ts'
 import { maskedUrl, migratePg, openPg, PG_MIGRATIONS, synchronousCommit, type PgDatabase, type PgOptions } from '../../db/pg-client.ts'
 import type * as engine from '../engine.ts'
 import { inTransaction, type Durability, type Q } from './connection.ts'
-import { newInstanceId, notifyDeliveryTarget, notifyTargets, tryExclusive, WakeListener, type Log } from './coordination.ts'
+import { Locks, newInstanceId, notifyDeliveryTarget, notifyTargets, WakeListener, type Log } from './coordination.ts'
 import { Wakeups } from '../wakeups.ts'
 import * as reads from './reads.ts'
 import * as writes from './writes.ts'
@@ -102,10 +102,12 @@ export class PgStorage implements engine.Storage {
   // Reads take any connection of the pool, one statement at a time.
   #reads: Q
   readonly listener: WakeListener
+  #locks: Locks
 
   constructor (database: PgDatabase, listener: WakeListener) {
     this.#database = database
     this.listener = listener
+    this.#locks = new Locks(database.url)
     this.#reads = drizzle(database.pool)
   }
 
@@ -126,7 +128,7 @@ export class PgStorage implements engine.Storage {
 
   tryExclusive<T> (name: string, fn: () => Promise<T>): Promise<engine.Exclusive<T>> {
     if (this.#closed !== null) return Promise.reject(new Error('storage is closed'))
-    return this.#track(tryExclusive(this.#database.pool, name, fn))
+    return this.#track(this.#locks.tryExclusive(name, fn))
   }
 
   #track<T> (op: Promise<T>): Promise<T> {
@@ -264,6 +266,7 @@ export class PgStorage implements engine.Storage {
     this.#closed ??= (async () => {
       await this.listener.close()
       await Promise.allSettled([...this.#inflight])
+      await this.#locks.close()
       await this.#database.close()
     })()
     return this.#closed
