@@ -128,6 +128,35 @@ t.test('wake-ups between instances (LISTEN/NOTIFY)', { skip: unavailable ?? fals
     t.same(lines.filter((l) => l.level === 'warn').length, 2, 'one warning per instance for the outage')
   })
 
+  t.test('a database restart: the listener retries with backoff while it is down, logs the outage once, and listens again when it is back', async (t) => {
+    // A cluster of its own: this one is stopped and started.
+    const own = await startPostgres()
+    t.teardown(() => own.stop())
+    const url = await freshDatabase(own)
+    const { lines, log } = logs()
+    const { outbox: a } = await openPgStorage({ url, listenRetryMs: { min: 20, max: 200 }, connectTimeoutMs: 2_000, statementTimeoutMs: 2_000 })
+    const { outbox: b } = await openPgStorage({ url, log, listenRetryMs: { min: 20, max: 200 }, connectTimeoutMs: 2_000, statementTimeoutMs: 2_000 })
+    t.teardown(async () => { await a.close(); await b.close() })
+    await a.enqueue(notification(), ['x'], [])
+    const back = b.listener.nextConnection()
+    // Nothing else is stored while the database is down: the next wake-up is the one after reconnecting.
+    const woken = nextWake(b)
+    await own.restart(async () => {
+      await until(() => b.listener.failedAttempts >= 3, 10_000, 'reconnects to fail while the database is down')
+    })
+    await back
+    t.same((await woken).targets, ['x'], 'every target with pending rows is woken once it listens again')
+    // a's pool may hold a connection the restart broke: its first enqueue can fail.
+    const reached = new Promise<void>((resolve) => { b.onEnqueued((targets) => { if (targets.includes('y')) resolve() }) })
+    let stored = false
+    for (let i = 0; i < 12 && !stored; i++) stored = await a.enqueue(notification(), ['y'], []).then(() => true, () => false)
+    t.ok(stored)
+    await reached
+    t.pass('a\'s next enqueue reaches b')
+    t.equal(lines.filter((l) => l.level === 'warn').length, 1, `the outage logged once, not per failed attempt (${b.listener.failedAttempts})`)
+    t.equal(lines.filter((l) => l.level === 'info').length, 1, 'and its end once')
+  })
+
   t.test('a target list too long for one payload wakes every target with pending rows', async (t) => {
     const { s: [a, b] } = await instances(t, 2)
     const many = Array.from({ length: 200 }, (_, i) => `target-with-a-long-configured-name-${i}`)
@@ -230,39 +259,48 @@ t.test('background jobs one instance at a time (advisory locks)', { skip: unavai
 
 t.test('a failing target is probed by one instance at a time', { skip: unavailable ?? false }, async (t) => {
   const { s: [a, b] } = await instances(t, 2)
-  // Down: every request fails, after a while on the wire so that overlaps show.
+  // Down: every request fails, after a while on the wire so that overlaps
+  // show. Each instance's requests name it (?i=), so the target can tell
+  // when each has turned to probing.
   let onWire = 0
   let most = 0
   let measuring = false
-  const receiver = await startTarget((_req, _n, res) => {
+  const arrived = [0, 0]
+  // Per instance: how many of its requests had arrived when it found the target failing; null before.
+  const turnedAt: Array<number | null> = [null, null]
+  const receiver = await startTarget((req, _n, res) => {
+    const i = Number(new URL(req.url, 'http://x').searchParams.get('i'))
+    arrived[i]!++
     onWire++
     if (measuring) most = Math.max(most, onWire)
-    setTimeout(() => { onWire--; res.writeHead(500).end() }, 150)
+    setTimeout(() => {
+      onWire--
+      // From the moment both instances probe and nothing sent before is on
+      // the wire, every request is a probe. An instance's last request
+      // before probing may have started just before it turned (its next
+      // was ready as the failure came in): it is the first to arrive after.
+      if (!measuring && onWire === 0 && turnedAt.every((at, k) => at !== null && arrived[k]! > at)) measuring = true
+      res.writeHead(500).end()
+    }, 150)
   })
   t.teardown(() => receiver.close())
   const target: TargetConfig = {
-    name: 'x', url: receiver.url, headers: {}, timeoutMs: 5_000, concurrency: 4, signingSecret: null,
+    // One at a time per instance: at most one request of its own still on its way once it turns to probing.
+    name: 'x', url: receiver.url, headers: {}, timeoutMs: 5_000, concurrency: 1, signingSecret: null,
     filters: { environments: null, notificationTypes: null, bundleIds: null }
   }
-  const failing: string[] = []
   const workers = [a!, b!].map((s, i) => new TargetWorker({
-    target,
+    target: { ...target, url: `${target.url}?i=${i}` },
     outbox: s,
-    // The worker's log, read for the moment it starts probing.
-    log: pino({ level: 'warn' }, { write: (line: string) => { if (line.includes('Target is failing')) failing.push(String(i)) } }),
+    // The worker's log, read for the moment it turns to probing.
+    log: pino({ level: 'warn' }, { write: (line: string) => { if (line.includes('Target is failing')) turnedAt[i] = arrived[i]! } }),
     pollIntervalMs: 50,
     retry: { minDelayMs: 20, maxDelayMs: 100, giveUpAfterMs: 3_600_000 }
   }))
   t.teardown(() => Promise.all(workers.map((w) => w.stop(1_000))))
   for (let i = 0; i < 30; i++) await a!.enqueue(notification(), ['x'], [])
   for (const w of workers) w.start()
-  await until(() => failing.length === 2, 20_000, 'both instances to find the target failing')
-  // What was on the wire before ends; from here on only probes go out.
-  await until(() => onWire === 0, 10_000, 'the requests sent before probing to end')
-  // A request started just before the turn may still be on its way: counted from the second probe on.
-  await receiver.waitFor(receiver.received.length + 2, 20_000)
-  const from = receiver.received.length
-  measuring = true
-  await receiver.waitFor(from + 8, 20_000)
+  await until(() => measuring, 20_000, 'both instances to be probing')
+  await receiver.waitFor(receiver.received.length + 8, 20_000)
   t.equal(most, 1, 'never two probes on the wire at once')
 })

@@ -8,9 +8,12 @@
 // and once, the rows are committed. Every instance keeps one connection of
 // its own (not from the pool: a pooled connection is shared and may be
 // dropped while idle) listening on the channel, and wakes its workers for
-// the targets named. No library keeps a LISTEN connection alive across a
-// database restart for node-postgres (pg-listen is unmaintained since
-// 2021), so this does it: the retry schedule is p-retry's.
+// the targets named. Kept alive by hand rather than with pg-listen (1.7.0,
+// read for this): when the LISTEN after a reconnect fails it reports an
+// error and stays connected but deaf, with nothing left to retry it, and by
+// default it gives up reconnecting after 3 s. Here a reconnect is one
+// attempt (connect, then LISTEN) retried on p-retry's schedule until it
+// succeeds or the storage closes.
 //
 // Notifications sent while the listener was disconnected are lost, so each
 // time it reconnects every target with pending rows is woken once.
@@ -86,8 +89,10 @@ export class WakeListener {
   #client: pg.Client | null = null
   #abort = new AbortController()
   #loop: Promise<void> = Promise.resolve()
-  // How many times the connection has been (re-)established, and who waits for the next one (tests).
+  // How many times the connection has been (re-)established, how many
+  // reconnects failed, and who waits for the next connection (tests).
   connections = 0
+  failedAttempts = 0
   #waiting: Array<() => void> = []
 
   constructor (o: ListenerOptions) {
@@ -112,7 +117,8 @@ export class WakeListener {
       minTimeout: this.#o.minRetryMs ?? 250,
       maxTimeout: this.#o.maxRetryMs ?? 10_000,
       randomize: true,
-      signal: this.#abort.signal
+      signal: this.#abort.signal,
+      onFailedAttempt: () => { this.failedAttempts++ }
     }).then(() => {
       this.#o.log?.info('Listening for other instances\' wake-ups again; waking every target with pending deliveries.')
       // Whatever was notified while disconnected is lost.

@@ -26,6 +26,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DrizzleQueryError } from 'drizzle-orm'
 import { drizzle } from 'drizzle-orm/node-postgres'
+import pRetry from 'p-retry'
 import { ConfigError } from '../../config.ts'
 import { maskedUrl, migratePg, openPg, PG_MIGRATIONS, synchronousCommit, type PgDatabase, type PgOptions } from '../../db/pg-client.ts'
 import type * as engine from '../engine.ts'
@@ -120,7 +121,9 @@ export class PgStorage implements engine.Storage {
       this.#wakeups.notify(targets, this.sequence())
       return
     }
-    this.#read((q) => reads.pendingTargets(q))
+    // Retried a little: right after a database restart the pool may first
+    // hand out a connection the restart broke.
+    pRetry(() => this.#read((q) => reads.pendingTargets(q)), { retries: 3, minTimeout: 100 })
       .then((all) => { this.#wakeups.notify(all, this.sequence()) })
       // The database is away again: the next reconnect wakes them.
       .catch(() => {})
