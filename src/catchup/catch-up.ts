@@ -4,7 +4,11 @@
 // last successful catch-up, minus a margin, up to now); then, every
 // CATCH_UP_INTERVAL_MS, it asks for onlyFailures over the last interval plus
 // the margin. One run at a time, by construction: the next is scheduled only
-// when the previous one has finished. A failed run is logged and the next
+// when the previous one has finished; and one instance at a time when
+// several share a database (Storage.tryExclusive): each would ask Apple for
+// the same window, doubling the API calls for nothing, so an instance that
+// finds another catching up skips this run and tries at its next interval
+// (ingesting what it found twice would still be safe: dedupe). A failed run is logged and the next
 // interval tries again; every run is recorded in history_runs.
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { AppleApiConfig } from '../config.ts'
@@ -46,10 +50,14 @@ export class CatchUp {
   #schedule (delayMs: number, kind: CatchUpKind): void {
     this.#timer = setTimeout(() => {
       this.#timer = null
-      this.#running = this.#runAll(kind).finally(() => {
-        this.#running = null
-        if (!this.#stopped && this.#o.api.catchUpIntervalMs > 0) this.#schedule(this.#o.api.catchUpIntervalMs, 'catch-up-periodic')
-      })
+      this.#running = this.#o.outbox.tryExclusive('catch-up', () => this.#runAll(kind))
+        .then((r) => { if (!r.ran) this.#o.log.info({ kind }, 'Another instance is catching up; skipped this run.') })
+        // The database is away: the run could not even start.
+        .catch((err: unknown) => { this.#o.log.warn({ kind, error: (err as Error).message }, 'Catch-up failed; the next one tries again.') })
+        .finally(() => {
+          this.#running = null
+          if (!this.#stopped && this.#o.api.catchUpIntervalMs > 0) this.#schedule(this.#o.api.catchUpIntervalMs, 'catch-up-periodic')
+        })
     }, delayMs)
   }
 

@@ -144,29 +144,17 @@ export class TargetWorker implements Slots {
       // While probing: one probe at a time, nothing claimed ahead.
       const want = (this.#mode === 'probing' ? 1 : this.#claimAhead()) - this.#sending - this.#ready.length - this.#reserved
       if (want <= 0) return
-      const claimSeq = this.#outbox.sequence()
-      const leaseEnd = Date.now() + this.leaseMs
-      const claimed = await this.#outbox.claim(this.target.name, want, this.leaseMs)
-      if (this.#mode === 'probing') {
-        // The others, never probed, still give up on time (the probe itself,
-        // leased now, goes through the usual verdict).
-        const expired = await this.#outbox.expire(this.target.name, Date.now() - this.#opts.retry.giveUpAfterMs)
-        if (expired > 0) {
-          this.#log.error({ target: this.target.name, expired }, 'Deliveries are dead: gave up while the target was failing.')
-          this.#opts.onExpired?.(this.target.name, expired)
-        }
-      }
-      if (!this.#active()) {
-        await Promise.all(claimed.map((c) => this.#giveBack(c)))
+      if (this.#mode !== 'probing') {
+        await this.#claimAndSend(want)
         return
       }
-      for (const c of claimed) this.#ready.push({ c, leaseEnd })
-      this.#pump()
-      if (claimed.length < want) {
-        // Caught up, unless a wake is about work this claim came too early to see.
-        if (this.#unclaimedFrom !== null && this.#unclaimedFrom <= claimSeq) this.#unclaimedFrom = null
-        await this.#arm()
-      }
+      // One probe of a failing target at a time across every instance
+      // sharing the database, held until the probe's outcome is recorded:
+      // instances that each probed on their own schedule would send a
+      // target that is down one probe per instance per interval. One that
+      // finds another instance probing looks again at its poll.
+      const probe = await this.#outbox.tryExclusive(`probe:${this.target.name}`, () => this.#claimAndSend(want))
+      if (!probe.ran) await this.#arm(this.#opts.pollIntervalMs)
     } catch (err) {
       // The database is unavailable (disk full, locked): try again on the poll.
       this.#log.error({ target: this.target.name, err }, 'Claiming deliveries failed.')
@@ -177,6 +165,39 @@ export class TargetWorker implements Slots {
       this.#claim = 'none'
       if (rerun) this.#schedule()
     }
+  }
+
+  // Claims up to `want` and starts sending them; a probe (one, while the
+  // target is failing) is waited for until its outcome is recorded.
+  async #claimAndSend (want: number): Promise<void> {
+    const probing = this.#mode === 'probing'
+    const claimSeq = this.#outbox.sequence()
+    const leaseEnd = Date.now() + this.leaseMs
+    const claimed = await this.#outbox.claim(this.target.name, want, this.leaseMs)
+    if (probing) {
+      // The others, never probed, still give up on time (the probe itself,
+      // leased now, goes through the usual verdict).
+      const expired = await this.#outbox.expire(this.target.name, Date.now() - this.#opts.retry.giveUpAfterMs)
+      if (expired > 0) {
+        this.#log.error({ target: this.target.name, expired }, 'Deliveries are dead: gave up while the target was failing.')
+        this.#opts.onExpired?.(this.target.name, expired)
+      }
+    }
+    // Stopping, or the target turned failing while this claim ran: what it
+    // claimed ahead goes back, as #judgeTarget gave back what was ready, so
+    // that only a probe taken in turn goes out.
+    if (!this.#active() || (this.#mode === 'probing' && !probing)) {
+      await Promise.all(claimed.map((c) => this.#giveBack(c)))
+      return
+    }
+    for (const c of claimed) this.#ready.push({ c, leaseEnd })
+    this.#pump()
+    if (claimed.length < want) {
+      // Caught up, unless a wake is about work this claim came too early to see.
+      if (this.#unclaimedFrom !== null && this.#unclaimedFrom <= claimSeq) this.#unclaimedFrom = null
+      await this.#arm()
+    }
+    if (probing) await Promise.all(claimed.map((c) => this.#inflight.get(c.deliveryId)))
   }
 
   // Sleeps until the next delivery is due, but never longer than the poll

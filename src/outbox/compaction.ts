@@ -40,18 +40,21 @@ export async function compactAll (outbox: Outbox, opts: { signal?: AbortSignal; 
 export class Compaction {
   #abort = new AbortController()
   #running: Promise<void> | null = null
-  #outbox: Outbox
+  #outbox: Outbox & Pick<Storage, 'tryExclusive'>
   #log: Logger
 
-  constructor (opts: { outbox: Outbox; log: Logger }) {
+  constructor (opts: { outbox: Outbox & Pick<Storage, 'tryExclusive'>; log: Logger }) {
     this.#outbox = opts.outbox
     this.#log = opts.log
   }
 
   start (): void {
     if (this.#running !== null || this.#abort.signal.aborted) return
-    this.#running = compactAll(this.#outbox, { signal: this.#abort.signal })
-      .then((t) => { if (t.rewritten > 0) this.#log.info(t, 'Compressed stored bodies written before compression.') })
+    // One instance at a time: two passes would compress the same rows twice
+    // (each rewrite is guarded, so it stays correct, only wasted). An
+    // instance that finds another compacting leaves the pass to it.
+    this.#running = this.#outbox.tryExclusive('compaction', () => compactAll(this.#outbox, { signal: this.#abort.signal }))
+      .then((r) => { if (r.ran && r.value.rewritten > 0) this.#log.info(r.value, 'Compressed stored bodies written before compression.') })
       // A failed pass leaves rows as they were, readable; the next start tries again.
       .catch((err: unknown) => { this.#log.warn({ err }, 'Compressing stored bodies failed; the next start tries again.') })
   }

@@ -200,7 +200,16 @@ export interface UnorderedReads {
   sizeBytes: () => Promise<number>
 }
 
+// What tryExclusive gives back: the job's value, or that it did not run
+// because another instance holds the same job now.
+export type Exclusive<T> = { ran: true; value: T } | { ran: false }
+
 export interface Storage extends OrderedWrites, UnorderedReads {
+  // Runs `fn` unless another instance on the same storage is running the
+  // job of the same name now (then it skips: { ran: false }). For
+  // background work that one instance at a time is enough for (retention,
+  // compaction, catch-up). SQLite: one process owns the file, so it runs.
+  tryExclusive: <T>(name: string, fn: () => Promise<T>) => Promise<Exclusive<T>>
   // The number the next ordered write will get.
   sequence: () => number
   // Listeners get the targets with new rows to claim, and the op number from which a claim sees them.

@@ -6,6 +6,7 @@ import type { Config } from '../config.ts'
 import { maskedUrl } from '../db/pg-client.ts'
 import type { Storage } from './engine.ts'
 import { openOutbox } from './outbox.ts'
+import type { Log } from './pg/coordination.ts'
 import { openPgStorage } from './pg/engine.ts'
 
 export interface OpenOptions {
@@ -13,11 +14,13 @@ export interface OpenOptions {
   // SQLite: the read connection's page cache (KiB).
   cacheKb?: number
   onCrash?: (err: unknown) => void
+  // PostgreSQL: where the wake-up listener reports losing its connection.
+  log?: Log
 }
 
 // Opens the storage and applies pending migrations (counted in `applied`).
 export async function openStorage (config: Pick<Config, 'databasePath' | 'databaseUrl'>, options: OpenOptions): Promise<{ outbox: Storage; applied: number }> {
-  if (config.databaseUrl !== null) return await openPgStorage({ url: config.databaseUrl })
+  if (config.databaseUrl !== null) return await openPgStorage({ url: config.databaseUrl, ...(options.log !== undefined ? { log: options.log } : {}) })
   return openOutbox({ path: config.databasePath, ...options })
 }
 

@@ -145,6 +145,12 @@ export class Outbox implements engine.Storage {
     return this.#wakeups.on(fn)
   }
 
+  // One process owns the file (and the CLI's runs are the operator's own
+  // doing): there is no other instance to take turns with.
+  async tryExclusive<T> (_name: string, fn: () => Promise<T>): Promise<engine.Exclusive<T>> {
+    return { ran: true, value: await fn() }
+  }
+
   async enqueue (n: engine.NewNotification, targets: readonly string[], leases: engine.Leases): Promise<engine.EnqueueResult> {
     // The enqueue is the next op: a claim after it sees its rows.
     const seenFrom = this.sequence() + 1

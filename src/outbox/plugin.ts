@@ -23,7 +23,8 @@ export default fp<{ config: Config }>(async (app, { config }) => {
     // The reads are occasional lookups by index: a small page cache will do,
     // and keeps the process under 200 MB with a large outbox.
     cacheKb: 8192,
-    onCrash: (err) => { log.error({ err }, 'The outbox writer stopped; it restarts with the next write.') }
+    onCrash: (err) => { log.error({ err }, 'The outbox writer stopped; it restarts with the next write.') },
+    log
   })
   const retention = new Retention({ outbox, retentionMs: config.retentionMs, intervalMs: 600_000, log })
   const compaction = new Compaction({ outbox, log })

@@ -22,12 +22,12 @@ export async function pruneAll (outbox: Outbox, retentionMs: number, now = Date.
 export class Retention {
   #timer: NodeJS.Timeout | null = null
   #running: Promise<void> | null = null
-  #outbox: Outbox
+  #outbox: Outbox & Pick<Storage, 'tryExclusive'>
   #retentionMs: number
   #intervalMs: number
   #log: Logger
 
-  constructor (opts: { outbox: Outbox; retentionMs: number; intervalMs: number; log: Logger }) {
+  constructor (opts: { outbox: Outbox & Pick<Storage, 'tryExclusive'>; retentionMs: number; intervalMs: number; log: Logger }) {
     this.#outbox = opts.outbox
     this.#retentionMs = opts.retentionMs
     this.#intervalMs = opts.intervalMs
@@ -40,8 +40,11 @@ export class Retention {
   }
 
   #run (): void {
-    this.#running = pruneAll(this.#outbox, this.#retentionMs)
-      .then((pruned) => { if (pruned > 0) this.#log.info({ pruned }, 'Pruned delivered notifications past retention.') })
+    // One instance at a time: two would only contend for the same rows (the
+    // DELETE itself is safe to run twice at once, writes.ts). One that finds
+    // another pruning skips to its next interval.
+    this.#running = this.#outbox.tryExclusive('retention', () => pruneAll(this.#outbox, this.#retentionMs))
+      .then((r) => { if (r.ran && r.value > 0) this.#log.info({ pruned: r.value }, 'Pruned delivered notifications past retention.') })
       .catch((err: unknown) => { this.#log.warn({ err }, 'Pruning failed; will try again.') })
       .finally(() => {
         this.#running = null

@@ -21,6 +21,10 @@ export class Wakeups {
   // After an enqueue: only targets with rows still to claim need their
   // worker woken; the leased ones went to the caller.
   enqueued (result: EnqueueResult, seenFrom: number): void {
-    this.notify(result.targets.filter((t) => !result.leased.some((l) => l.target === t)), seenFrom)
+    this.notify(Wakeups.toClaim(result), seenFrom)
+  }
+
+  static toClaim (result: EnqueueResult): string[] {
+    return result.targets.filter((t) => !result.leased.some((l) => l.target === t))
   }
 }

@@ -125,6 +125,13 @@ for (const engine of engines) {
       t.equal(await s.complete({ ...attempt({ ...r.leased[0]!, body: Buffer.alloc(0) }) }), true, 'the holder of the lease records its outcome')
     })
 
+    t.test('tryExclusive runs a job with no other instance running it, gives its value, and passes its failure on', async (t) => {
+      const { s } = await engine.open(t)
+      t.same(await s.tryExclusive('retention', async () => 42), { ran: true, value: 42 })
+      await t.rejects(s.tryExclusive('retention', async () => { throw new Error('job failed') }), /job failed/)
+      t.same(await s.tryExclusive('retention', async () => 'again'), { ran: true, value: 'again' }, 'a failed run leaves the job free')
+    })
+
     t.test('a claim numbered after an enqueue sees its rows (sequence, onEnqueued)', async (t) => {
       const { s } = await engine.open(t)
       let seenFrom = -1

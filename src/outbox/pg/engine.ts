@@ -14,8 +14,9 @@
 // ingest must not queue behind a slow compaction batch. The dispatcher's
 // wake-ups (onEnqueued, with the number from which a claim sees the rows)
 // therefore mean the same on both engines. Writes by other instances are
-// not numbered here: workers find them on their poll (LISTEN/NOTIFY is a
-// later step of issue 16).
+// not numbered here: they wake this instance's workers through
+// LISTEN/NOTIFY (coordination.ts), already committed when the notification
+// arrives, so a claim numbered from then on sees them.
 //
 // Failure. A database that is down or unreachable makes an op reject (the
 // pool's connect timeout, the statement timeout: pg-client.ts), never hang;
@@ -25,10 +26,12 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DrizzleQueryError } from 'drizzle-orm'
 import { drizzle } from 'drizzle-orm/node-postgres'
+import pRetry from 'p-retry'
 import { ConfigError } from '../../config.ts'
 import { maskedUrl, migratePg, openPg, PG_MIGRATIONS, synchronousCommit, type PgDatabase, type PgOptions } from '../../db/pg-client.ts'
 import type * as engine from '../engine.ts'
 import { inTransaction, type Durability, type Q } from './connection.ts'
+import { Locks, newInstanceId, notifyDeliveryTarget, notifyTargets, WakeListener, type Log } from './coordination.ts'
 import { Wakeups } from '../wakeups.ts'
 import * as reads from './reads.ts'
 import * as writes from './writes.ts'
@@ -44,6 +47,10 @@ function driverError (err: unknown): unknown {
 
 export interface PgStorageOptions extends PgOptions {
   url: string
+  // Where the wake-up listener says it lost its connection, and got it back.
+  log?: Log
+  // The listener's reconnect backoff (tests shorten it).
+  listenRetryMs?: { min: number; max: number }
 }
 
 // Applies pending migrations (under the advisory lock of pg-client.ts, so
@@ -56,17 +63,29 @@ export interface PgStorageOptions extends PgOptions {
 export async function openPgStorage (options: PgStorageOptions): Promise<{ outbox: PgStorage; applied: number }> {
   const applied = await migratePg(options.url)
   const database = openPg(options.url, options)
+  const instance = newInstanceId()
+  let listener: WakeListener | null = null
+  // Set once the storage exists: a wake-up can only arrive after that.
+  let storage: PgStorage | null = null
   try {
     const commit = await synchronousCommit(database)
     if (!commit.flushedBeforeCommit) {
       throw new ConfigError('DATABASE_URL', `${maskedUrl(options.url)} reports synchronous_commit = ${commit.setting}: a COMMIT would not wait for its WAL flush, ` +
         'so a notification answered 200 could be lost to a database crash. Set it on for storehook\'s role (ALTER ROLE <role> SET synchronous_commit = on).')
     }
+    listener = await WakeListener.open({
+      url: options.url,
+      instance,
+      onWake: (targets) => { storage?.woken(targets) },
+      ...(options.log !== undefined ? { log: options.log } : {}),
+      ...(options.listenRetryMs !== undefined ? { minRetryMs: options.listenRetryMs.min, maxRetryMs: options.listenRetryMs.max } : {})
+    })
   } catch (err) {
     await database.close()
     throw err
   }
-  return { outbox: new PgStorage(database), applied }
+  storage = new PgStorage(database, listener)
+  return { outbox: storage, applied }
 }
 
 export class PgStorage implements engine.Storage {
@@ -83,10 +102,36 @@ export class PgStorage implements engine.Storage {
 
   // Reads take any connection of the pool, one statement at a time.
   #reads: Q
+  readonly listener: WakeListener
+  #locks: Locks
 
-  constructor (database: PgDatabase) {
+  constructor (database: PgDatabase, listener: WakeListener) {
     this.#database = database
+    this.listener = listener
+    this.#locks = new Locks(database.url)
     this.#reads = drizzle(database.pool)
+  }
+
+  // Another instance committed rows to claim for `targets` (null: unknown,
+  // after the listener reconnected, or a list too long to send). Committed
+  // already, so a claim numbered from now on sees them.
+  woken (targets: readonly string[] | null): void {
+    if (this.#closed !== null) return
+    if (targets !== null) {
+      this.#wakeups.notify(targets, this.sequence())
+      return
+    }
+    // Retried a little: right after a database restart the pool may first
+    // hand out a connection the restart broke.
+    pRetry(() => this.#read((q) => reads.pendingTargets(q)), { retries: 3, minTimeout: 100 })
+      .then((all) => { this.#wakeups.notify(all, this.sequence()) })
+      // The database is away again: the next reconnect wakes them.
+      .catch(() => {})
+  }
+
+  tryExclusive<T> (name: string, fn: () => Promise<T>): Promise<engine.Exclusive<T>> {
+    if (this.#closed !== null) return Promise.reject(new Error('storage is closed'))
+    return this.#track(this.#locks.tryExclusive(name, fn))
   }
 
   #track<T> (op: Promise<T>): Promise<T> {
@@ -137,7 +182,12 @@ export class PgStorage implements engine.Storage {
   }
 
   async enqueue (n: engine.NewNotification, targets: readonly string[], leases: engine.Leases): Promise<engine.EnqueueResult> {
-    const { n: seq, result } = this.#write('durable', (q, now) => writes.enqueue(q, n, targets, now, leases))
+    const { n: seq, result } = this.#write('durable', async (q, now) => {
+      const r = await writes.enqueue(q, n, targets, now, leases)
+      // The other instances' workers for the targets left to claim.
+      await notifyTargets(q, this.listener.instance, Wakeups.toClaim(r))
+      return r
+    })
     const r = await result
     // A claim numbered above this write sees its rows.
     this.#wakeups.enqueued(r, seq + 1)
@@ -151,8 +201,10 @@ export class PgStorage implements engine.Storage {
   complete (a: engine.AttemptRecord): Promise<boolean> { return this.#write('relaxed', (q, now) => writes.settle(q, a, 'complete', now)).result }
   scheduleRetry (a: engine.AttemptRecord, at: number): Promise<boolean> { return this.#write('relaxed', (q, now) => writes.settle(q, a, 'scheduleRetry', now, at)).result }
   markDead (a: engine.AttemptRecord): Promise<boolean> { return this.#write('relaxed', (q, now) => writes.settle(q, a, 'markDead', now)).result }
-  releaseAttempt (a: engine.AttemptRecord): Promise<boolean> { return this.#write('relaxed', (q, now) => writes.settle(q, a, 'releaseAttempt', now)).result }
-  release (deliveryId: number, fence: number): Promise<boolean> { return this.#write('relaxed', (q, now) => writes.release(q, deliveryId, fence, now)).result }
+  // A delivery given back (this instance stopping, a claim it could not
+  // send) is due at once: another instance may take it now.
+  releaseAttempt (a: engine.AttemptRecord): Promise<boolean> { return this.#write('relaxed', (q, now) => this.#announce(q, a.deliveryId, writes.settle(q, a, 'releaseAttempt', now))).result }
+  release (deliveryId: number, fence: number): Promise<boolean> { return this.#write('relaxed', (q, now) => this.#announce(q, deliveryId, writes.release(q, deliveryId, fence, now))).result }
   expire (target: string, arrivedBefore: number): Promise<number> { return this.#write('relaxed', (q, now) => writes.expireDue(q, target, arrivedBefore, now)).result }
   reclaimLeases (): Promise<number> { return this.#write('durable', (q, now) => writes.reclaimLeases(q, now)).result }
   probe (): Promise<void> { return this.#write('durable', (q, now) => writes.touchHeartbeat(q, now)).result }
@@ -165,10 +217,20 @@ export class PgStorage implements engine.Storage {
   updateRun (id: number, progress: Partial<engine.RunProgress>): Promise<boolean> { return this.#write('durable', (q, now) => writes.updateRun(q, id, progress, now)).result }
 
   async replay (notificationId: string, targets?: readonly string[]): Promise<string[]> {
-    const { n, result } = this.#write('durable', (q, now) => writes.replay(q, notificationId, targets ?? null, now))
+    const { n, result } = this.#write('durable', async (q, now) => {
+      const replayed = await writes.replay(q, notificationId, targets ?? null, now)
+      await notifyTargets(q, this.listener.instance, replayed)
+      return replayed
+    })
     const replayed = await result
     this.#wakeups.notify(replayed, n + 1)
     return replayed
+  }
+
+  async #announce (q: Q, deliveryId: number, done: Promise<boolean>): Promise<boolean> {
+    const changed = await done
+    if (changed) await notifyDeliveryTarget(q, this.listener.instance, deliveryId)
+    return changed
   }
 
   findQuarantined (id: number): Promise<engine.Readable<engine.QuarantineRow> | null> { return this.#read((q) => reads.findQuarantined(q, id)) }
@@ -205,7 +267,9 @@ export class PgStorage implements engine.Storage {
   // Waits for every op asked for, then ends the pool's connections. Safe to call twice.
   close (): Promise<void> {
     this.#closed ??= (async () => {
+      await this.listener.close()
       await Promise.allSettled([...this.#inflight])
+      await this.#locks.close()
       await this.#database.close()
     })()
     return this.#closed

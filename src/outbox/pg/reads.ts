@@ -127,6 +127,14 @@ export async function nextDueAt (q: Q, target: string): Promise<number | null> {
   return r?.at ?? null
 }
 
+// Every target with deliveries pending: whom to wake when wake-ups may have
+// been missed (coordination.ts). Runs only then, so a scan of the pending
+// index is affordable.
+export async function pendingTargets (q: Q): Promise<string[]> {
+  const rows = await q.selectDistinct({ target: deliveries.target }).from(deliveries).where(eq(deliveries.status, 'pending'))
+  return rows.map((r) => r.target)
+}
+
 export async function findQuarantined (q: Q, id: number): Promise<Readable<QuarantineRow> | null> {
   const [row] = await q.select().from(quarantine).where(eq(quarantine.id, id))
   return row === undefined ? null : await withBody(q, row)
