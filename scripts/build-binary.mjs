@@ -50,11 +50,16 @@ const common = {
 await build({ ...common, entryPoints: [join(root, 'bin', 'storehook.js')], outfile: join(out, 'storehook.cjs') })
 await build({ ...common, entryPoints: [join(root, 'src', 'outbox', 'writer-thread.ts')], outfile: join(out, 'writer-thread.cjs') })
 
-// Only what drizzle's migrator reads: the journal and the SQL files.
+// Only what drizzle's migrator reads: the journal and the SQL files, for
+// SQLite (drizzle/) and PostgreSQL (drizzle/pg/), under their paths relative
+// to drizzle/ so that the binary writes them out as the same tree.
 const migrations = {}
 const drizzleDir = join(root, 'drizzle')
-for (const file of ['meta/_journal.json', ...readdirSync(drizzleDir).filter((f) => f.endsWith('.sql'))]) {
-  migrations[file] = readFileSync(join(drizzleDir, file), 'utf8')
+for (const folder of ['', 'pg/']) {
+  const sql = readdirSync(join(drizzleDir, folder)).filter((f) => f.endsWith('.sql'))
+  for (const file of [`${folder}meta/_journal.json`, ...sql.map((f) => folder + f)]) {
+    migrations[file] = readFileSync(join(drizzleDir, file), 'utf8')
+  }
 }
 writeFileSync(join(out, 'migrations.json'), JSON.stringify(migrations))
 

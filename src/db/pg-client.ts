@@ -4,11 +4,11 @@
 // node-postgres (`pg`), chosen by measurement (bench/pg-clients.ts): as
 // drizzle calls it, it commits single-row INSERTs at 32 at once and 25-row
 // transactions faster than postgres.js, and it runs under Deno too.
-import { dirname, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres'
 import { migrate as drizzleMigrate } from 'drizzle-orm/node-postgres/migrator'
 import pg from 'pg'
+import { migrationsFolder } from './client.ts'
 import * as schema from './schema-pg.ts'
 
 export type PgDb = NodePgDatabase<typeof schema>
@@ -21,7 +21,11 @@ export interface PgDatabase {
   close: () => Promise<void>
 }
 
-export const PG_MIGRATIONS = resolve(dirname(fileURLToPath(import.meta.url)), '../../drizzle/pg')
+// drizzle/pg/ beside the SQLite migrations: in a checkout the folder itself,
+// in the single binary the copy it writes out from its assets (client.ts).
+export function pgMigrationsFolder (): string {
+  return join(migrationsFolder(), 'pg')
+}
 
 // Decided with the rest of the configuration (config.ts); re-exported for the engine's callers.
 export { isPostgresUrl } from '../config.ts'
@@ -148,7 +152,7 @@ export async function migratePg (url: string): Promise<number> {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK])
     try {
       const before = await appliedCount(client)
-      await drizzleMigrate(drizzle(client), { migrationsFolder: PG_MIGRATIONS })
+      await drizzleMigrate(drizzle(client), { migrationsFolder: pgMigrationsFolder() })
       return (await appliedCount(client)) - before
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK])

@@ -7,12 +7,12 @@ import { eq, is } from 'drizzle-orm'
 import { getTableConfig, PgTable } from 'drizzle-orm/pg-core'
 import pg from 'pg'
 import t from 'tap'
-import { isPostgresUrl, maskedUrl, migratePg, openPg, PG_MIGRATIONS, synchronousCommit } from '../../src/db/pg-client.ts'
+import { isPostgresUrl, maskedUrl, migratePg, openPg, pgMigrationsFolder, synchronousCommit } from '../../src/db/pg-client.ts'
 import * as schemaPg from '../../src/db/schema-pg.ts'
 import { freshDatabase, postgresUnavailable, startPostgres, type Cluster } from '../helpers/postgres.ts'
 
 const unavailable = postgresUnavailable()
-const journal = JSON.parse(readFileSync(join(PG_MIGRATIONS, 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] }
+const journal = JSON.parse(readFileSync(join(pgMigrationsFolder(), 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] }
 const MIGRATIONS = journal.entries.length
 const tables = Object.values(schemaPg).filter((v) => is(v, PgTable)).map((table) => getTableConfig(table))
 

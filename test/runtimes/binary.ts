@@ -5,7 +5,7 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { runScenarios } from './scenario.ts'
+import { runScenarios, runScenariosOnPostgres } from './scenario.ts'
 
 const built = fileURLToPath(new URL('../../dist/storehook', import.meta.url))
 if (!existsSync(built)) {
@@ -16,7 +16,8 @@ const home = mkdtempSync(join(tmpdir(), 'storehook-binary-'))
 const binary = join(home, 'storehook')
 copyFileSync(built, binary)
 
-const results = await runScenarios('binary', { command: [binary], startTimeoutMs: 30_000 }, [
+const runner = { command: [binary], startTimeoutMs: 30_000 }
+const results = await runScenarios('binary', runner, [
   { args: ['--version'], expect: /^\d+\.\d+\.\d+\n$/ },
   { args: ['--help'], expect: /Usage: storehook <command>/ },
   { args: ['migrate'], expect: /\d+ migration\(s\) applied, schema up to date/ },
@@ -25,7 +26,11 @@ const results = await runScenarios('binary', { command: [binary], startTimeoutMs
   { args: ['prune'], expect: /Pruned 0 delivered notification/ },
   { args: ['quarantine', 'list'], expect: /The quarantine is empty/ }
 ])
+// DATABASE_URL: the PostgreSQL migrations come from the binary's assets too.
+const onPostgres = await runScenariosOnPostgres('binary-postgres', runner)
 rmSync(home, { recursive: true, force: true })
-process.stdout.write(`binary: ${(statSync(built).size / 1_048_576).toFixed(1)} MB; start-up to /readyz 200: ${results.measured.readyMs ?? '-'} ms\n`)
-process.stdout.write(`binary: ${results.passed} passed, ${results.failed} failed\n`)
-process.exitCode = results.failed === 0 ? 0 : 1
+process.stdout.write(`binary: ${(statSync(built).size / 1_048_576).toFixed(1)} MB; start-up to /readyz 200: ${results.measured.readyMs ?? '-'} ms (SQLite), ${onPostgres.measured.readyMs ?? '-'} ms (PostgreSQL)\n`)
+const passed = results.passed + onPostgres.passed
+const failed = results.failed + onPostgres.failed
+process.stdout.write(`binary: ${passed} passed, ${failed} failed\n`)
+process.exitCode = failed === 0 ? 0 : 1

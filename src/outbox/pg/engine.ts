@@ -28,7 +28,7 @@ import { DrizzleQueryError } from 'drizzle-orm'
 import { drizzle } from 'drizzle-orm/node-postgres'
 import pRetry from 'p-retry'
 import { ConfigError } from '../../config.ts'
-import { maskedUrl, migratePg, openPg, PG_MIGRATIONS, synchronousCommit, type PgDatabase, type PgOptions } from '../../db/pg-client.ts'
+import { maskedUrl, migratePg, openPg, pgMigrationsFolder, synchronousCommit, type PgDatabase, type PgOptions } from '../../db/pg-client.ts'
 import type * as engine from '../engine.ts'
 import { inTransaction, type Durability, type Q } from './connection.ts'
 import { Locks, newInstanceId, notifyDeliveryTarget, notifyTargets, WakeListener, type Log } from './coordination.ts'
@@ -254,7 +254,7 @@ export class PgStorage implements engine.Storage {
 
   pendingMigrations (): Promise<number> {
     return this.#read(async () => {
-      const journal = JSON.parse(readFileSync(join(PG_MIGRATIONS, 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] }
+      const journal = JSON.parse(readFileSync(join(pgMigrationsFolder(), 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] }
       const { rows } = await this.#database.pool.query<{ n: string }>('SELECT count(*) AS n FROM drizzle.__drizzle_migrations')
       return journal.entries.length - Number(rows[0]!.n)
     })
