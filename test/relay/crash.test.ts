@@ -17,7 +17,11 @@ t.test('SIGKILL right after the 200s loses nothing: the restarted server deliver
   const probe = await startTarget()
   const port = Number(new URL(probe.url).port)
   await probe.close()
-  const env = { ...await engineEnv(join(dir, 'a.db')), DATABASE_PATH: join(dir, 'a.db'), FORWARD_TARGETS: `http://127.0.0.1:${port}/hook`, RETRY_MIN_DELAY_MS: '50', RETRY_MAX_DELAY_MS: '200', POLL_INTERVAL_MS: '50' }
+  // Ingest stores a fresh delivery leased to its instance. SQLite's restart
+  // takes every lease back at once; on PostgreSQL another instance may still
+  // hold one, so a dead instance's leases end when they expire: a 2 s timeout
+  // gives a 5 s lease, well inside the wait below.
+  const env = { ...await engineEnv(join(dir, 'a.db')), DATABASE_PATH: join(dir, 'a.db'), FORWARD_TARGETS: `http://127.0.0.1:${port}/hook`, DELIVERY_TIMEOUT_MS: '2000', RETRY_MIN_DELAY_MS: '50', RETRY_MAX_DELAY_MS: '200', POLL_INTERVAL_MS: '50' }
 
   const first = await spawnServer(env)
   const acknowledged = await Promise.all(Array.from({ length: 60 }, () => post(first.url, v2Body())))
