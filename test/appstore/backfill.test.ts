@@ -42,7 +42,7 @@ t.test('backfill pages through the history, skips what storehook has, quarantine
   // The CLI has exited: every row it wrote is in the file, and settled rows
   // are every request the target will get.
   await settled(s, 15_000)
-  t.same(tally(s), { deliveries: 45, delivered: 45, dead: 0, pending: 0, attempts: 45, recorded: 45 })
+  t.same(await tally(s), { deliveries: 45, delivered: 45, dead: 0, pending: 0, attempts: 45, recorded: 45 })
   t.equal(target.received.length, 45, 'the running server forwarded the 43 new ones, once each')
   const db = s.db
   t.same(db.all(sql`SELECT source, verification, count(*) AS n FROM notifications GROUP BY source, verification ORDER BY source`),

@@ -16,7 +16,7 @@ t.test('at start, the server catches up on what Apple sent while it was down, an
   const delivered = pki.sign()
   t.equal((await first.post(body(delivered))).status, 200)
   await target.waitFor(1)
-  await until(() => first.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM history_runs WHERE finished_at IS NOT NULL`)!.n === 2, 10_000, 'the first catch-up')
+  await until(async () => (await first.facts.get<{ n: number }>(sql`SELECT count(*) AS n FROM history_runs WHERE finished_at IS NOT NULL`))!.n === 2, 10_000, 'the first catch-up')
   await first.close()
   const downAt = Date.now()
 
@@ -29,15 +29,15 @@ t.test('at start, the server catches up on what Apple sent while it was down, an
   const second = await startApp(t, env)
   // Both start-up runs (one per environment) finished: every row they add is
   // written; then, settled, the rows are all the target will get.
-  await until(() => second.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM history_runs WHERE finished_at IS NOT NULL`)!.n === 4, 15_000, 'the second start\'s catch-up')
+  await until(async () => (await second.facts.get<{ n: number }>(sql`SELECT count(*) AS n FROM history_runs WHERE finished_at IS NOT NULL`))!.n === 4, 15_000, 'the second start\'s catch-up')
   await settled(second, 15_000)
-  t.same(tally(second), { deliveries: 4, delivered: 4, dead: 0, pending: 0, attempts: 4, recorded: 4 })
+  t.same(await tally(second), { deliveries: 4, delivered: 4, dead: 0, pending: 0, attempts: 4, recorded: 4 })
   t.equal(target.received.length, 4, 'every missed notification reached the target, once')
   t.same(target.received.slice(1).map((r) => JSON.parse(r.body.toString()).signedPayload).sort(), [...missed].sort(), 'the same payloads Apple signed')
 
   const asked = api.requests.slice(before).filter((q) => q.path.startsWith('/inApps/v1/notifications/history'))
   t.equal(asked.length, 2, 'one history run per environment')
-  const lastReceived = second.db.get<{ at: number }>(sql`SELECT min(received_at) AS at FROM notifications`)!.at
+  const lastReceived = (await second.facts.get<{ at: number }>(sql`SELECT min(received_at) AS at FROM notifications`))!.at
   t.ok(Math.abs(Number(asked[0]!.body!.startDate) - (lastReceived - 60_000)) < 2000, 'from the last notification received, minus the margin')
   t.equal(asked[0]!.body!.onlyFailures, undefined, 'at start: everything in the window, not only failures')
 
@@ -71,7 +71,7 @@ t.test('periodically, the server asks for onlyFailures; a failed run is logged a
   const metrics = await fetch(`${s.url}/metrics`).then((r) => r.text())
   t.match(metrics, /storehook_catch_up_failures_total\{environment="Production"\} 1/)
   t.match(metrics, /storehook_catch_up_recovered_total\{environment="Production"\} 1/)
-  const kinds = s.db.all<{ kind: string }>(sql`SELECT DISTINCT kind FROM history_runs ORDER BY kind`).map((r) => r.kind)
+  const kinds = (await s.facts.all<{ kind: string }>(sql`SELECT DISTINCT kind FROM history_runs ORDER BY kind`)).map((r) => r.kind)
   t.same(kinds, ['catch-up-periodic', 'catch-up-start'])
   await s.close()
   await s.close()

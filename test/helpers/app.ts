@@ -2,9 +2,10 @@
 // a fresh SQLite file in a temp folder, listening on 127.0.0.1.
 // STOREHOOK_TEST_ENGINE=postgres starts it on a fresh database of a
 // throwaway PostgreSQL cluster instead (one cluster per test process), to
-// run the relay tests against the PostgreSQL engine. `db` is then still a
-// SQLite connection, to an empty file: a test that reads facts through it
-// rather than through the app fails, and says which tests do.
+// run the relay tests against the PostgreSQL engine. `facts` reads and plants
+// rows on whichever engine the app runs; `db` is still a SQLite connection,
+// to an empty file on PostgreSQL, kept for the tests that are SQLite-only by
+// nature (they skip on PostgreSQL with `sqliteOnly`).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,6 +15,7 @@ import { pino } from 'pino'
 import { loadConfig, type Config } from '../../src/config.ts'
 import { openDatabase, type Db } from '../../src/db/client.ts'
 import { buildApp } from '../../src/server.ts'
+import { openFacts, type Facts } from './facts.ts'
 import { freshDatabase, startPostgres, type Cluster } from './postgres.ts'
 
 export interface TestApp {
@@ -21,6 +23,10 @@ export interface TestApp {
   // The test's own connection to the app's database file: the facts a test
   // checks, read (or planted) beside the storage, never through it.
   db: Db
+  // The same, engine-neutral: the database the app runs on, SQLite or PostgreSQL.
+  facts: Facts
+  // What a CLI run needs to open the same database: DATABASE_PATH, and DATABASE_URL on PostgreSQL.
+  env: Record<string, string>
   url: string
   config: Config
   dir: string
@@ -28,6 +34,11 @@ export interface TestApp {
   post: (body: Buffer | string, headers?: Record<string, string>) => Promise<{ status: number; json: any }>
   close: () => Promise<void>
 }
+
+export const onPostgres = (): boolean => process.env.STOREHOOK_TEST_ENGINE === 'postgres'
+
+// For a test that checks the SQLite file itself: skipped on PostgreSQL, saying why in one line.
+export const sqliteOnly = (why: string): { skip: string | false } => ({ skip: onPostgres() ? `SQLite only: ${why}` : false })
 
 export function tempDir (t: { teardown: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'storehook-test-'))
@@ -46,8 +57,10 @@ let cluster: Promise<Cluster> | null = null
 // One database per DATABASE_PATH, so a test that restarts the app on the
 // same file restarts it on the same database.
 const databases = new Map<string, string>()
-async function engineEnv (path: string): Promise<Record<string, string>> {
-  if (process.env.STOREHOOK_TEST_ENGINE !== 'postgres') return {}
+// What a test that spawns its own server adds to its env to run on the engine
+// under test: DATABASE_URL of the database for that DATABASE_PATH, or nothing.
+export async function engineEnv (path: string): Promise<Record<string, string>> {
+  if (!onPostgres()) return {}
   // Stopped at exit by the helper itself.
   cluster ??= startPostgres()
   let url = databases.get(path)
@@ -80,6 +93,7 @@ export async function startApp (
   const address = app.server.address()
   const url = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`
   const database = openDatabase(config.databasePath)
+  const facts = openFacts(config)
   let closed = false
   const close = async (): Promise<void> => {
     if (closed) return
@@ -88,12 +102,15 @@ export async function startApp (
       await app.close()
     } finally {
       database.close()
+      await facts.close()
     }
   }
   t.teardown(close)
   return {
     app,
     db: database.db,
+    facts,
+    env: { DATABASE_PATH: config.databasePath, ...config.databaseUrl === null ? {} : { DATABASE_URL: config.databaseUrl } },
     url,
     config,
     dir,

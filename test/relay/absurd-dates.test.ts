@@ -4,7 +4,7 @@
 import { sql } from 'drizzle-orm'
 import t from 'tap'
 import { ADMIN_TOKEN, api } from '../helpers/admin.ts'
-import { startApp } from '../helpers/app.ts'
+import { onPostgres, startApp } from '../helpers/app.ts'
 import { get, login } from '../helpers/dashboard.ts'
 import { v2Body } from '../helpers/notifications.ts'
 import { runCli } from '../helpers/process.ts'
@@ -19,9 +19,10 @@ t.test('an absurd signedDate is not kept, and absurd dates already stored render
   // Rows as an older version (or a hand edit) may have left them.
   const other = await s.post(v2Body())
   const id = other.json.id as string
-  const db = s.db
-  db.run(sql`UPDATE notifications SET signed_date = 1e300, received_at = ${8.64e15 + 1} WHERE id = ${id}`)
-  db.run(sql`INSERT INTO quarantine (received_at, code, reason, bytes, body) VALUES (1e300, 'SIGNATURE_INVALID', 'forged', 2, x'7b7d')`)
+  // SQLite keeps any number; PostgreSQL's bigint column goes no further than 2^63 - 1.
+  const absurd = onPostgres() ? sql`9223372036854775807` : sql`1e300`
+  await s.facts.run(sql`UPDATE notifications SET signed_date = ${absurd}, received_at = ${8.64e15 + 1} WHERE id = ${id}`)
+  await s.facts.run(sql`INSERT INTO quarantine (received_at, code, reason, bytes, body) VALUES (${absurd}, 'SIGNATURE_INVALID', 'forged', 2, ${Buffer.from('{}')})`)
 
   const { cookie } = await login(s.url)
   for (const path of ['/admin', '/admin/notifications', `/admin/notifications/${id}`, '/admin/quarantine']) {
@@ -34,7 +35,7 @@ t.test('an absurd signedDate is not kept, and absurd dates already stored render
   t.equal((await api(s.url, '/notifications')).status, 200, 'API list')
   t.equal((await api(s.url, '/quarantine')).status, 200, 'API quarantine')
 
-  const env = { DATABASE_PATH: s.config.databasePath }
+  const env = s.env
   const status = await runCli(['status'], env)
   t.equal(status.code, 0, status.stderr)
   t.match(status.stdout, /Last notification received:\n {2}Sandbox +- +DID_RENEW\n/, 'status shows - for the date')

@@ -39,10 +39,10 @@ t.test('every kind of bad input gets a clear 4xx JSON error and is never stored 
     t.equal(parsed.code, code, `${name}: ${code}`)
     t.ok(typeof parsed.error === 'string' && parsed.error.length > 10, `${name}: says what is wrong ("${parsed.error}")`)
   }
-  const rows = s.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)
+  const rows = (await s.facts.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`))
   t.equal(rows!.n, 0, 'nothing refused was stored')
   // Forwarding needs a delivery row: none means nothing can ever be sent.
-  t.same(tally(s), { deliveries: 0, delivered: 0, dead: 0, pending: 0, attempts: 0, recorded: 0 }, 'no delivery to send')
+  t.same(await tally(s), { deliveries: 0, delivered: 0, dead: 0, pending: 0, attempts: 0, recorded: 0 }, 'no delivery to send')
   t.equal(target.received.length, 0, 'nothing refused was forwarded')
 
   const health = await fetch(`${s.url}/healthz`)
@@ -79,10 +79,10 @@ t.test('bodies nested deeper than 64 levels are refused with 400 BODY_TOO_DEEP, 
   t.equal(good.status, 200, 'a well-formed notification is still accepted')
   const [got] = await target.waitFor(1)
   t.equal(got!.headers['x-storehook-notification-id'], good.json.id, 'the target got the good one first')
-  const rows = s.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)
+  const rows = (await s.facts.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`))
   t.equal(rows!.n, 1, 'nothing refused was stored')
   await settled(s)
-  t.same(tally(s), { deliveries: 1, delivered: 1, dead: 0, pending: 0, attempts: 1, recorded: 1 }, 'one delivery, sent once')
+  t.same(await tally(s), { deliveries: 1, delivered: 1, dead: 0, pending: 0, attempts: 1, recorded: 1 }, 'one delivery, sent once')
   t.equal(target.received.length, 1, 'nothing refused was forwarded')
 })
 

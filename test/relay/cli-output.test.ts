@@ -18,14 +18,14 @@ t.test('quarantine list and status print stored values with control characters e
   ;(forged.data as Record<string, unknown>).bundleId = `com.${HOSTILE}`
   const answer = await s.post(JSON.stringify({ signedPayload: signNotification(makeChain(), forged) }))
   t.equal(answer.status, 403, 'refused: the chain is not trusted')
-  t.equal(s.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM quarantine`)!.n, 1, 'and quarantined')
+  t.equal((await s.facts.get<{ n: number }>(sql`SELECT count(*) AS n FROM quarantine`))!.n, 1, 'and quarantined')
   // A V1 row with the same bytes, as VERIFY_SIGNATURES=off would store it, reaches `status`.
   const off = await startApp(t, { DATABASE_PATH: s.config.databasePath, VERIFY_SIGNATURES: 'off' })
   t.equal((await off.post(JSON.stringify({ notification_type: `${HOSTILE}X`, environment: `Sandbox${HOSTILE}` }))).status, 200)
   // A reason the size of what an older version let through.
-  s.db.run(sql`UPDATE quarantine SET reason = ${'r'.repeat(100_000)}`)
+  await s.facts.run(sql`UPDATE quarantine SET reason = ${'r'.repeat(100_000)}`)
 
-  const env = { DATABASE_PATH: s.config.databasePath }
+  const env = s.env
   for (const args of [['quarantine', 'list'], ['status']]) {
     const out = await runCli(args, env)
     t.equal(out.code, 0, out.stderr)

@@ -3,10 +3,10 @@
 // fifty child processes are more than tap's per-file time beside the other
 // CLI tests, and they run a few at a time.
 import { createHash } from 'node:crypto'
-import Database from 'better-sqlite3'
 import { sql } from 'drizzle-orm'
 import t from 'tap'
-import { configFile, startApp, until } from '../helpers/app.ts'
+import { configFile, onPostgres, startApp, until } from '../helpers/app.ts'
+import { openFacts, type Facts } from '../helpers/facts.ts'
 import { v2Body } from '../helpers/notifications.ts'
 import { NODE, runCli } from '../helpers/process.ts'
 import { startTarget } from '../helpers/target.ts'
@@ -19,16 +19,15 @@ async function inBatches<T, R> (items: readonly T[], width: number, fn: (item: T
 }
 
 // Every row of every table, to show that a refused command changed nothing.
-function snapshot (path: string): string {
-  const db = new Database(path, { readonly: true })
-  try {
-    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>
-    // A body stands as its hash, to keep a failure's diff readable.
-    const cell = (_k: string, v: unknown): unknown => (v as { type?: unknown })?.type === 'Buffer' ? createHash('sha256').update(Buffer.from((v as { data: number[] }).data)).digest('hex') : v
-    return JSON.stringify(tables.map(({ name }) => [name, db.prepare(`SELECT * FROM "${name}" ORDER BY rowid`).all()]), cell, 1)
-  } finally {
-    db.close()
-  }
+async function snapshot (facts: Facts): Promise<string> {
+  const tables = await facts.all<{ name: string }>(onPostgres()
+    ? sql`SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1`
+    : sql`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+  const rows = []
+  for (const { name } of tables) rows.push([name, await facts.all(sql`SELECT * FROM ${sql.identifier(name)} ORDER BY 1`)])
+  // A body stands as its hash, to keep a failure's diff readable.
+  const cell = (_k: string, v: unknown): unknown => (v as { type?: unknown })?.type === 'Buffer' ? createHash('sha256').update(Buffer.from((v as { data: number[] }).data)).digest('hex') : v
+  return JSON.stringify(rows, cell, 1)
 }
 
 t.test('every command refuses an unknown flag, another command\'s flag, a stray argument and a missing value: exit 2, one line naming it, nothing changed', async (t) => {
@@ -40,16 +39,17 @@ t.test('every command refuses an unknown flag, another command\'s flag, a stray 
   const s = await startApp(t, env)
   for (const e of ['Production', 'Sandbox']) await s.post(v2Body({ environment: e, notificationType: 'REFUND' }))
   await main.waitFor(2)
-  await until(() => s.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM deliveries WHERE status = 'dead'`)!.n === 2, 5000, 'dead deliveries')
+  await until(async () => (await s.facts.get<{ n: number }>(sql`SELECT count(*) AS n FROM deliveries WHERE status = 'dead'`))!.n === 2, 5000, 'dead deliveries')
   // Stopped, so that only the commands below could change the file.
   await s.close()
-  const path = s.config.databasePath
-  const before = snapshot(path)
+  const facts = openFacts(s.config)
+  t.teardown(facts.close)
+  const before = await snapshot(facts)
   // A replay that was understood would queue deliveries here: the dead ones, and to "main" again.
   t.match(before, /"status": ?"dead"/)
 
   // A command that starts a server instead of refusing is killed, and fails on its exit code.
-  const cliEnv = { ...env, DATABASE_PATH: path, HOST: '127.0.0.1', PORT: '0', VERIFY_SIGNATURES: 'off' }
+  const cliEnv = { ...env, ...s.env, HOST: '127.0.0.1', PORT: '0', VERIFY_SIGNATURES: 'off' }
   // Each command with an unknown flag, and each kind of mistake at least once
   // (another command's flag, a stray argument, a missing value, a value for a
   // switch, a repeated flag). A child process costs over a second, so the
@@ -89,7 +89,7 @@ t.test('every command refuses an unknown flag, another command\'s flag, a stray 
     t.match(r.stderr, /^storehook[^\n]*\n$/, `${what}: one line`)
     t.ok(r.stderr.includes(names), `${what}: names ${names}`)
     t.equal(r.stdout, '', `${what}: no answer on stdout`)
-    t.equal(snapshot(path), before, `${what}: nothing changed in the database`)
+    t.equal(await snapshot(facts), before, `${what}: nothing changed in the database`)
   }
 
   // Help and the version are still understood, before and after the command.
@@ -110,5 +110,5 @@ t.test('every command refuses an unknown flag, another command\'s flag, a stray 
     t.equal(r.code, 0, `storehook ${args.join(' ')}`)
     t.match(r.stdout, prints, `storehook ${args.join(' ')}`)
   }
-  t.equal(snapshot(path), before, 'help and version touched nothing')
+  t.equal(await snapshot(facts), before, 'help and version touched nothing')
 })

@@ -20,7 +20,7 @@ t.test('status, replay by filter and to a new target, on the live database while
   })
   const env = { STOREHOOK_CONFIG: config, RETRY_GIVE_UP_AFTER_MS: '150', POLL_INTERVAL_MS: '50' }
   const s = await startApp(t, env)
-  const cliEnv = { ...env, DATABASE_PATH: s.config.databasePath }
+  const cliEnv = { ...env, ...s.env }
   for (const e of ['Production', 'Sandbox', 'Production']) await s.post(v2Body({ environment: e }))
   await main.waitFor(3)
   await until(async () => (await fetch(`${s.url}/metrics`).then((r) => r.text())).includes('storehook_deliveries_total{target="flaky",outcome="dead"} 3'), 5000, 'dead deliveries')

@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import t from 'tap'
-import { tempDir } from '../helpers/app.ts'
+import { engineEnv, sqliteOnly, tempDir } from '../helpers/app.ts'
 import { v2Body } from '../helpers/notifications.ts'
 import { spawnServer } from '../helpers/process.ts'
 import { startTarget } from '../helpers/target.ts'
@@ -17,7 +17,11 @@ t.test('SIGKILL right after the 200s loses nothing: the restarted server deliver
   const probe = await startTarget()
   const port = Number(new URL(probe.url).port)
   await probe.close()
-  const env = { DATABASE_PATH: join(dir, 'a.db'), FORWARD_TARGETS: `http://127.0.0.1:${port}/hook`, RETRY_MIN_DELAY_MS: '50', RETRY_MAX_DELAY_MS: '200', POLL_INTERVAL_MS: '50' }
+  // Ingest stores a fresh delivery leased to its instance. SQLite's restart
+  // takes every lease back at once; on PostgreSQL another instance may still
+  // hold one, so a dead instance's leases end when they expire: a 2 s timeout
+  // gives a 5 s lease, well inside the wait below.
+  const env = { ...await engineEnv(join(dir, 'a.db')), DATABASE_PATH: join(dir, 'a.db'), FORWARD_TARGETS: `http://127.0.0.1:${port}/hook`, DELIVERY_TIMEOUT_MS: '2000', RETRY_MIN_DELAY_MS: '50', RETRY_MAX_DELAY_MS: '200', POLL_INTERVAL_MS: '50' }
 
   const first = await spawnServer(env)
   const acknowledged = await Promise.all(Array.from({ length: 60 }, () => post(first.url, v2Body())))
@@ -33,12 +37,12 @@ t.test('SIGKILL right after the 200s loses nothing: the restarted server deliver
   t.same([...acknowledged.map((r) => r.id)].filter((id) => !got.has(id)), [], 'every acknowledged notification arrived')
 })
 
-t.test('a lease left by a killed process is reclaimed at start, not after it expires', async (t) => {
+t.test('a lease left by a killed process is reclaimed at start, not after it expires', sqliteOnly('on PostgreSQL another instance may hold the lease, so only an expired one is taken back (test/faults/two-instances-pg)'), async (t) => {
   const dir = tempDir(t)
   const hanging = await startTarget(() => { /* accepts, never answers */ })
   const port = Number(new URL(hanging.url).port)
   // A 10 s timeout gives a 25 s lease: far longer than this test may wait.
-  const env = { DATABASE_PATH: join(dir, 'b.db'), FORWARD_TARGETS: `http://127.0.0.1:${port}/hook`, DELIVERY_TIMEOUT_MS: '10000', POLL_INTERVAL_MS: '50' }
+  const env = { ...await engineEnv(join(dir, 'b.db')), DATABASE_PATH: join(dir, 'b.db'), FORWARD_TARGETS: `http://127.0.0.1:${port}/hook`, DELIVERY_TIMEOUT_MS: '10000', POLL_INTERVAL_MS: '50' }
   const first = await spawnServer(env)
   const { id } = await post(first.url, v2Body())
   await hanging.waitFor(1)
@@ -64,7 +68,7 @@ t.test('SIGTERM finishes in-flight deliveries before exiting', async (t) => {
   const dir = tempDir(t)
   const slow = await startTarget((_r, _n, res) => { setTimeout(() => res.writeHead(200).end(), 400) })
   t.teardown(slow.close)
-  const env = { DATABASE_PATH: join(dir, 'c.db'), FORWARD_TARGETS: slow.url, POLL_INTERVAL_MS: '50' }
+  const env = { ...await engineEnv(join(dir, 'c.db')), DATABASE_PATH: join(dir, 'c.db'), FORWARD_TARGETS: slow.url, POLL_INTERVAL_MS: '50' }
   const server = await spawnServer(env)
   await post(server.url, v2Body())
   await slow.waitFor(1)
@@ -77,7 +81,7 @@ t.test('SIGINT with a target that never answers: in-flight work is released at t
   const dir = tempDir(t)
   const hanging = await startTarget(() => { /* never answers */ })
   const port = Number(new URL(hanging.url).port)
-  const env = { DATABASE_PATH: join(dir, 'd.db'), FORWARD_TARGETS: `http://127.0.0.1:${port}/hook`, DELIVERY_TIMEOUT_MS: '30000', SHUTDOWN_TIMEOUT_MS: '300', POLL_INTERVAL_MS: '50' }
+  const env = { ...await engineEnv(join(dir, 'd.db')), DATABASE_PATH: join(dir, 'd.db'), FORWARD_TARGETS: `http://127.0.0.1:${port}/hook`, DELIVERY_TIMEOUT_MS: '30000', SHUTDOWN_TIMEOUT_MS: '300', POLL_INTERVAL_MS: '50' }
   const server = await spawnServer(env)
   const { id } = await post(server.url, v2Body())
   await hanging.waitFor(1)

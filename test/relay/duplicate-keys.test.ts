@@ -69,10 +69,10 @@ t.test('under enforce, a body with a repeated top-level key or both V1 and V2 fi
   t.equal((await s.post(plain)).status, 200, 'a genuine body is accepted')
   t.equal((await s.post(duplicatesNested)).status, 200, 'a genuine body with an unknown extra key, and repeated keys below the top level, is accepted')
   // Read back through the storage: bodies are stored compressed.
-  const ids = s.db.all<{ id: string }>(sql`SELECT id FROM notifications`)
+  const ids = (await s.facts.all<{ id: string }>(sql`SELECT id FROM notifications`))
   const rows = await Promise.all(ids.map(async ({ id }) => (await s.app.outbox.getNotification(id))!.notification))
   t.same(rows.map((r) => String(r.body)).sort(), [plain, duplicatesNested].sort(), 'only the two accepted bodies are stored')
-  t.equal(s.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM deliveries`)!.n, 2, 'with one delivery each')
+  t.equal((await s.facts.get<{ n: number }>(sql`SELECT count(*) AS n FROM deliveries`))!.n, 2, 'with one delivery each')
   await target.waitFor(2)
   t.same(target.received.map((r) => r.body.toString()).sort(), [plain, duplicatesNested].sort(), 'only they reached the target')
 })

@@ -65,8 +65,8 @@ t.test('a repeated notificationUUID answers 200 and is not forwarded twice', asy
   // A repeat let through would be a row of its own, committed before its 200:
   // once every row is settled, the rows and the target say all that was sent.
   await settled(s)
-  t.equal(s.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)!.n, 2, 'one stored notification per UUID')
-  t.same(tally(s, hostOf(a.url)), { deliveries: 2, delivered: 2, dead: 0, pending: 0, attempts: 2, recorded: 2 }, 'one delivery each, sent once')
+  t.equal((await s.facts.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`))!.n, 2, 'one stored notification per UUID')
+  t.same(await tally(s, hostOf(a.url)), { deliveries: 2, delivered: 2, dead: 0, pending: 0, attempts: 2, recorded: 2 }, 'one delivery each, sent once')
   t.same(a.received.map((r) => r.headers['x-storehook-notification-id']).sort(), [first.json.id, burst.find((r) => r.json.duplicate === false)!.json.id].sort(), 'each UUID forwarded once')
 })
 
@@ -74,7 +74,7 @@ t.test('with no target, notifications are kept and a warning says so', async (t)
   const s = await startApp(t, {})
   const r = await s.post(v2Body())
   t.equal(r.status, 200)
-  const row = s.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)
+  const row = (await s.facts.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`))!
   t.equal(row.n, 1)
   await until(() => s.logs.some((l) => l.includes('No forwarding target is configured')))
   t.pass('warned')
@@ -101,8 +101,8 @@ t.test('a claimed delivery that waited too long for a slot goes back instead of 
   await a.waitFor(10, 30_000)
   await settled(s)
   t.same(received, Array(10).fill('1'), 'each sent once, as its first attempt')
-  t.same(tally(s, 'slow'), { deliveries: 10, delivered: 10, dead: 0, pending: 0, attempts: 10, recorded: 10 })
-  const rows = s.db.all<{ attempts: number; fence: number }>(sql`SELECT attempts, fence FROM deliveries`)
+  t.same(await tally(s, 'slow'), { deliveries: 10, delivered: 10, dead: 0, pending: 0, attempts: 10, recorded: 10 })
+  const rows = (await s.facts.all<{ attempts: number; fence: number }>(sql`SELECT attempts, fence FROM deliveries`))
   t.ok(rows.every((r) => r.attempts === 1), 'no attempt was counted for a claim that went back')
   t.ok(rows.some((r) => r.fence > 1), 'some claims went back and were claimed again')
 })
@@ -130,9 +130,9 @@ t.test('a fresh notification to a target with room goes out without a claim: sto
   const [got] = a.received
   t.ok(got!.body.equals(body), 'byte for byte')
   t.equal(got!.headers['x-storehook-attempt'], '1')
-  const [d] = s.db.all<{ id: number; status: string; attempts: number; fence: number }>(sql`SELECT id, status, attempts, fence FROM deliveries WHERE notification_id = ${r.json.id}`)
+  const [d] = (await s.facts.all<{ id: number; status: string; attempts: number; fence: number }>(sql`SELECT id, status, attempts, fence FROM deliveries WHERE notification_id = ${r.json.id}`))
   t.match(d, { status: 'delivered', attempts: 1, fence: 1 }, 'sent once, on the lease written with the notification')
   t.notOk(claimed.includes(d!.id), 'no claim returned it')
-  t.same(tally(s), { deliveries: 1, delivered: 1, dead: 0, pending: 0, attempts: 1, recorded: 1 })
+  t.same(await tally(s), { deliveries: 1, delivered: 1, dead: 0, pending: 0, attempts: 1, recorded: 1 })
   t.equal(a.received.length, 1)
 })

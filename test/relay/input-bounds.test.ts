@@ -13,7 +13,7 @@ import { startTarget } from '../helpers/target.ts'
 const HUGE = 700_000
 const body = (signedPayload: string): string => JSON.stringify({ signedPayload })
 const longestLogLine = (s: TestApp): number => Math.max(...s.logs.map((l) => l.length))
-const count = (s: TestApp): number => s.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)!.n
+const count = async (s: TestApp): Promise<number> => (await s.facts.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`))!.n
 
 function pki (t: Parameters<typeof tempDir>[0]): { rootPath: string; chain: ReturnType<typeof makeChain> } {
   const root = makeRoot()
@@ -50,8 +50,8 @@ t.test('under enforce, refusals quote at most ~100 characters of what was sent, 
   t.ok(longestLogLine(s) < 2000, `no log line grew with the input (longest ${longestLogLine(s)} characters)`)
   // Refusals are answered before anything is written: the database is exact
   // now, and without a delivery row nothing can reach the target.
-  t.equal(count(s), 0, 'nothing refused was stored')
-  t.equal(s.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM deliveries`)!.n, 0, 'so nothing can be forwarded')
+  t.equal(await count(s), 0, 'nothing refused was stored')
+  t.equal((await s.facts.get<{ n: number }>(sql`SELECT count(*) AS n FROM deliveries`))!.n, 0, 'so nothing can be forwarded')
   t.equal(target.received.length, 0, 'and nothing was')
 })
 
@@ -75,7 +75,7 @@ t.test('under log, an outer field too long is refused (not stored three times ov
   const v1 = await post(s, JSON.stringify({ notification_type: 'DID_RENEW', bid: 'v'.repeat(HUGE) }))
   t.equal(v1.status, 400, 'a V1 with a 700 KB bid: 400')
   t.equal(v1.json.code, 'BODY_NOT_NOTIFICATION')
-  t.equal(count(s), 0, 'none of them stored')
+  t.equal(await count(s), 0, 'none of them stored')
 
   const tx = signJws({ header: { alg: 'ES256', x5c: chain.x5c }, payload: { transactionId: 't'.repeat(500_000), originalTransactionId: '2000000111111111', productId: 'pro.monthly' }, key: chain.leaf.privateKey })
   const p = notificationPayload({ notificationUUID: randomUUID() })
@@ -83,7 +83,7 @@ t.test('under log, an outer field too long is refused (not stored three times ov
   t.equal(withTx.status, 200, 'a 500 KB nested transactionId (base64 twice: under the 1 MB limit) does not cost the notification')
   const forgedAlg = await post(s, body(signJws({ header: { alg: 'a'.repeat(HUGE), x5c: chain.x5c }, payload: notificationPayload({ notificationUUID: randomUUID() }), key: chain.leaf.privateKey })))
   t.equal(forgedAlg.status, 200, 'under log, a 700 KB alg is accepted as unverified')
-  const rows = s.db.all<{ transaction_id: string | null; original_transaction_id: string | null; verification_error: string | null; uuid: number; dedupe: number }>(
+  const rows = await s.facts.all<{ transaction_id: string | null; original_transaction_id: string | null; verification_error: string | null; uuid: number; dedupe: number }>(
     sql`SELECT transaction_id, original_transaction_id, verification_error, length(notification_uuid) AS uuid, length(dedupe_key) AS dedupe FROM notifications ORDER BY received_at, id`)
   t.equal(rows.length, 2)
   t.match(rows[0], { transaction_id: null, original_transaction_id: '2000000111111111', uuid: 36, dedupe: 36 }, 'the long nested id is unindexed, the others are')

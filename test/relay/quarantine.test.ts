@@ -27,7 +27,7 @@ t.test('refused JWS are quarantined with their reason and released after the con
   // Not a JWS at all: refused and not kept.
   t.equal((await s.post('{"signedPayload":"garbage"}')).status, 400)
 
-  const cliEnv = { ...env, DATABASE_PATH: s.config.databasePath, PATH: process.env.PATH ?? '' }
+  const cliEnv = { ...env, ...s.env, PATH: process.env.PATH ?? '' }
   const listed = await runCli(['quarantine', 'list'], cliEnv)
   t.equal(listed.code, 0)
   t.match(listed.stdout, /^1\t.*\tBUNDLE_NOT_ALLOWED\tTEST\tSandbox\tcom\.example\.pro\t.*APPLE_BUNDLE_IDS/)
@@ -45,7 +45,7 @@ t.test('refused JWS are quarantined with their reason and released after the con
   t.match(fixed.stdout, /^1: released as [0-9a-f-]{36} to 127\.0\.0\.1:\d+/)
   const [got] = await target.waitFor(1, 5000)
   t.equal(got!.body.toString(), body, 'the exact refused bytes are what the target receives')
-  const row = s.db.get<{ source: string; verification: string }>(sql`SELECT source, verification FROM notifications`)
+  const row = (await s.facts.get<{ source: string; verification: string }>(sql`SELECT source, verification FROM notifications`))
   t.same(row, { source: 'quarantine', verification: 'verified' })
   t.match((await runCli(['quarantine'], cliEnv)).stdout, /released as /)
 })
@@ -57,10 +57,10 @@ t.test('--force releases a payload that still does not verify, marked unverified
   writeFileSync(rootPath, root.pem)
   const s = await startApp(t, { VERIFY_SIGNATURES: 'enforce', APPLE_ROOT_CERTS: rootPath })
   t.equal((await s.post(JSON.stringify({ signedPayload: signNotification(makeChain(), notificationPayload({ notificationUUID: randomUUID() })) }))).status, 403)
-  const r = await runCli(['quarantine', 'release', '1', '--force'], { VERIFY_SIGNATURES: 'enforce', APPLE_ROOT_CERTS: rootPath, DATABASE_PATH: s.config.databasePath })
+  const r = await runCli(['quarantine', 'release', '1', '--force'], { VERIFY_SIGNATURES: 'enforce', APPLE_ROOT_CERTS: rootPath, ...s.env })
   t.equal(r.code, 0, r.stdout + r.stderr)
-  await until(() => s.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)!.n === 1)
-  const row = s.db.get<{ verification: string; verification_error: string }>(sql`SELECT verification, verification_error FROM notifications`)
+  await until(async () => (await s.facts.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`))!.n === 1)
+  const row = (await s.facts.get<{ verification: string; verification_error: string }>(sql`SELECT verification, verification_error FROM notifications`))
   t.equal(row!.verification, 'unverified')
   t.match(row!.verification_error, /chain_untrusted/)
 })
@@ -74,11 +74,11 @@ t.test('the quarantine is capped in count and bytes, oldest dropped first', asyn
     uuids.push(uuid)
     t.equal((await s.post(JSON.stringify({ signedPayload: signNotification(stranger, notificationPayload({ notificationUUID: uuid })) }))).status, 403)
   }
-  const kept = s.db.all<{ notification_uuid: string }>(sql`SELECT notification_uuid FROM quarantine ORDER BY id`)
+  const kept = (await s.facts.all<{ notification_uuid: string }>(sql`SELECT notification_uuid FROM quarantine ORDER BY id`))
   t.same(kept.map((r) => r.notification_uuid), uuids.slice(3), 'the three newest are kept')
   const big = JSON.stringify({ signedPayload: signNotification(stranger, { ...notificationPayload({ notificationUUID: randomUUID() }), pad: 'x'.repeat(60_000) }) })
   t.equal((await s.post(big)).status, 403)
-  const bytes = s.db.get<{ n: number; b: number }>(sql`SELECT count(*) AS n, sum(bytes) AS b FROM quarantine`)!
+  const bytes = (await s.facts.get<{ n: number; b: number }>(sql`SELECT count(*) AS n, sum(bytes) AS b FROM quarantine`))!
   t.ok(bytes.b <= 100_000, `bytes stay under the cap (${bytes.b})`)
   t.ok(bytes.n >= 1 && bytes.n <= 3)
 })

@@ -48,8 +48,8 @@ t.test('per-target filters route by environment, type and bundle', async (t) => 
   // Routing writes the delivery rows in the commit before each 200: settled,
   // they are every request each target will get.
   await settled(s)
-  const sent = (n: number): ReturnType<typeof tally> => ({ deliveries: n, delivered: n, dead: 0, pending: 0, attempts: n, recorded: n })
-  t.same([tally(s, 'revenuecat'), tally(s, 'staging'), tally(s, 'refunds')], [sent(4), sent(1), sent(1)], 'routed rows, each sent once')
+  const sent = (n: number): Awaited<ReturnType<typeof tally>> => ({ deliveries: n, delivered: n, dead: 0, pending: 0, attempts: n, recorded: n })
+  t.same([await tally(s, 'revenuecat'), await tally(s, 'staging'), await tally(s, 'refunds')], [sent(4), sent(1), sent(1)], 'routed rows, each sent once')
   t.equal(everything.received.length, 4, 'the unfiltered target gets everything, unknown types included')
   t.equal(staging.received.length, 1, 'staging gets only Sandbox')
   t.equal(refunds.received.length, 1, 'the refunds target gets only REFUND of its bundle')

@@ -2,11 +2,11 @@ import Database from 'better-sqlite3'
 import { sql } from 'drizzle-orm'
 import t from 'tap'
 import type { Outbox } from '../../src/outbox/outbox.ts'
-import { startApp, until } from '../helpers/app.ts'
+import { sqliteOnly, startApp, until } from '../helpers/app.ts'
 import { v2Body } from '../helpers/notifications.ts'
 import { startTarget } from '../helpers/target.ts'
 
-t.test('a full database answers 503, keeps running, and recovers by itself when space returns', async (t) => {
+t.test('a full database answers 503, keeps running, and recovers by itself when space returns', sqliteOnly('a full disk is played by capping the file\'s page count'), async (t) => {
   const target = await startTarget()
   t.teardown(target.close)
   const s = await startApp(t, { FORWARD_TARGETS: target.url })
@@ -30,7 +30,7 @@ t.test('a full database answers 503, keeps running, and recovers by itself when 
   t.equal(target.received.length, 2, 'only accepted notifications were forwarded')
 })
 
-t.test('a database locked by another writer answers 503 and recovers when the lock is gone', async (t) => {
+t.test('a database locked by another writer answers 503 and recovers when the lock is gone', sqliteOnly('one writer locking the whole file is SQLite\'s (PostgreSQL\'s outages: test/pg/)'), async (t) => {
   const s = await startApp(t, { DATABASE_BUSY_TIMEOUT_MS: '100' })
   const other = new Database(s.config.databasePath)
   t.teardown(() => other.close())
@@ -48,7 +48,7 @@ t.test('a database locked by another writer answers 503 and recovers when the lo
 // /readyz is public and each probe is a durable commit on the one writer
 // thread: a flood of them must cost at most about one write a second, and
 // still tell a database that cannot take a write right now.
-t.test('a burst of /readyz shares one probe write; a database that cannot write still turns it 503', async (t) => {
+t.test('a burst of /readyz shares one probe write', async (t) => {
   const s = await startApp(t, { DATABASE_BUSY_TIMEOUT_MS: '100' })
   t.equal((await fetch(`${s.url}/readyz`)).status, 200)
   const before = (await s.app.outbox.stats()).ops
@@ -58,7 +58,10 @@ t.test('a burst of /readyz shares one probe write; a database that cannot write 
   t.ok(burst.every((st) => st === 200), 'every one answered ready')
   const writes = (await s.app.outbox.stats()).ops - before
   t.ok(writes <= seconds + 1, `${writes} probe write(s) for 200 requests over ${seconds} s`)
+})
 
+t.test('a database that cannot write turns /readyz 503, and ready again after', sqliteOnly('the write is blocked by locking the whole file'), async (t) => {
+  const s = await startApp(t, { DATABASE_BUSY_TIMEOUT_MS: '100' })
   const other = new Database(s.config.databasePath)
   t.teardown(() => other.close())
   other.exec('BEGIN IMMEDIATE')

@@ -10,10 +10,10 @@ import { get, login } from '../helpers/dashboard.ts'
 import { startTarget } from '../helpers/target.ts'
 
 // What an older storehook (or anyone with the database file) left behind:
-// a row written straight into the real SQLite file, past every check of ingest.
-function insertStored (s: TestApp, body: Buffer): string {
+// a row written straight into the real database, past every check of ingest.
+async function insertStored (s: TestApp, body: Buffer): Promise<string> {
   const id = randomUUID()
-  s.db.run(sql`INSERT INTO notifications (id, dedupe_key, received_at, source, version, notification_type, verification, body)
+  await s.facts.run(sql`INSERT INTO notifications (id, dedupe_key, received_at, source, version, notification_type, verification, body)
     VALUES (${id}, ${`v1:${id}`}, ${Date.now()}, 'webhook', 1, 'DID_RENEW', 'unchecked', ${body})`)
   return id
 }
@@ -22,10 +22,10 @@ t.test('a stored body nested 100,000 levels deep still renders: 200, the raw tex
   const s = await startApp(t, { ADMIN_TOKEN })
   const levels = 100_000
   const deep = Buffer.from(`{"notification_type":"DID_RENEW","bid":"<b>com.example</b>","password":"deep-row-secret","x":${'['.repeat(levels)}${']'.repeat(levels)}}`)
-  const id = insertStored(s, deep)
+  const id = await insertStored(s, deep)
   // And rows that are not JSON at all, nor UTF-8.
-  const garbage = insertStored(s, Buffer.concat([Buffer.from('<script>alert(1)</script> {"password":"x'), Buffer.from([0xff, 0xfe, 0x00])]))
-  const unterminated = insertStored(s, Buffer.from(`{"notification_type":"X","password":"cut-secret${'['.repeat(levels)}`))
+  const garbage = await insertStored(s, Buffer.concat([Buffer.from('<script>alert(1)</script> {"password":"x'), Buffer.from([0xff, 0xfe, 0x00])]))
+  const unterminated = await insertStored(s, Buffer.from(`{"notification_type":"X","password":"cut-secret${'['.repeat(levels)}`))
 
   const one = await api(s.url, `/notifications/${id}`)
   t.equal(one.status, 200, 'the admin API answers 200')
@@ -91,7 +91,7 @@ t.test('a V1 password (Apple\'s shared secret) reaches the targets exactly, and 
 
   // As an older version would have stored it; what is delivered is the row's body.
   // It no longer decodes (two readings), so the views show its text, masked.
-  s.db.run(sql`UPDATE notifications SET body = ${Buffer.from(twice)}, body_encoding = 'raw', body_chain_id = NULL WHERE id = ${posted.json.id as string}`)
+  await s.facts.run(sql`UPDATE notifications SET body = ${Buffer.from(twice)}, body_encoding = 'raw', body_chain_id = NULL WHERE id = ${posted.json.id as string}`)
   const masked = twice.replace('"first-copy-of-it"', '"********"').replace('"s3cr\\"et\\\\\\u0041"', '"********"')
   const one = await api(s.url, `/notifications/${posted.json.id}`)
   t.equal(one.status, 200)

@@ -18,20 +18,20 @@ t.test('a stored body that cannot be read back is shown as such everywhere, and 
   const flipped = (await s.post(v2Body())).json.id as string
   const healthyBody = v2Body()
   const healthy = (await s.post(healthyBody)).json.id as string
-  const encodings = s.db.all<{ id: string; e: string }>(sql`SELECT id, body_encoding AS e FROM notifications WHERE id IN (${chained}, ${deflated})`)
+  const encodings = (await s.facts.all<{ id: string; e: string }>(sql`SELECT id, body_encoding AS e FROM notifications WHERE id IN (${chained}, ${deflated})`))
   t.same(new Set(encodings.map((r) => r.e)), new Set(['zlib-chain', 'zlib']), 'one row of each compressed encoding')
 
   // A skeleton cut short behind an intact chain digest, and a deflate stream
   // that is not one.
-  s.db.run(sql`UPDATE notifications SET body = substr(body, 1, 12) WHERE id = ${chained}`)
-  s.db.run(sql`UPDATE notifications SET body = x'ff00ff00' WHERE id = ${deflated}`)
+  await s.facts.run(sql`UPDATE notifications SET body = substr(body, 1, 12) WHERE id = ${chained}`)
+  await s.facts.run(sql`UPDATE notifications SET body = ${Buffer.from('ff00ff00', 'hex')} WHERE id = ${deflated}`)
   // One byte flipped in the middle of a stream that still inflates: zlib's
   // check, not luck, is what keeps other bytes from being read back.
-  const stored = s.db.get<{ body: Buffer }>(sql`SELECT body FROM notifications WHERE id = ${flipped}`)!.body
+  const stored = (await s.facts.get<{ body: Buffer }>(sql`SELECT body FROM notifications WHERE id = ${flipped}`))!.body
   stored[stored.length >> 1]! ^= 0x01
-  s.db.run(sql`UPDATE notifications SET body = ${stored} WHERE id = ${flipped}`)
-  s.db.run(sql`INSERT INTO quarantine (received_at, code, reason, bytes, body, body_encoding) VALUES (1, 'SIGNATURE_INVALID', 'forged', 4, x'ff00ff00', 'zlib')`)
-  const quarantined = s.db.get<{ id: number }>(sql`SELECT max(id) AS id FROM quarantine`)!.id
+  await s.facts.run(sql`UPDATE notifications SET body = ${stored} WHERE id = ${flipped}`)
+  await s.facts.run(sql`INSERT INTO quarantine (received_at, code, reason, bytes, body, body_encoding) VALUES (1, 'SIGNATURE_INVALID', 'forged', 4, ${Buffer.from('ff00ff00', 'hex')}, 'zlib')`)
+  const quarantined = (await s.facts.get<{ id: number }>(sql`SELECT max(id) AS id FROM quarantine`))!.id
 
   for (const id of [chained, deflated, flipped]) {
     const detail = await api(s.url, `/notifications/${id}`)
@@ -57,6 +57,6 @@ t.test('a stored body that cannot be read back is shown as such everywhere, and 
   t.equal(readable.json.body, healthyBody.toString(), 'the other rows read back as they were')
   t.equal((await s.post(v2Body())).status, 200, 'and ingest goes on')
 
-  const status = await runCli(['status'], { DATABASE_PATH: s.config.databasePath })
+  const status = await runCli(['status'], s.env)
   t.equal(status.code, 0, status.stderr)
 })

@@ -63,10 +63,10 @@ t.test('under enforce (the default), only chains to a trusted root are accepted 
 
   // Forwarding needs a stored row: with only the genuine one stored and
   // settled, the target's one request is all it can ever get.
-  const rows = s.db.all<{ verification: string }>(sql`SELECT verification FROM notifications`)
+  const rows = (await s.facts.all<{ verification: string }>(sql`SELECT verification FROM notifications`))
   t.same(rows, [{ verification: 'verified' }], 'nothing refused was stored')
   await settled(s)
-  t.same(tally(s, hostOf(target.url)), { deliveries: 1, delivered: 1, dead: 0, pending: 0, attempts: 1, recorded: 1 })
+  t.same(await tally(s, hostOf(target.url)), { deliveries: 1, delivered: 1, dead: 0, pending: 0, attempts: 1, recorded: 1 })
   t.same(target.received.map((r) => r.headers['x-storehook-notification-id']), [good.json.id], 'only the genuine notification was forwarded')
 })
 
@@ -74,7 +74,7 @@ t.test('the real Apple notification verifies against the bundled root at its sig
   const s = await startApp(t, { VERIFY_SIGNATURES: 'enforce' })
   const r = await s.post(REAL)
   t.equal(r.status, 200)
-  const row = s.db.get<{ verification: string; bundle_id: string; environment: string; notification_type: string }>(sql`SELECT verification, bundle_id, environment, notification_type FROM notifications`)
+  const row = (await s.facts.get<{ verification: string; bundle_id: string; environment: string; notification_type: string }>(sql`SELECT verification, bundle_id, environment, notification_type FROM notifications`))
   t.same(row, { verification: 'verified', bundle_id: 'com.nineton.taller', environment: 'Production', notification_type: 'TEST' })
 })
 
@@ -83,13 +83,13 @@ t.test('under log, a bad signature is accepted, forwarded and marked with its re
   const stranger = makeChain()
   const logged = await startApp(t, { VERIFY_SIGNATURES: 'log', APPLE_ROOT_CERTS: pki.rootPath })
   t.equal((await logged.post(body(signNotification(stranger, notificationPayload({ notificationUUID: randomUUID() }))))).status, 200)
-  const row = logged.db.get<{ verification: string; verification_error: string }>(sql`SELECT verification, verification_error FROM notifications`)
+  const row = (await logged.facts.get<{ verification: string; verification_error: string }>(sql`SELECT verification, verification_error FROM notifications`))
   t.equal(row!.verification, 'unverified')
   t.match(row!.verification_error, /chain_untrusted/)
 
   const off = await startApp(t, { VERIFY_SIGNATURES: 'off' })
   t.equal((await off.post(body(signNotification(stranger, notificationPayload({ notificationUUID: randomUUID() }))))).status, 200)
-  t.equal(off.db.get<{ verification: string }>(sql`SELECT verification FROM notifications`)!.verification, 'unchecked')
+  t.equal((await off.facts.get<{ verification: string }>(sql`SELECT verification FROM notifications`))!.verification, 'unchecked')
 })
 
 t.test('APPLE_BUNDLE_IDS refuses other bundles; APPLE_SHARED_SECRET guards V1', async (t) => {
@@ -104,7 +104,7 @@ t.test('APPLE_BUNDLE_IDS refuses other bundles; APPLE_SHARED_SECRET guards V1', 
   t.equal(wrongSecret.status, 403)
   t.equal(wrongSecret.json.code, 'SHARED_SECRET_MISMATCH')
   t.equal((await s.post(v1Body({ bid: 'com.example', password: 'right-secret' }))).status, 200)
-  const rows = s.db.all<{ version: number; verification: string }>(sql`SELECT version, verification FROM notifications ORDER BY id`)
+  const rows = (await s.facts.all<{ version: number; verification: string }>(sql`SELECT version, verification FROM notifications ORDER BY id`))
   t.same(rows, [{ version: 2, verification: 'verified' }, { version: 1, verification: 'verified' }])
 })
 
@@ -122,15 +122,15 @@ t.test('under enforce without APPLE_SHARED_SECRET, a V1 is refused: nothing stor
   t.match(forged.json.error, /APPLE_SHARED_SECRET/, 'says how to fix it: set the shared secret')
   t.match(forged.json.error, /ALLOW_UNAUTHENTICATED_V1=true/, '... or opt in')
   t.equal((await s.post(v1Body({ bid: 'com.example.app' }))).status, 403, 'so is a well-formed one')
-  const counts = (): unknown => s.db.get(sql`SELECT (SELECT count(*) FROM notifications) AS notifications, (SELECT count(*) FROM deliveries) AS deliveries`)
-  t.same(counts(), { notifications: 0, deliveries: 0 }, 'nothing was stored, so nothing can be forwarded')
+  const counts = async (): Promise<unknown> => (await s.facts.get(sql`SELECT (SELECT count(*) FROM notifications) AS notifications, (SELECT count(*) FROM deliveries) AS deliveries`))
+  t.same(await counts(), { notifications: 0, deliveries: 0 }, 'nothing was stored, so nothing can be forwarded')
 
   // A genuine V2 after it is the only thing the target ever receives.
   const genuine = Buffer.from(body(pki.sign()))
   t.equal((await s.post(genuine)).status, 200)
   await target.waitFor(1)
   t.ok(target.received[0]!.body.equals(genuine), 'the target received the genuine V2, not the V1')
-  t.same(counts(), { notifications: 1, deliveries: 1 })
+  t.same(await counts(), { notifications: 1, deliveries: 1 })
   const readyz = await fetch(`${s.url}/readyz`)
   t.notMatch(await readyz.text(), /ALLOW_UNAUTHENTICATED_V1/, '/readyz carries no opt-in detail')
 })
@@ -147,7 +147,7 @@ t.test('ALLOW_UNAUTHENTICATED_V1=true accepts V1 unchecked under enforce, and sa
   t.equal((await s.post(v1)).status, 200, 'accepted')
   await target.waitFor(1)
   t.ok(target.received[0]!.body.equals(v1), 'and forwarded byte for byte')
-  const row = s.db.get<{ verification: string; verification_error: string }>(sql`SELECT verification, verification_error FROM notifications`)
+  const row = (await s.facts.get<{ verification: string; verification_error: string }>(sql`SELECT verification, verification_error FROM notifications`))
   t.equal(row!.verification, 'unchecked', 'stored as unchecked')
   t.match(row!.verification_error, /ALLOW_UNAUTHENTICATED_V1=true/, 'with the reason')
 
@@ -176,14 +176,14 @@ t.test('without the opt-in, the dashboard shows no banner; the opt-in has no eff
   t.equal(wrong.status, 403)
   t.equal(wrong.json.code, 'SHARED_SECRET_MISMATCH', 'a wrong password is still refused')
   t.notMatch(await (await fetch(`${s.url}/readyz`)).text(), /ALLOW_UNAUTHENTICATED_V1/)
-  t.equal(s.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)!.n, 0, 'nothing stored')
+  t.equal((await s.facts.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`))!.n, 0, 'nothing stored')
 })
 
 t.test('under log, a V1 without APPLE_SHARED_SECRET is accepted and marked unchecked; under off, unchanged', async (t) => {
   for (const mode of ['log', 'off']) {
     const s = await startApp(t, { VERIFY_SIGNATURES: mode })
     t.equal((await s.post(v1Body())).status, 200, `${mode}: accepted`)
-    t.equal(s.db.get<{ verification: string }>(sql`SELECT verification FROM notifications`)!.verification, 'unchecked', `${mode}: unchecked`)
+    t.equal((await s.facts.get<{ verification: string }>(sql`SELECT verification FROM notifications`))!.verification, 'unchecked', `${mode}: unchecked`)
     t.same(await (await fetch(`${s.url}/readyz`)).json(), { status: 'ready' }, `${mode}: no opt-in detail`)
   }
 })
