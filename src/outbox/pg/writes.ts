@@ -11,11 +11,11 @@ import { statusLiteral } from '../../db/schema.ts'
 import { BodyDecodeError, chainPolicyFor } from '../bodies.ts'
 import { DONE, type AttemptRecord, type ClaimedDelivery, type CompactionBatch, type CompactionCursor, type EnqueueResult, type LeasedDelivery, type Leases, type NewHistoryRun, type NewNotification, type NewQuarantined, type QuarantineCaps, type RunProgress } from '../engine.ts'
 import { quarantineBytes } from '../store.ts'
-import { loadBody, storeBody } from './bodies.ts'
+import { loadBody, storeBody, type TxChainIds } from './bodies.ts'
 import type { Q } from './connection.ts'
 
-export async function enqueue (q: Q, n: NewNotification, targets: readonly string[], now: number, leases: Leases): Promise<EnqueueResult> {
-  const stored = await storeBody(q, n.body, chainPolicyFor(n.verification), now)
+export async function enqueue (q: Q, n: NewNotification, targets: readonly string[], now: number, leases: Leases, ids?: TxChainIds): Promise<EnqueueResult> {
+  const stored = await storeBody(q, n.body, chainPolicyFor(n.verification), now, ids)
   // A concurrent insert of the same key (Apple posting one notification to
   // two instances at once) makes this wait for the other's commit, then do
   // nothing: one row, and only its writer adds the deliveries.
