@@ -423,6 +423,29 @@ t.test('PostgreSQL with several instances', { skip: unavailable ?? false }, asyn
     t.equal((await a.matchingIds({}, 100)).length, 20)
   })
 
+  t.test('enqueues that arrive together share one commit; one the server refuses fails alone, and no chain id outlives its rollback', async (t) => {
+    const [a] = await two(t)
+    const round = () => Array.from({ length: 10 }, () => notification())
+    const first = round()
+    await Promise.all(first.map((n) => a.enqueue(n, ['x'], [])))
+    t.ok((await a.stats()).largestBatch > 1, 'several enqueues shared one transaction')
+    const failedBefore = (await a.stats()).failedCommits
+    // A NUL in text is refused by the server (22021), inside the shared
+    // transaction; the real body brings a chain new to this database, first
+    // inserted in that transaction, which is rolled back.
+    const good = [...round(), notification({ body: REAL })]
+    const bad = notification({ bundleId: 'com.example\u0000' })
+    const results = await Promise.allSettled([...good.slice(0, 5), bad, ...good.slice(5)].map((n) => a.enqueue(n, ['x'], [])))
+    t.same(results.map((r) => r.status === 'rejected'), [false, false, false, false, false, true, ...good.slice(5).map(() => false)], 'only the refused one fails')
+    t.match((results[5] as PromiseRejectedResult).reason, { code: '22021' })
+    t.ok((await a.stats()).failedCommits > failedBefore, 'the shared transaction failed and its ops ran again alone')
+    t.equal((await a.matchingIds({}, 100)).length, 21, 'every other notification is stored')
+    // The chain's id is read from the row committed by the retry, not the rolled-back one.
+    const again = notification({ body: REAL })
+    await a.enqueue(again, ['x'], [])
+    t.ok((await a.getNotification(again.id))!.notification.body!.equals(REAL), 'a body stored with the cached chain id reads back as received')
+  })
+
   t.test('a starting instance reclaims only expired leases, never a live instance\'s', async (t) => {
     const [a, b] = await two(t)
     await a.enqueue(notification(), ['x'], [])

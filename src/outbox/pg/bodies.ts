@@ -18,13 +18,51 @@ import type { Q } from './connection.ts'
 // never cached (a rolled-back insert can leave its id to another chain).
 const chains = new ChainCache()
 
+// Enough for every chain Apple signs with and more: unproven ones are capped
+// at MAX_UNPROVEN_CHAINS anyway.
+const CACHED_IDS = 1000
+
+// The row id of each chain digest of one database, so that storing a body
+// whose chain is known costs no round trip. Safe to keep because nothing
+// deletes a chain row, so a committed id stays that chain's for good; an id
+// is learned only once the transaction that saw it has committed (one that
+// rolls back may leave its id to another chain, or to none).
+export class ChainIds {
+  #committed = new Map<string, number>()
+
+  // A transaction's view: what is committed, plus what it found itself.
+  transaction (): TxChainIds {
+    const learned = new Map<string, number>()
+    return {
+      get: (digest) => this.#committed.get(digest) ?? learned.get(digest),
+      learn: (digest, id) => { learned.set(digest, id) },
+      committed: () => {
+        for (const [digest, id] of learned) {
+          this.#committed.set(digest, id)
+          if (this.#committed.size > CACHED_IDS) this.#committed.delete(this.#committed.keys().next().value!)
+        }
+      }
+    }
+  }
+}
+
+export interface TxChainIds {
+  get: (digest: string) => number | undefined
+  learn: (digest: string, id: number) => void
+  // Called once the transaction committed.
+  committed: () => void
+}
+
+// A transaction that keeps nothing (compaction, quarantine: rare writes).
+const NO_IDS: TxChainIds = { get: () => undefined, learn: () => {}, committed: () => {} }
+
 // The chain row for `chain`, added when the policy allows; null when it is
 // not stored and may not be. The cap of 'capped' is read, not locked: two
 // instances at the cap at once may each add one more, a bound of a few rows.
-async function chainRow (q: Q, chain: Buffer, policy: ChainPolicy, now: number): Promise<{ id: number; pieces: ChainPieces } | null> {
+async function chainRow (q: Q, chain: Buffer, policy: ChainPolicy, now: number, ids: TxChainIds): Promise<{ id: number; pieces: ChainPieces } | null> {
   const digest = createHash('sha256').update(chain).digest('hex')
-  // The chain is almost always stored already: one lookup, no insert.
-  let id = (await q.select({ id: bodyChains.id }).from(bodyChains).where(eq(bodyChains.digest, digest)))[0]?.id
+  // The chain is almost always stored already: known here, or one lookup.
+  let id = ids.get(digest) ?? (await q.select({ id: bodyChains.id }).from(bodyChains).where(eq(bodyChains.digest, digest)))[0]?.id
   if (id === undefined) {
     if (policy === 'known') return null
     if (policy === 'capped' && (await q.select({ n: count() }).from(bodyChains))[0]!.n >= MAX_UNPROVEN_CHAINS) return null
@@ -34,6 +72,7 @@ async function chainRow (q: Q, chain: Buffer, policy: ChainPolicy, now: number):
       .returning({ id: bodyChains.id }))[0]?.id ??
       (await q.select({ id: bodyChains.id }).from(bodyChains).where(eq(bodyChains.digest, digest)))[0]!.id
   }
+  ids.learn(digest, id)
   let pieces = chains.get(digest)
   if (pieces === undefined) {
     pieces = piecesOf(chain)
@@ -43,9 +82,9 @@ async function chainRow (q: Q, chain: Buffer, policy: ChainPolicy, now: number):
 }
 
 // The stored form of a body received now.
-export async function storeBody (q: Q, body: Buffer, policy: ChainPolicy, now: number): Promise<StoredBody> {
+export async function storeBody (q: Q, body: Buffer, policy: ChainPolicy, now: number, ids: TxChainIds = NO_IDS): Promise<StoredBody> {
   const chain = chainOf(body)
-  return storedForm(body, chain === null ? null : await chainRow(q, chain, policy, now))
+  return storedForm(body, chain === null ? null : await chainRow(q, chain, policy, now, ids))
 }
 
 // The bytes as received. Throws BodyDecodeError when the row cannot give

@@ -1,8 +1,10 @@
 // The PostgreSQL engine (issue 16): the Storage interface of ../engine.ts on
 // a node-postgres pool, for several storehook instances sharing one
 // database. Each ordered write is one transaction of its own (writes.ts),
-// committed before its promise resolves; reads run on any connection of the
-// pool and see what is committed (reads.ts).
+// committed before its promise resolves, but enqueues: those arriving
+// together share one (group-commit.ts), still committed before each one's
+// promise resolves. Reads run on any connection of the pool and see what is
+// committed (reads.ts).
 //
 // Ordering. With a pool, writes asked for one after another run at once on
 // different connections, so the SQLite engine's single queue does not exist
@@ -31,6 +33,7 @@ import { ConfigError } from '../../config.ts'
 import { maskedUrl, migratePg, openPg, pgMigrationsFolder, synchronousCommit, type PgDatabase, type PgOptions } from '../../db/pg-client.ts'
 import type * as engine from '../engine.ts'
 import { inTransaction, type Durability, type Q } from './connection.ts'
+import { PgGroupCommit } from './group-commit.ts'
 import { Locks, newInstanceId, notifyDeliveryTarget, notifyTargets, WakeListener, type Log } from './coordination.ts'
 import { Wakeups } from '../wakeups.ts'
 import * as reads from './reads.ts'
@@ -102,6 +105,7 @@ export class PgStorage implements engine.Storage {
 
   // Reads take any connection of the pool, one statement at a time.
   #reads: Q
+  #batch: PgGroupCommit
   readonly listener: WakeListener
   #locks: Locks
 
@@ -110,6 +114,7 @@ export class PgStorage implements engine.Storage {
     this.listener = listener
     this.#locks = new Locks(database.url)
     this.#reads = drizzle(database.pool)
+    this.#batch = new PgGroupCommit(database.pool)
   }
 
   // Another instance committed rows to claim for `targets` (null: unknown,
@@ -145,10 +150,15 @@ export class PgStorage implements engine.Storage {
   // `waits`: it starts only once every write numbered below it has settled
   // (a claim); it is then not itself waited for by later claims.
   #write<T> (durability: Durability, fn: (q: Q, now: number) => Promise<T>, waits = false): { n: number; result: Promise<T> } {
+    return this.#ordered(() => this.#commit(durability, fn), waits)
+  }
+
+  // As #write, for whatever runs the transaction (`start`).
+  #ordered<T> (start: () => Promise<T>, waits: boolean): { n: number; result: Promise<T> } {
     const n = this.#next++
     if (this.#closed !== null) return { n, result: Promise.reject(new Error('storage is closed')) }
-    if (waits) return { n, result: this.#track(Promise.allSettled([...this.#writes.values()]).then(() => this.#commit(durability, fn))) }
-    const result = this.#track(this.#commit(durability, fn))
+    if (waits) return { n, result: this.#track(Promise.allSettled([...this.#writes.values()]).then(start)) }
+    const result = this.#track(start())
     this.#writes.set(n, result)
     const done = (): void => { this.#writes.delete(n) }
     result.then(done, done)
@@ -182,12 +192,14 @@ export class PgStorage implements engine.Storage {
   }
 
   async enqueue (n: engine.NewNotification, targets: readonly string[], leases: engine.Leases): Promise<engine.EnqueueResult> {
-    const { n: seq, result } = this.#write('durable', async (q, now) => {
-      const r = await writes.enqueue(q, n, targets, now, leases)
+    // Durable, in the group commit: shares a transaction with the enqueues
+    // that arrive while others commit.
+    const { n: seq, result } = this.#ordered(() => this.#batch.run(async (q, now, ids) => {
+      const r = await writes.enqueue(q, n, targets, now, leases, ids)
       // The other instances' workers for the targets left to claim.
       await notifyTargets(q, this.listener.instance, Wakeups.toClaim(r))
       return r
-    })
+    }).catch((err: unknown) => { throw driverError(err) }), false)
     const r = await result
     // A claim numbered above this write sees its rows.
     this.#wakeups.enqueued(r, seq + 1)
@@ -260,8 +272,11 @@ export class PgStorage implements engine.Storage {
     })
   }
 
+  // Every transaction: the group commit's and the others'.
   async stats (): Promise<engine.GroupCommitStats> {
-    return { ...this.#stats }
+    const b = this.#batch.stats()
+    const o = this.#stats
+    return { commits: o.commits + b.commits, ops: o.ops + b.ops, largestBatch: Math.max(o.largestBatch, b.largestBatch), failedCommits: o.failedCommits + b.failedCommits }
   }
 
   // Waits for every op asked for, then ends the pool's connections. Safe to call twice.
