@@ -124,12 +124,14 @@ t.test('two instances on one PostgreSQL', { skip: unavailable ?? false }, async 
     const lastRetaken = Math.max(...orphaned.map((r) => Number(r.retaken)))
     t.comment(`A's leases retaken by B up to ${lastRetaken - killedAt} ms after the kill (lease ${LEASE_MS} ms)`)
 
-    // At-least-once: a duplicate needs a target's 200 that A never recorded
-    // (the target answers what A sent even after A died), so at most A's
-    // deliveries in flight at the kill: its slots, CONCURRENCY.
+    // At-least-once: a duplicate needs a target's 200 that A never recorded:
+    // a send in flight at the kill (the target answers it after A died), or
+    // one answered whose outcome A had not yet committed (its slot was free
+    // again by then, so these can outnumber its CONCURRENCY slots). Either
+    // way it is one of A's leases with no attempt recorded: the orphans.
     const dup = duplicates(target)
     t.comment(`ledger: ${acknowledged.size} acknowledged; target ${target.delivered.size} distinct, ${dup} duplicates, ${target.requests} requests in all`)
-    t.ok(dup <= CONCURRENCY, `duplicates are few: ${dup} <= ${CONCURRENCY} (A's deliveries in flight at the kill)`)
+    t.ok(dup <= orphaned.length, `duplicates are few: ${dup} <= ${orphaned.length} (A's leases with no attempt recorded at the kill)`)
   })
 
   t.test('PostgreSQL restarted mid-load: 503s while it is down, recovery without restarting storehook, no 200 lost', async (t) => {
