@@ -108,6 +108,24 @@ export interface TargetHealth {
   lastError: string | null
 }
 
+// A target's health from what each engine read: its delivery counts, its
+// last success, and its latest failure still standing (absent: none).
+export function targetHealthOf (
+  counts: { pending?: number | null; dead?: number | null; delivered?: number | null; oldest?: number | null } | undefined,
+  lastSuccessAt: number | null | undefined,
+  failure: { at: number; error: string | null } | undefined
+): TargetHealth {
+  return {
+    pending: counts?.pending ?? 0,
+    dead: counts?.dead ?? 0,
+    delivered: counts?.delivered ?? 0,
+    oldestPendingAt: counts?.oldest ?? null,
+    lastSuccessAt: lastSuccessAt ?? null,
+    lastErrorAt: failure?.at ?? null,
+    lastError: failure?.error ?? null
+  }
+}
+
 export interface Overview {
   lastReceived: Array<{ environment: string | null; at: number; type: string }>
   last24h: Array<{ environment: string | null; verification: string; n: number }>

@@ -4,7 +4,7 @@
 import { desc, eq, getTableColumns, inArray, sql, type SQL } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import { deliveries, notifications, statusLiteral } from '../db/schema.ts'
-import { v2DedupeKey, type DeliveryRow, type DeliveryState, type Gauges, type NotificationFilter, type NotificationSummary, type NotificationWithHistory, type Overview, type TargetHealth } from './engine.ts'
+import { targetHealthOf, v2DedupeKey, type DeliveryRow, type DeliveryState, type Gauges, type NotificationFilter, type NotificationSummary, type NotificationWithHistory, type Overview, type TargetHealth } from './engine.ts'
 import { withBody } from './bodies.ts'
 import { notificationWhere, pageWithDeliveries } from './listing.ts'
 import { listAttempts } from './store.ts'
@@ -44,15 +44,7 @@ export function targetHealth (db: Db, target: string): TargetHealth {
   const failure = db.get<{ at: number; error: string | null }>(sql`
     SELECT updated_at AS at, last_error AS error FROM ${deliveries}
      WHERE target = ${target} AND last_error IS NOT NULL ORDER BY updated_at DESC LIMIT 1`)
-  return {
-    pending: counts?.pending ?? 0,
-    dead: counts?.dead ?? 0,
-    delivered: counts?.delivered ?? 0,
-    oldestPendingAt: counts?.oldest ?? null,
-    lastSuccessAt: success?.at ?? null,
-    lastErrorAt: failure?.at ?? null,
-    lastError: failure?.error ?? null
-  }
+  return targetHealthOf(counts, success?.at, failure)
 }
 
 // Every notification id matching the filter, newest first, at most `max`:

@@ -7,7 +7,7 @@ import { and, asc, desc, eq, getTableColumns, gte, inArray, isNull, lt, sql, typ
 import { attempts, deliveries, historyRuns, notifications, quarantine, quarantineTotals } from '../../db/schema-pg.ts'
 import { statusLiteral } from '../../db/schema.ts'
 import { CATCH_UP_KINDS } from '../../db/vocabulary.ts'
-import { v2DedupeKey, type DeliveryRow, type DeliveryState, type Gauges, type HistoryRun, type NotificationFilter, type NotificationSummary, type NotificationWithHistory, type Overview, type QuarantineRow, type QuarantineSummary, type Readable, type TargetHealth } from '../engine.ts'
+import { targetHealthOf, v2DedupeKey, type DeliveryRow, type DeliveryState, type Gauges, type HistoryRun, type NotificationFilter, type NotificationSummary, type NotificationWithHistory, type Overview, type QuarantineRow, type QuarantineSummary, type Readable, type TargetHealth } from '../engine.ts'
 import { notificationWhere, pageWithDeliveries } from '../listing.ts'
 import { withBody } from './bodies.ts'
 import type { Q } from './connection.ts'
@@ -46,15 +46,7 @@ export async function targetHealth (q: Q, target: string): Promise<TargetHealth>
   // A success clears a delivery's last_error: this is the latest failure still standing.
   const [failure] = await q.select({ at: deliveries.updatedAt, error: deliveries.lastError }).from(deliveries)
     .where(and(eq(deliveries.target, target), sql`${deliveries.lastError} IS NOT NULL`)).orderBy(desc(deliveries.updatedAt)).limit(1)
-  return {
-    pending: counts?.pending ?? 0,
-    dead: counts?.dead ?? 0,
-    delivered: counts?.delivered ?? 0,
-    oldestPendingAt: counts?.oldest ?? null,
-    lastSuccessAt: counts?.success ?? null,
-    lastErrorAt: failure?.at ?? null,
-    lastError: failure?.error ?? null
-  }
+  return targetHealthOf(counts, counts?.success, failure)
 }
 
 export async function matchingIds (q: Q, filter: NotificationFilter, max: number): Promise<string[]> {
