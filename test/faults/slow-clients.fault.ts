@@ -87,12 +87,18 @@ t.test(`${SLOW} slow bodies, ${SILENT} silent and ${KEPT} idle keep-alive connec
     c.socket.write(postHead(body.length))
     stops.push(trickle(c, body, 500))
   }, sample)
+  // A slow body is cut REQUEST_TIMEOUT_MS after the server accepted it at the
+  // earliest, so when the last one has connected every one of them must still be
+  // open: the server held them all at once. This is asserted from the client's
+  // side; the process's own socket count is only reported, because on a loaded
+  // machine the server accepts from its backlog later than the clients connect
+  // (CI once sampled 45 of 60 while all 60 were open and each got its 408).
+  const cutBeforeAllOpen = slow.filter((c) => c.isClosed()).length
+  t.equal(cutBeforeAllOpen, 0, `all ${SLOW} slow bodies were open at once (none cut before the last one connected)`)
   const silent = await openMany(port, SILENT, () => {}, sample)
   const kept = await openMany(port, KEPT, (c) => { c.socket.write(HEALTH_REQUEST) }, sample)
   all.push(...slow, ...silent, ...kept)
-  // Every slow body is still open here (it is cut after REQUEST_TIMEOUT_MS at
-  // the earliest): the server accepted at least that many at once.
-  t.ok(peak >= baseline + SLOW, `the server held them at once (a peak of ${peak} sockets, ${baseline} before)`)
+  t.comment(`the process held a peak of ${peak} sockets (${baseline} before)`)
 
   const slowTimes = await Promise.all(slow.map((c) => c.closed(REQUEST_TIMEOUT_MS + SLACK_MS, 'a slow body to be cut')))
   const answers = slow.map((c) => c.received())
