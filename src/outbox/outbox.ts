@@ -27,8 +27,21 @@ export class StorageError extends Error {
 // How long delivery outcomes may wait for other messages to travel with.
 const OUTCOME_DELAY_MS = 1
 
-// The writer is a .ts file when run from source (tests, tsx) and .js when built.
+// The writer is a .ts file when run from source (tests, Deno) and .js when built.
 const WRITER_URL = new URL(`./writer-thread${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url)
+
+// Tests run the sources under tap's TypeScript loader, and a worker inherits
+// it: ts-node loads the compiler again in every writer thread, 1.5-2 s of CPU
+// each, which was half of `npm test`. Node 20 cannot load TypeScript in a
+// worker without such a loader (tsx's does not reach workers before Node 22),
+// so the test helpers hand the outbox a bundle of this same writer
+// (test/helpers/writer-bundle.ts), which starts in about 0.2 s with no loader
+// (neither the flags nor tap's NODE_OPTIONS, which a worker also applies).
+// Nothing in the program calls this.
+let writerBundle: URL | null = null
+export function runWriterFrom (bundle: URL): void {
+  writerBundle = bundle
+}
 
 export interface OutboxOptions extends WriterData {
   onCrash?: (err: unknown) => void
@@ -69,9 +82,11 @@ export class Outbox implements engine.Storage {
   #writer (): Worker {
     if (this.#worker !== null) return this.#worker
     // The binary has no writer file on disk: it runs the writer's own bundle, carried as an asset.
-    const worker = BINARY === null
-      ? new Worker(WRITER_URL, { workerData: this.#data })
-      : new Worker(binaryAsset(ASSET_WRITER).toString('utf8'), { eval: true, workerData: this.#data })
+    const worker = BINARY !== null
+      ? new Worker(binaryAsset(ASSET_WRITER).toString('utf8'), { eval: true, workerData: this.#data })
+      : writerBundle !== null
+        ? new Worker(writerBundle, { workerData: this.#data, execArgv: [], env: { ...process.env, NODE_OPTIONS: '' } })
+        : new Worker(WRITER_URL, { workerData: this.#data })
     worker.on('message', (responses: Response[]) => {
       for (const [id, ok, value] of responses) {
         const p = this.#pending.get(id)

@@ -15,6 +15,7 @@ import { pino } from 'pino'
 import { loadConfig, type Config } from '../../src/config.ts'
 import { openDatabase, type Db } from '../../src/db/client.ts'
 import { buildApp } from '../../src/server.ts'
+import './writer-bundle.ts'
 import { openFacts, type Facts } from './facts.ts'
 import { freshDatabase, startPostgres, type Cluster } from './postgres.ts'
 
