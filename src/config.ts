@@ -474,6 +474,21 @@ export function loadConfig (env: Env = process.env): Config {
 }
 
 // postgres:// and postgresql:// (libpq's two spellings) select the PostgreSQL engine.
+// The URL as it may be shown (logs, errors, `storehook migrate`): the
+// password replaced by a mask, whether it is in the userinfo or in a
+// `password` query parameter. Never throws: a URL that does not parse is
+// shown as its scheme alone.
+export function maskedUrl (url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.password !== '') u.password = '***'
+    if (u.searchParams.has('password')) u.searchParams.set('password', '***')
+    return u.toString()
+  } catch {
+    return `${url.split(':')[0] ?? 'postgres'}://(unparsable URL)`
+  }
+}
+
 export function isPostgresUrl (value: string): boolean {
   return /^postgres(ql)?:\/\//i.test(value)
 }

@@ -27,23 +27,8 @@ export function pgMigrationsFolder (): string {
   return join(migrationsFolder(), 'pg')
 }
 
-// Decided with the rest of the configuration (config.ts); re-exported for the engine's callers.
-export { isPostgresUrl } from '../config.ts'
-
-// The URL as it may be shown (logs, errors, `storehook migrate`): the
-// password replaced by a mask, whether it is in the userinfo or in a
-// `password` query parameter. Never throws: a URL that does not parse is
-// shown as its scheme alone.
-export function maskedUrl (url: string): string {
-  try {
-    const u = new URL(url)
-    if (u.password !== '') u.password = '***'
-    if (u.searchParams.has('password')) u.searchParams.set('password', '***')
-    return u.toString()
-  } catch {
-    return `${url.split(':')[0] ?? 'postgres'}://(unparsable URL)`
-  }
-}
+// Decided with the rest of the configuration (config.ts), which the CLI loads without this client; re-exported for the engine's callers.
+export { isPostgresUrl, maskedUrl } from '../config.ts'
 
 export interface PgOptions {
   max?: number

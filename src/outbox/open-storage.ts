@@ -1,13 +1,11 @@
 // The one place that chooses the storage engine: PostgreSQL when
 // DATABASE_URL is set (src/outbox/pg/), otherwise the SQLite file of
 // DATABASE_PATH (outbox.ts). Everything above gets a Storage and never asks
-// which engine it is.
-import type { Config } from '../config.ts'
-import { maskedUrl } from '../db/pg-client.ts'
+// which engine it is. Only the engine in use is loaded: a SQLite deployment
+// never loads the PostgreSQL client, nor the other way round.
+import { maskedUrl, type Config } from '../config.ts'
 import type { Storage } from './engine.ts'
-import { openOutbox } from './outbox.ts'
 import type { Log } from './pg/coordination.ts'
-import { openPgStorage } from './pg/engine.ts'
 
 export interface OpenOptions {
   busyTimeoutMs: number
@@ -20,7 +18,11 @@ export interface OpenOptions {
 
 // Opens the storage and applies pending migrations (counted in `applied`).
 export async function openStorage (config: Pick<Config, 'databasePath' | 'databaseUrl'>, options: OpenOptions): Promise<{ outbox: Storage; applied: number }> {
-  if (config.databaseUrl !== null) return await openPgStorage({ url: config.databaseUrl, ...(options.log !== undefined ? { log: options.log } : {}) })
+  if (config.databaseUrl !== null) {
+    const { openPgStorage } = await import('./pg/engine.ts')
+    return await openPgStorage({ url: config.databaseUrl, ...(options.log !== undefined ? { log: options.log } : {}) })
+  }
+  const { openOutbox } = await import('./outbox.ts')
   return openOutbox({ path: config.databasePath, ...options })
 }
 
