@@ -6,12 +6,13 @@
 // the caller's transaction, so two instances meeting the same new chain at
 // once end with one row, and each commits its body with the chain it needs.
 import { createHash } from 'node:crypto'
-import { count, eq } from 'drizzle-orm'
+import { count, eq, sql } from 'drizzle-orm'
 import { bodyChains } from '../../db/schema-pg.ts'
 import { BodyDecodeError, chainOf, decodeBody, piecesOf, type ChainPieces } from '../body-codec.ts'
 import { ChainCache, chainKeyOf, MAX_UNPROVEN_CHAINS, piecesFromRow, readable, storedForm, type ChainPolicy, type StoredBody } from '../bodies.ts'
 import type { Readable } from '../engine.ts'
 import type { Q } from './connection.ts'
+import { lockKey } from './coordination.ts'
 
 // Pieces are derived from a chain's bytes alone, so they are cached by
 // content and shared by every database this process opens; row ids are
@@ -56,16 +57,29 @@ export interface TxChainIds {
 // A transaction that keeps nothing (compaction, quarantine: rare writes).
 const NO_IDS: TxChainIds = { get: () => undefined, learn: () => {}, committed: () => {} }
 
+// A transaction-level advisory lock taken before adding an unproven chain.
+const UNPROVEN_CHAIN_LOCK = lockKey('unproven-chain')
+
 // The chain row for `chain`, added when the policy allows; null when it is
-// not stored and may not be. The cap of 'capped' is read, not locked: two
-// instances at the cap at once may each add one more, a bound of a few rows.
+// not stored and may not be. An unproven chain ('capped') is added only by
+// the transaction holding UNPROVEN_CHAIN_LOCK, held to its commit, so it
+// counts every chain the others added and the cap holds exactly on any
+// number of instances. The lock is tried, never waited for: a shared commit
+// may already wait on another's insert of the same digest, and waiting here
+// too could deadlock. Without the lock the body is stored plainly deflated,
+// as past the cap; the next body with that chain adds it. New chains are
+// rare: a known chain never comes here.
 async function chainRow (q: Q, chain: Buffer, policy: ChainPolicy, now: number, ids: TxChainIds): Promise<{ id: number; pieces: ChainPieces } | null> {
   const digest = createHash('sha256').update(chain).digest('hex')
   // The chain is almost always stored already: known here, or one lookup.
   let id = ids.get(digest) ?? (await q.select({ id: bodyChains.id }).from(bodyChains).where(eq(bodyChains.digest, digest)))[0]?.id
   if (id === undefined) {
     if (policy === 'known') return null
-    if (policy === 'capped' && (await q.select({ n: count() }).from(bodyChains))[0]!.n >= MAX_UNPROVEN_CHAINS) return null
+    if (policy === 'capped') {
+      const { rows: [lock] } = await q.execute<{ held: boolean }>(sql`SELECT pg_try_advisory_xact_lock(${UNPROVEN_CHAIN_LOCK}) AS held`)
+      if (lock?.held !== true) return null
+      if ((await q.select({ n: count() }).from(bodyChains))[0]!.n >= MAX_UNPROVEN_CHAINS) return null
+    }
     // Another instance inserting the same chain makes this wait for its
     // commit, then do nothing; the row it committed is then read.
     id = (await q.insert(bodyChains).values({ digest, chain, firstSeenAt: now }).onConflictDoNothing({ target: bodyChains.digest })
