@@ -27,7 +27,7 @@ t.test('backfill pages through the history, skips what storehook has, quarantine
   api.add(signNotification(makeChain(), { ...notificationPayload(), notificationType: 'DID_RENEW' }), { signedDate: base + 52_000 })
 
   // The CLI runs on the server's configuration: same database, same targets.
-  const cliEnv = { ...pki.env, DATABASE_PATH: s.config.databasePath, FORWARD_TARGETS: target.url }
+  const cliEnv = { ...pki.env, ...s.env, FORWARD_TARGETS: target.url }
   const r = await runCli(['backfill', '--since', '2h', '--environment', 'Sandbox'], cliEnv)
   t.equal(r.code, 0, r.stderr)
   t.match(r.stderr, /Sandbox com\.example: page 1, 20 seen: 20 new, 0 already had, 0 refused\n.*page 2, 40 seen[\s\S]*page 3, 46 seen: 43 new, 2 already had, 1 refused/)
@@ -44,11 +44,10 @@ t.test('backfill pages through the history, skips what storehook has, quarantine
   await settled(s, 15_000)
   t.same(await tally(s), { deliveries: 45, delivered: 45, dead: 0, pending: 0, attempts: 45, recorded: 45 })
   t.equal(target.received.length, 45, 'the running server forwarded the 43 new ones, once each')
-  const db = s.db
-  t.same(db.all(sql`SELECT source, verification, count(*) AS n FROM notifications GROUP BY source, verification ORDER BY source`),
+  t.same(await s.facts.all(sql`SELECT source, verification, count(*) AS n FROM notifications GROUP BY source, verification ORDER BY source`),
     [{ source: 'backfill', verification: 'verified', n: 43 }, { source: 'webhook', verification: 'verified', n: 2 }], 'verified as the route verifies')
-  t.same(db.all(sql`SELECT code FROM quarantine`), [{ code: 'SIGNATURE_INVALID' }], 'the forgery is quarantined')
-  t.match(db.get(sql`SELECT kind, pages, seen, added, already, refused, finished_at IS NOT NULL AS finished, pagination_token FROM history_runs`),
+  t.same(await s.facts.all(sql`SELECT code FROM quarantine`), [{ code: 'SIGNATURE_INVALID' }], 'the forgery is quarantined')
+  t.match(await s.facts.get(sql`SELECT kind, pages, seen, added, already, refused, finished_at IS NOT NULL AS finished, pagination_token FROM history_runs`),
     { kind: 'backfill', pages: 3, seen: 46, added: 43, already: 2, refused: 1, finished: 1, pagination_token: null })
 
   const again = await runCli(['backfill', '--since', '2h', '--environment', 'Sandbox', '--only-failures'], cliEnv)
@@ -61,7 +60,7 @@ t.test('an interrupted backfill resumes from its last page', async (t) => {
   t.teardown(api.close)
   const pki = applePki(t, api.url)
   const s = await startApp(t, pki.verifyEnv)
-  const env = { PATH: process.env.PATH ?? '', ...pki.env, DATABASE_PATH: s.config.databasePath }
+  const env = { PATH: process.env.PATH ?? '', ...pki.env, ...s.env }
   const base = Date.now() - 3_600_000
   for (let i = 0; i < 50; i++) api.add(pki.sign(), { signedDate: base + i * 1000 })
   api.holdFrom(1)
@@ -74,8 +73,7 @@ t.test('an interrupted backfill resumes from its last page', async (t) => {
   await once(child, 'exit')
   t.match(stderr, /page 1, 20 seen: 20 new/)
   t.notMatch(stderr, /page 2/)
-  const db = s.db
-  const row = db.get<{ pages: number; token: string | null; finished: number | null }>(sql`SELECT pages, pagination_token AS token, finished_at AS finished FROM history_runs`)
+  const row = await s.facts.get<{ pages: number; token: string | null; finished: number | null }>(sql`SELECT pages, pagination_token AS token, finished_at AS finished FROM history_runs`)
   t.match(row, { pages: 1, finished: null }, 'the run is saved as unfinished after page 1')
   t.type(row!.token, 'string', 'with the token for page 2')
   api.release()
@@ -87,8 +85,8 @@ t.test('an interrupted backfill resumes from its last page', async (t) => {
   t.match(r.stdout, /Backfill done: 50 seen: 50 new, 0 already had, 0 refused\./, 'the summary adds up across both runs')
   const resumed = api.requests.slice(before).find((q) => q.path.startsWith('/inApps/v1/notifications/history'))!
   t.ok(resumed.path.includes(`paginationToken=${encodeURIComponent(row!.token!)}`), 'the re-run starts from the stored token')
-  t.equal(db.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`)!.n, 50)
-  t.equal(db.get<{ n: number }>(sql`SELECT count(*) AS n FROM history_runs`)!.n, 1, 'the same run continued, not a new one')
+  t.equal((await s.facts.get<{ n: number }>(sql`SELECT count(*) AS n FROM notifications`))!.n, 50)
+  t.equal((await s.facts.get<{ n: number }>(sql`SELECT count(*) AS n FROM history_runs`))!.n, 1, 'the same run continued, not a new one')
 })
 
 t.test('backfill explains missing keys, bad arguments and Apple refusing the key', async (t) => {
@@ -96,15 +94,14 @@ t.test('backfill explains missing keys, bad arguments and Apple refusing the key
   t.teardown(api.close)
   const pki = applePki(t, api.url)
   const s = await startApp(t, pki.verifyEnv)
-  const db = { DATABASE_PATH: s.config.databasePath }
-  const none = await runCli(['backfill', '--since', '1h'], db)
+  const none = await runCli(['backfill', '--since', '1h'], s.env)
   t.equal(none.code, 1)
   t.match(none.stderr, /App Store Server API is not configured: set APPLE_ISSUER_ID/)
-  const noSince = await runCli(['backfill'], { ...pki.env, ...db })
+  const noSince = await runCli(['backfill'], { ...pki.env, ...s.env })
   t.match(noSince.stderr, /backfill needs --since/)
-  const badEnv = await runCli(['backfill', '--since', '1h', '--environment', 'Xcode'], { ...pki.env, ...db })
+  const badEnv = await runCli(['backfill', '--since', '1h', '--environment', 'Xcode'], { ...pki.env, ...s.env })
   t.match(badEnv.stderr, /--environment must be Production, Sandbox or both/)
-  const old = await runCli(['backfill', '--since', '400d'], { ...pki.env, ...db })
+  const old = await runCli(['backfill', '--since', '400d'], { ...pki.env, ...s.env })
   t.equal(old.code, 1, 'the mock does not know this bundle ID: 401')
   t.match(old.stderr, /Production com\.example: warning: Apple keeps only 180 days/)
   t.match(old.stderr, /Sandbox com\.example: warning: Apple keeps only 30 days/)

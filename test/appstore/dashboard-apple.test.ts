@@ -13,7 +13,7 @@ t.test('the Apple page shows each app and environment\'s last catch-up with what
   const missed = [pki.sign(), pki.sign()]
   for (const [i, p] of missed.entries()) api.add(p, { signedDate: Date.now() - 10_000 + i })
   const s = await startApp(t, { ...pki.env, FORWARD_TARGETS: target.url, CATCH_UP_INTERVAL_MS: '0', ADMIN_TOKEN })
-  await until(() => s.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM history_runs WHERE finished_at IS NOT NULL`)!.n === 2, 10_000, 'the catch-up at start')
+  await until(async () => (await s.facts.get<{ n: number }>(sql`SELECT count(*) AS n FROM history_runs WHERE finished_at IS NOT NULL`))!.n === 2, 10_000, 'the catch-up at start')
   const { cookie } = await login(s.url)
 
   const page = await get(s.url, '/admin/apple', cookie)
@@ -40,7 +40,7 @@ t.test('a catch-up that failed shows Apple\'s reason on the overview and the App
   // Both environments' first request is refused, as before the key is valid.
   api.failNext(401, 2)
   const s = await startApp(t, { ...pki.env, FORWARD_TARGETS: target.url, CATCH_UP_INTERVAL_MS: '0', ADMIN_TOKEN })
-  await until(() => s.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM history_runs WHERE last_error IS NOT NULL`)!.n === 2, 10_000, 'both runs failing')
+  await until(async () => (await s.facts.get<{ n: number }>(sql`SELECT count(*) AS n FROM history_runs WHERE last_error IS NOT NULL`))!.n === 2, 10_000, 'both runs failing')
   const { cookie } = await login(s.url)
   const overview = await get(s.url, '/admin', cookie)
   t.match(overview.text, /<li>Production · com\.example: <span class="error">failed \d+ s ago: App Store Server API Production answered 401 Unauthorized/)
@@ -82,7 +82,7 @@ t.test('the test-notification button follows the TEST to storehook and every tar
 
   api.deliverTestsTo(`${s.url}/apple/notifications`, pki.chain)
   // The catch-up at start asks Apple too: let it finish before counting.
-  await until(() => s.db.get<{ n: number }>(sql`SELECT count(*) AS n FROM history_runs WHERE finished_at IS NOT NULL`)!.n === 2, 10_000, 'the catch-up at start')
+  await until(async () => (await s.facts.get<{ n: number }>(sql`SELECT count(*) AS n FROM history_runs WHERE finished_at IS NOT NULL`))!.n === 2, 10_000, 'the catch-up at start')
   const before = api.requests.length
   const noToken = await postForm(s.url, '/admin/apple/test-notification', { environment: 'Sandbox' }, { cookie })
   t.equal(noToken.status, 403, 'refused without the CSRF token')

@@ -16,7 +16,7 @@ t.test('request-test-notification follows the TEST notification to storehook and
     FORWARD_TARGETS: target.url,
     RETRY_GIVE_UP_AFTER_MS: '100'
   })
-  const cliEnv = { ...pki.env, DATABASE_PATH: s.config.databasePath, FORWARD_TARGETS: target.url }
+  const cliEnv = { ...pki.env, ...s.env, FORWARD_TARGETS: target.url }
 
   api.deliverTestsTo(`${s.url}/apple/notifications`, pki.chain)
   const ok = await runCli(['request-test-notification'], cliEnv)
@@ -67,7 +67,7 @@ t.test('a target that fails the TEST notification is named, with its error', asy
   const env = { ...pki.env, CATCH_UP_INTERVAL_MS: '0', FORWARD_TARGETS: broken.url, RETRY_GIVE_UP_AFTER_MS: '100' }
   const s = await startApp(t, env)
   api.deliverTestsTo(`${s.url}/apple/notifications`, pki.chain)
-  const r = await runCli(['request-test-notification'], { ...env, DATABASE_PATH: s.config.databasePath })
+  const r = await runCli(['request-test-notification'], { ...env, ...s.env })
   t.equal(r.code, 1)
   t.match(r.stdout, /reached storehook \(notification [0-9a-f-]+\), but target 127\.0\.0\.1:\d+ failed with HTTP 500/)
 })
