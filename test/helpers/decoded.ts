@@ -1,6 +1,7 @@
 // Decoded-document fixtures: every shape of Apple's notification, each
 // nested JWS signed, with what Apple's own library decodes from it (the
 // reference), and the JSON Schema validator every produced body must pass.
+import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { Environment, SignedDataVerifier } from '@apple/app-store-server-library'
 import { Ajv2020 } from 'ajv/dist/2020.js'
@@ -70,7 +71,8 @@ export function cases (): { chain: Chain; all: Case[] } {
     const s = { ...(m[section] as Record<string, unknown>) }
     if (s.environment === 'LocalTesting') s.environment = 'Sandbox'
     Object.assign(s, fill)
-    const payload = { ...m, [section]: s, ...extra }
+    // Apple's models share one notificationUUID: each case is a notification of its own.
+    const payload = { ...m, notificationUUID: randomUUID(), [section]: s, ...extra }
     const app = section === 'externalPurchaseToken'
       ? { environment: String(s.externalPurchaseId).startsWith('SANDBOX') ? 'Sandbox' as const : 'Production' as const, bundleId: 'com.example', appAppleId: s.appAppleId as number }
       : SANDBOX
@@ -81,7 +83,7 @@ export function cases (): { chain: Chain; all: Case[] } {
     chain,
     all: [
       shape('signedNotification', 'data', both),
-      shape('signedNotification', 'data', { signedTransactionInfo: libraryVector('transactionInfo'), signedRenewalInfo: libraryVector('renewalInfo') }),
+      { ...shape('signedNotification', 'data', { signedTransactionInfo: libraryVector('transactionInfo'), signedRenewalInfo: libraryVector('renewalInfo') }), name: 'signedNotification with Apple\'s library transaction and renewal vectors' },
       shape('signedConsumptionRequestNotification', 'data', both),
       shape('signedSummaryNotification', 'summary', {}),
       shape('signedExternalPurchaseTokenNotification', 'externalPurchaseToken', {}),
