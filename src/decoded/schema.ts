@@ -126,3 +126,6 @@ export const decodedNotificationSchema = {
     appTransactionInfo
   }
 } as const
+
+// The schema's text as the repository keeps it and storehook serves it.
+export const schemaText = (): string => JSON.stringify(decodedNotificationSchema, null, 2) + '\n'

@@ -11,6 +11,8 @@ import { ADMIN_TOKEN, api, untrustedNotification } from '../helpers/admin.ts'
 import { configFile, startApp, tempDir, until } from '../helpers/app.ts'
 import { appleDecodes, cases, schemaValidator, TEST_CA, V1_BODY } from '../helpers/decoded.ts'
 import { tally } from '../helpers/facts.ts'
+import { get, login } from '../helpers/dashboard.ts'
+import { v1Body } from '../helpers/notifications.ts'
 import { startTarget, type Received } from '../helpers/target.ts'
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
@@ -146,4 +148,28 @@ t.test('a stored body the decoder cannot read is dead at once for a decoded targ
   t.equal(backend.received.length, 0, 'nothing was sent to the decoded target')
   await apple.waitFor(1)
   t.equal(apple.received[0]!.body.toString(), '{"neither": "V1 nor V2"}', 'the Apple target still gets the stored bytes')
+})
+
+const unescapeHtml = (text: string): string => text.replace(/&(amp|lt|gt|quot|#39|#96);/g, (_m, e: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'", '#96': '`' })[e]!)
+
+t.test('the dashboard shows, on the decoded target\'s delivery, the exact document it was sent', async (t) => {
+  const backend = await startTarget()
+  const apple = await startTarget()
+  for (const x of [backend, apple]) t.teardown(x.close)
+  const config = configFile(t, { targets: [{ name: 'backend', url: backend.url, payload: 'decoded', signingSecret: SECRET }, { name: 'apple', url: apple.url }] })
+  const s = await startApp(t, { STOREHOOK_CONFIG: config, ADMIN_TOKEN })
+  // A number past 2^53 and markup in a field: shown as sent, escaped.
+  const body = Buffer.from(JSON.stringify(JSON.parse(v1Body().toString('utf8'))).replace('"bvrs":"42"', '"bvrs":"<b>42</b>","counter":90071992547409931'))
+  const { json } = await s.post(body)
+  const [sent] = await backend.waitFor(1)
+  await apple.waitFor(1)
+  const { cookie } = await login(s.url)
+  const page = (await get(s.url, `/admin/notifications/${json.id as string}`, cookie)).text
+  const shown = [...page.matchAll(/<details class="decoded">.*?<pre class="wrap">([^<]*)<\/pre><\/details>/gs)].map((m) => unescapeHtml(m[1]!))
+  t.equal(shown.length, 1, 'one document: on the decoded target\'s card only')
+  t.equal(shown[0], sent!.body.toString('utf8'), 'the exact bytes the target received')
+  t.match(shown[0], '"counter":90071992547409931', 'the number\'s digits as sent')
+  t.notMatch(page, '<b>42</b>', 'markup in a field is escaped')
+  t.match(page.slice(page.indexOf('data-target="backend"')), /Body sent on every attempt/)
+  t.notMatch(page, 'shared-secret-value', 'the V1 password is shown nowhere')
 })
