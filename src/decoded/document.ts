@@ -8,7 +8,7 @@ import { decodeNotificationBody, nestedJwsPayload, V2_SECTIONS } from '../apple/
 import { MAX_JSON_DEPTH, scanJson } from '../apple/depth.ts'
 import type { NotificationSource, VerificationStatus } from '../db/vocabulary.ts'
 import { ExactJson } from './exact-json.ts'
-import type { DecodedNotification, NotificationPayload } from './types.ts'
+import type { DecodedNotification, DecodedNotificationV1, DecodedNotificationV2, NotificationPayload } from './types.ts'
 
 export const SCHEMA_VERSION = 1
 
@@ -76,18 +76,24 @@ export function decodedDocument (body: Buffer, facts: DocumentFacts): Buffer {
     receivedAt: facts.receivedAt,
     verification: { status: facts.verification, reason: facts.verificationError }
   } as const
-  let doc: DecodedNotification
+  // signedPayload goes last, spliced in rather than serialised: it is 5-15 KB
+  // of base64url and dots (decodeCompactJws checked every part), which
+  // JSON.stringify would scan for characters to escape and find none.
+  let doc: Omit<DecodedNotification, 'signedPayload'>
+  let signedPayload = 'null'
   if (n.version === 2 && n.jws !== null) {
     const payload = exact.parse(Buffer.from(n.jws.payloadB64, 'base64url'), n.payload) as Obj
     const notification = Object.fromEntries(Object.entries(payload).map(([k, v]) =>
       [k, (V2_SECTIONS as readonly string[]).includes(k) && isObject(v) ? decodeSection(v, exact) : v])) as NotificationPayload
-    doc = { ...envelope, notificationVersion: 2, notification, signedPayload: `${n.jws.signingInput}.${n.jws.signatureB64}` }
+    doc = { ...envelope, notificationVersion: 2, notification } satisfies Omit<DecodedNotificationV2, 'signedPayload'>
+    signedPayload = `"${n.jws.signingInput}.${n.jws.signatureB64}"`
   } else {
     // The password is the app's shared secret: it vouched for the
     // notification to storehook, and a target trusts storehook's signature.
     const { password, ...rest } = exact.parse(body, n.payload) as Obj
     void password
-    doc = { ...envelope, notificationVersion: 1, notification: rest as DecodedNotification['notification'] & { notification_type: string }, signedPayload: null }
+    doc = { ...envelope, notificationVersion: 1, notification: rest as DecodedNotificationV1['notification'] } satisfies Omit<DecodedNotificationV1, 'signedPayload'>
   }
-  return Buffer.from(exact.stringify(doc))
+  const text = exact.stringify(doc)
+  return Buffer.from(`${text.slice(0, -1)},"signedPayload":${signedPayload}}`)
 }
