@@ -10,7 +10,7 @@
 //    alternating rounds: decoding runs after Apple's answer, in the worker,
 //    so ingest must not drop.
 // BENCH_SECONDS (default 3) per round, BENCH_ROUNDS (default 2).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { decodedDocument, type DocumentFacts } from '../src/decoded/document.ts'
@@ -64,6 +64,14 @@ async function decodeCost (): Promise<string[]> {
   return lines
 }
 
+// CPU seconds a process has used (user + system, all its threads), from the
+// kernel: on a machine shared with other work, the cost per notification is
+// steadier than the request rate (Linux; USER_HZ is 100 there).
+function cpuSeconds (pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
 async function ingest (): Promise<string[]> {
   const dir = mkdtempSync(join(tmpdir(), 'storehook-bench-decoded-'))
   const target = await startChild(['--import', 'tsx', 'bench/servers/target.ts'], {}, true)
@@ -77,6 +85,7 @@ async function ingest (): Promise<string[]> {
   const next = bodyFactory()
   const results: Record<string, LoadResult[]> = { apple: [], decoded: [] }
   const forwarded: Record<string, number> = { apple: 0, decoded: 0 }
+  const cpu: Record<string, number> = { apple: 0, decoded: 0 }
   try {
     for (const name of ['apple', 'decoded'] as const) {
       contenders[name === 'apple' ? 'decoded' : 'apple'].process.kill('SIGSTOP')
@@ -88,8 +97,10 @@ async function ingest (): Promise<string[]> {
         const other = contenders[name === 'apple' ? 'decoded' : 'apple']
         other.process.kill('SIGSTOP')
         const before = await countAtTarget(target)
+        const cpuBefore = cpuSeconds(contenders[name].process.pid!)
         results[name]!.push(await load(`http://127.0.0.1:${contenders[name].port}/apple/notifications`, next, { connections: 50, durationS }))
         forwarded[name]! += (await countAtTarget(target)) - before
+        cpu[name]! += cpuSeconds(contenders[name].process.pid!) - cpuBefore
         other.process.kill('SIGCONT')
       }
     }
@@ -102,9 +113,9 @@ async function ingest (): Promise<string[]> {
   const p99 = (name: string): number => median(results[name]!.map((r) => r.p99))
   const received = (name: string): number => results[name]!.reduce((n, r) => n + r.requests, 0)
   return [
-    '| target payload | ingest req/s (median) | p99 ms | forwarded during the rounds / received |',
-    '|---|---|---|---|',
-    ...['apple', 'decoded'].map((n) => `| ${n} | ${Math.round(rps(n))} | ${p99(n)} | ${forwarded[n]} / ${received(n)} |`),
+    '| target payload | ingest req/s (median) | p99 ms | forwarded during the rounds / received | storehook CPU µs per notification (all threads, ÷ mean of received and forwarded) |',
+    '|---|---|---|---|---|',
+    ...['apple', 'decoded'].map((n) => `| ${n} | ${Math.round(rps(n))} | ${p99(n)} | ${forwarded[n]} / ${received(n)} | ${Math.round(cpu[n]! * 1e6 / Math.max(1, (received(n) + forwarded[n]!) / 2))} |`),
     '',
     `decoded / apple ingest: ${(rps('decoded') / rps('apple')).toFixed(2)}x (median); round by round: ${results.apple!.map((a, i) => (results.decoded![i]!.rps / a.rps).toFixed(2)).join(', ')}`
   ]

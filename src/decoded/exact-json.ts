@@ -30,8 +30,17 @@ function decimalValue (token: string): string {
   if (start === digits.length) return '0'
   let end = digits.length
   while (digits.charCodeAt(end - 1) === ZERO) end--
+  let written = m[4] ?? '0'
+  const sign = written.startsWith('-') ? '-' : ''
+  let at = sign === '' && written.startsWith('+') ? 1 : sign.length
+  while (at < written.length - 1 && written.charCodeAt(at) === ZERO) at++
+  written = written.slice(at)
+  // Past 20 digits no double is that far from 1 (a finite nonzero one has an
+  // exponent of 3 digits): the value differs from any double's, and a BigInt
+  // of a sender's million-digit exponent would cost a second to parse.
+  if (written.length > 20) return `${m[1]}${digits.slice(start, end)}e${sign}${written}!`
   // BigInt: an exponent of twenty digits must not round.
-  const exponent = BigInt(m[4] ?? '0') - BigInt(m[3]?.length ?? 0) + BigInt(digits.length - end)
+  const exponent = BigInt(sign + written) - BigInt(m[3]?.length ?? 0) + BigInt(digits.length - end)
   return `${m[1]}${digits.slice(start, end)}e${exponent}`
 }
 
