@@ -1,4 +1,4 @@
-// `npx tsc -p tsconfig.build.json && node --import tsx bench/decoded.ts`
+// `npm run bench:decoded` (builds, then node --import tsx bench/decoded.ts)
 // (issue 18), under a minute:
 // 1. What the decoded document costs per notification (src/decoded/document.ts,
 //    one event loop, one core), next to what a receiver pays to get the same
