@@ -18,6 +18,7 @@ import dashboardRoutes from './dashboard/routes.ts'
 import healthRoutes from './routes/health.ts'
 import metricsRoutes from './routes/metrics.ts'
 import notificationRoutes from './routes/notifications.ts'
+import schemaRoutes from './routes/schemas.ts'
 
 export interface AppOptions {
   config: Config
@@ -61,6 +62,8 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(healthRoutes, { config: opts.config })
   await fastify.register(metricsRoutes, { config: opts.config })
   await fastify.register(notificationRoutes, { config: opts.config })
+  // Issue 18: the JSON Schema of the decoded document.
+  await fastify.register(schemaRoutes)
   // The admin token's gate, shared by the API and the dashboard's login.
   await fastify.register(adminGuard, { config: opts.config })
   await fastify.register(adminRoutes, { config: opts.config, prefix: '/admin' })

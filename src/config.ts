@@ -4,6 +4,7 @@
 import { createPrivateKey } from 'node:crypto'
 import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs'
 import { isIP } from 'node:net'
+import { TARGET_PAYLOADS, type TargetPayload } from './db/vocabulary.ts'
 
 export type VerifyMode = 'enforce' | 'log' | 'off'
 
@@ -22,6 +23,9 @@ export interface TargetConfig {
   concurrency: number
   filters: TargetFilters
   signingSecret: string | null
+  // 'decoded': the body is storehook's document (src/decoded/document.ts),
+  // which only the signature vouches for, so such a target has a signingSecret.
+  payload: TargetPayload
 }
 
 export interface Config {
@@ -191,7 +195,7 @@ function targetFromFile (variable: string, raw: unknown, index: number, defaults
   const where = `${variable} targets[${index}]`
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(where, 'must be an object')
   const t = raw as Record<string, unknown>
-  const known = new Set(['name', 'url', 'headers', 'timeoutMs', 'concurrency', 'filters', 'signingSecret'])
+  const known = new Set(['name', 'url', 'headers', 'timeoutMs', 'concurrency', 'filters', 'signingSecret', 'payload'])
   for (const key of Object.keys(t)) if (!known.has(key)) throw new ConfigError(where, `unknown field "${key}"`)
   const url = checkUrl(where, t.url)
   if (t.name !== undefined && (typeof t.name !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(t.name))) {
@@ -234,6 +238,13 @@ function targetFromFile (variable: string, raw: unknown, index: number, defaults
     }
     signingSecret = t.signingSecret
   }
+  const payload = (t.payload ?? 'apple') as TargetPayload
+  if (!TARGET_PAYLOADS.includes(payload)) throw new ConfigError(where, `"payload" must be ${TARGET_PAYLOADS.map((p) => `"${p}"`).join(' or ')}`)
+  // Apple's signature covers Apple's bytes only: a receiver can trust
+  // storehook's document through storehook's own signature alone.
+  if (payload === 'decoded' && signingSecret === null) {
+    throw new ConfigError(where, '"payload": "decoded" needs a "signingSecret": the receiver can only trust storehook\'s document through its Standard Webhooks signature')
+  }
   return {
     name: typeof t.name === 'string' ? t.name : hostName(url),
     url,
@@ -243,7 +254,8 @@ function targetFromFile (variable: string, raw: unknown, index: number, defaults
     timeoutMs: positive(where, 'timeoutMs', t.timeoutMs, defaults.timeoutMs, 600_000),
     concurrency: positive(where, 'concurrency', t.concurrency, DEFAULT_CONCURRENCY, 256),
     filters,
-    signingSecret
+    signingSecret,
+    payload
   }
 }
 
@@ -419,7 +431,8 @@ export function loadConfig (env: Env = process.env): Config {
       timeoutMs: deliveryTimeoutMs,
       concurrency: DEFAULT_CONCURRENCY,
       filters: { environments: null, notificationTypes: null, bundleIds: null },
-      signingSecret: null
+      signingSecret: null,
+      payload: 'apple'
     })
   }
   const configPath = str(env, 'STOREHOOK_CONFIG')

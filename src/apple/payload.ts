@@ -162,23 +162,31 @@ export function decodeCompactJws (token: string): { jws: CompactJws; payload: Ob
 // whole signed notification for a field storehook only indexes would lose it
 // for nothing.
 function nestedPayload (v: unknown): Obj | null {
-  if (typeof v !== 'string') return null
-  const first = v.indexOf('.')
-  const second = first === -1 ? -1 : v.indexOf('.', first + 1)
-  if (second === -1) return null
-  const part = v.slice(first + 1, second)
-  if (!BASE64URL.test(part)) return null
+  const bytes = nestedJwsPayload(v)
+  if (bytes === null) return null
   try {
-    const p = decodeBase64UrlJson(part, 'a nested JWS', false)
+    const p = parseJson(bytes, 'a nested JWS', false).value
     return isObject(p) ? p : null
   } catch {
     return null
   }
 }
 
+// The payload part of a nested JWS, as bytes (the decoded document parses
+// them too: src/decoded/document.ts); null when `v` is not three dotted
+// parts with a base64url middle.
+export function nestedJwsPayload (v: unknown): Buffer | null {
+  if (typeof v !== 'string') return null
+  const first = v.indexOf('.')
+  const second = first === -1 ? -1 : v.indexOf('.', first + 1)
+  if (second === -1) return null
+  const part = v.slice(first + 1, second)
+  return BASE64URL.test(part) ? Buffer.from(part, 'base64url') : null
+}
+
 // Apple's payload carries exactly one of these, depending on the kind of
 // notification; the order is the one Apple's own library checks them in.
-const V2_SECTIONS = ['data', 'summary', 'externalPurchaseToken', 'appData'] as const
+export const V2_SECTIONS = ['data', 'summary', 'externalPurchaseToken', 'appData'] as const
 
 function decodeV2 (signedPayload: string): DecodedNotification {
   const { jws, payload } = decodeCompactJws(signedPayload)

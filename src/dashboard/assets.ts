@@ -27,6 +27,7 @@ a{color:var(--accent)}
 td.mono,td a.mono{white-space:nowrap}
 code,pre,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
 pre{background:#0f1720;color:#e6edf3;padding:12px;border-radius:6px;overflow:auto;max-height:520px}
+pre.wrap{white-space:pre-wrap;word-break:break-all}
 .muted{color:var(--muted)}.small{font-size:12px}
 .pill{display:inline-block;padding:1px 7px;border-radius:10px;font-size:12px;border:1px solid var(--line);background:#fff;margin:0 4px 2px 0;white-space:nowrap}
 .pill.delivered,.pill.verified,.pill.ok{color:var(--ok);border-color:#b7dfc2;background:#effaf2}

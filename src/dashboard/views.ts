@@ -3,6 +3,7 @@
 import type { CatchUpState } from '../appstore/operator.ts'
 import type { AttemptRow, DeliveryRow, NotificationRow, NotificationSummary, Overview, QuarantineRow, TargetHealth } from '../outbox/engine.ts'
 import type { FilterForm } from '../ops/notifications.ts'
+import type { NotificationDetail } from '../ops/notification-detail.ts'
 import { DELIVERY_STATUSES, ENVIRONMENTS, VERIFICATION_STATUSES } from '../db/vocabulary.ts'
 import { ago, html, utc, type Html } from './html.ts'
 import { KEPT_TEST_RUNS, type TestRun } from './test-runs.ts'
@@ -204,7 +205,17 @@ export function detailFields (n: NotificationSummary): Array<[string, unknown]> 
     .map(([k, v]) => [FIELD_LABELS[k as keyof NotificationSummary] ?? k, TIME_FIELDS.has(k) ? utc(v as number) : v])
 }
 
-export function notificationPage (ctx: PageContext, data: { notification: NotificationSummary; payload: unknown; payloadError: string | null; body: string | null; deliveries: Array<DeliveryRow & { history: AttemptRow[] }>; targets: string[]; flash: string | null }): Html {
+// What a decoded target was sent: the same document on every attempt, as
+// its exact text (pretty-printing would go through JSON.parse, which loses
+// the digits of a number past 2^53).
+function decodedSent (decoded: NotificationDetail['decoded']): Html {
+  if (decoded === undefined) return html``
+  return decoded.text === null
+    ? html`<p class="small error">${decoded.error}</p>`
+    : html`<details class="decoded"><summary class="small">Body sent on every attempt: storehook's decoded document (${Buffer.byteLength(decoded.text)} bytes, signed)</summary><pre class="wrap">${decoded.text}</pre></details>`
+}
+
+export function notificationPage (ctx: PageContext, data: { notification: NotificationSummary; payload: unknown; payloadError: string | null; body: string | null; deliveries: Array<DeliveryRow & { history: AttemptRow[] }>; targets: string[]; flash: string | null; decodedTargets?: readonly string[]; decoded?: NotificationDetail['decoded'] }): Html {
   const n = data.notification
   const fields = detailFields(n)
   const missing = data.targets.filter((t) => !data.deliveries.some((d) => d.target === t))
@@ -225,6 +236,7 @@ ${data.deliveries.length === 0 ? html`<p class="muted">No delivery (no target ma
 <p class="small muted">${d.status === 'delivered' ? html`Delivered ${utc(d.deliveredAt)}` : d.status === 'pending' ? html`Next attempt ${utc(d.nextAttemptAt)}` : html`Gave up; last error: <span class="error">${d.lastError ?? '-'}</span>`}</p>
 ${d.history.length === 0 ? html`<p class="muted small">No attempt yet.</p>` : html`<table class="attempts"><tr><th>#</th><th>Started (UTC)</th><th>Duration</th><th>Status</th><th>Error</th><th>Response</th></tr>
 ${d.history.map((a) => html`<tr class="attempt"><td>${a.attempt}</td><td class="mono">${utc(a.startedAt)}</td><td>${a.durationMs} ms</td><td>${a.statusCode !== null ? html`<span class="pill ${a.statusCode >= 200 && a.statusCode < 300 ? 'ok' : 'bad'}">${a.statusCode}</span>` : '-'}</td><td class="error">${a.error ?? ''}</td><td class="mono small">${a.responseExcerpt ?? ''}</td></tr>`)}</table>`}
+${data.decodedTargets?.includes(d.target) === true ? decodedSent(data.decoded) : ''}
 </section>`)}
 <h2>Payload</h2>
 ${data.payload !== null

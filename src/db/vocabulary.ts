@@ -22,6 +22,11 @@ export type VerificationStatus = (typeof VERIFICATION_STATUSES)[number]
 export const NOTIFICATION_SOURCES = ['webhook', 'backfill', 'catch-up', 'quarantine'] as const
 export type NotificationSource = (typeof NOTIFICATION_SOURCES)[number]
 
+// What a target receives (src/config.ts): Apple's exact bytes, or storehook's
+// decoded document of them (src/decoded/document.ts), signed by storehook.
+export const TARGET_PAYLOADS = ['apple', 'decoded'] as const
+export type TargetPayload = (typeof TARGET_PAYLOADS)[number]
+
 // Apple's environments as Apple documents them (test/unit/vocabulary.test.ts
 // checks them against Apple's library). A stored notification keeps whatever
 // environment its payload named, so the column is not limited to these.

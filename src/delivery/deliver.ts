@@ -18,6 +18,9 @@ export interface DeliveryOutcome {
   durationMs: number
   // Aborted because storehook is shutting down: not the target's fault.
   aborted: boolean
+  // No request was made: the body could not be built (a decoded target's
+  // document of a stored body that does not decode). No retry can change it.
+  unsendable?: boolean
 }
 
 export interface DeliveryRequest {

@@ -65,7 +65,7 @@ export class Dispatcher {
     for (const { target, worker, leaseEnd } of reserved) {
       const leased = result.leased.find((d) => d.target === target)
       if (leased === undefined) worker.cancel()
-      else worker.take({ ...leased, body: n.body as Buffer }, leaseEnd)
+      else worker.take({ ...leased, body: n.body as Buffer, facts: { source: n.source, receivedAt: n.receivedAt, verification: n.verification, verificationError: n.verificationError ?? null } }, leaseEnd)
     }
     return result
   }

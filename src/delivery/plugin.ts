@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../config.ts'
 import type { AttemptOutcome } from '../db/vocabulary.ts'
+import { DecodedBodies } from './decoded-bodies.ts'
 import { Dispatcher } from './dispatcher.ts'
 import { TargetWorker } from './worker.ts'
 
@@ -17,6 +18,7 @@ declare module 'fastify' {
 export default fp<{ config: Config }>(async (app, { config }) => {
   const log = app.log.child({ component: 'delivery' })
   const workers = new Map<string, TargetWorker>()
+  const decoded = new DecodedBodies()
   for (const target of config.targets) {
     workers.set(target.name, new TargetWorker({
       target,
@@ -24,9 +26,11 @@ export default fp<{ config: Config }>(async (app, { config }) => {
       log,
       retry: config.retry,
       pollIntervalMs: config.pollIntervalMs,
+      decoded,
       onOutcome: (name, outcome, verdict) => {
         app.metrics.deliveries.inc({ target: name, outcome: verdict })
-        app.metrics.deliveryDuration.observe({ target: name }, outcome.durationMs / 1000)
+        // An unsendable body made no request: no duration to count.
+        if (outcome.unsendable !== true) app.metrics.deliveryDuration.observe({ target: name }, outcome.durationMs / 1000)
       },
       onExpired: (name, count) => { app.metrics.deliveries.inc({ target: name, outcome: 'dead' satisfies AttemptOutcome }, count) }
     }))

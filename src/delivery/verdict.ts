@@ -24,7 +24,7 @@ export interface RetryPolicy extends BackoffOptions {
 }
 
 export interface AttemptFacts {
-  outcome: Pick<DeliveryOutcome, 'ok' | 'aborted' | 'retryAfterMs'>
+  outcome: Pick<DeliveryOutcome, 'ok' | 'aborted' | 'retryAfterMs' | 'unsendable'>
   // This delivery's attempt number (1 for the first try).
   attempt: number
   // When its give-up clock started (arrival, or the last replay).
@@ -61,6 +61,9 @@ export function decide (f: AttemptFacts): Decision {
   }
   // Shutdown cut it short: not the target's fault, nothing counted against it.
   if (outcome.aborted) return { verdict: 'released', nextAttemptAt: null, failures: f.failures, target: null, probeAt: null }
+  // Nothing was sent, so nothing is known of the target; and what cannot be
+  // built now never will be (the body is the same on every retry).
+  if (outcome.unsendable === true) return { verdict: 'dead', nextAttemptAt: null, failures: f.failures, target: null, probeAt: null }
   const failures = f.failures + 1
   let probeAt: number | null = null
   if (isFailing(failures)) {

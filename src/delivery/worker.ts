@@ -2,10 +2,12 @@
 // POST each, record the outcome. One worker per target, so a dead or slow
 // target only ever fills its own slots. A fresh notification usually skips
 // the claim: the commit that stores it leases it to this worker (dispatcher.ts).
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import pRetry from 'p-retry'
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { TargetConfig } from '../config.ts'
 import type { AttemptRecord, ClaimedDelivery, Storage as Outbox } from '../outbox/engine.ts'
+import { DecodedBodies } from './decoded-bodies.ts'
 import type { Slots } from './dispatcher.ts'
 import { abortInflight, createClient, deliver, type DeliveryOutcome, type TargetClient } from './deliver.ts'
 import { decide, type Decision, type RetryPolicy, type Verdict } from './verdict.ts'
@@ -20,6 +22,8 @@ export interface WorkerOptions {
   onOutcome?: (target: string, outcome: DeliveryOutcome, verdict: Verdict) => void
   // Deliveries given up without an attempt of their own (the target was failing).
   onExpired?: (target: string, count: number) => void
+  // The documents decoded targets send, shared by every worker (default: this worker's own).
+  decoded?: DecodedBodies
 }
 
 type ClaimLoop = 'none' | 'running' | 'rerun'
@@ -30,6 +34,7 @@ export class TargetWorker implements Slots {
   #log: Logger
   #opts: WorkerOptions
   #client: TargetClient
+  #decoded: DecodedBodies
   // Longer than a request can take, so a live attempt is never re-claimed.
   readonly leaseMs: number
   // Every claimed delivery until its outcome is recorded (shutdown waits for these).
@@ -69,6 +74,7 @@ export class TargetWorker implements Slots {
     this.#log = opts.log
     this.#opts = opts
     this.#client = createClient(opts.target)
+    this.#decoded = opts.decoded ?? new DecodedBodies()
     this.leaseMs = opts.target.timeoutMs * 2 + 5_000
   }
 
@@ -267,7 +273,8 @@ export class TargetWorker implements Slots {
     const startedAt = Date.now()
     let outcome: DeliveryOutcome
     try {
-      outcome = await deliver(this.#client, { notificationId: c.notificationId, attempt: c.attempt, body: c.body })
+      const body = await this.#bodyOf(c)
+      outcome = Buffer.isBuffer(body) ? await deliver(this.#client, { notificationId: c.notificationId, attempt: c.attempt, body }) : body
     } finally {
       this.#sending--
       this.#pump()
@@ -305,6 +312,21 @@ export class TargetWorker implements Slots {
     // next claim, or the due-time timer, must see it.
     if (verdict === 'retry' || verdict === 'released') this.wake()
     this.#opts.onOutcome?.(this.target.name, outcome, verdict)
+  }
+
+  // Apple's bytes; for a decoded target, its document of them, built a turn
+  // later: a fresh delivery starts inside the ingest's request (dispatcher.ts),
+  // and Apple's answer must not wait for a document. A body that does not
+  // build is an outcome: no request, dead at once (verdict.ts).
+  async #bodyOf (c: ClaimedDelivery): Promise<Buffer | DeliveryOutcome> {
+    if (this.target.payload === 'apple') return c.body
+    await nextTurn()
+    try {
+      return this.#decoded.get(c)
+    } catch (err) {
+      const error = `the decoded document cannot be built: ${err instanceof Error ? err.message : String(err)}`
+      return { ok: false, statusCode: null, error, retryAfterMs: null, responseExcerpt: null, durationMs: 0, aborted: false, unsendable: true }
+    }
   }
 
   #logOutcome (c: ClaimedDelivery, outcome: DeliveryOutcome, { verdict, nextAttemptAt }: Decision, current: boolean): void {

@@ -2,6 +2,7 @@
 // row, its body decoded for display. Decoding is Apple's format, so it is
 // done here, above the storage, which only returns the row.
 import { decodeNotificationBody } from '../apple/payload.ts'
+import { decodedDocument } from '../decoded/document.ts'
 import type { AttemptRow, DeliveryRow, NotificationSummary, UnorderedReads } from '../outbox/engine.ts'
 import { maskTopLevelPassword, SECRET_MASK } from './secret-mask.ts'
 
@@ -14,18 +15,33 @@ export interface NotificationDetail {
   // The stored body's text, or null when the row's bytes cannot be read back.
   body: string | null
   deliveries: Array<DeliveryRow & { history: AttemptRow[] }>
+  // Asked for with { decoded: true }: the document a target with "payload":
+  // "decoded" is sent, every attempt alike (a pure function of the row,
+  // src/decoded/document.ts), as its exact text; or why it cannot be built.
+  decoded?: { text: string; error: null } | { text: null; error: string }
+}
+
+function decodedOf (body: Buffer, n: NotificationSummary): NonNullable<NotificationDetail['decoded']> {
+  try {
+    return { text: decodedDocument(body, n).toString('utf8'), error: null }
+  } catch (err) {
+    return { text: null, error: `the decoded document cannot be built: ${err instanceof Error ? err.message : String(err)}` }
+  }
 }
 
 // Whatever the row holds (it may predate today's checks, or have been written
 // straight into the database). The payload is only ever what today's decoder
 // accepts, so it nests at most MAX_JSON_DEPTH levels and serialises safely;
 // anything else is shown as its raw text, which is one string.
-export async function notificationDetail (storage: Pick<UnorderedReads, 'getNotification'>, id: string): Promise<NotificationDetail | null> {
+export async function notificationDetail (storage: Pick<UnorderedReads, 'getNotification'>, id: string, opts: { decoded?: boolean } = {}): Promise<NotificationDetail | null> {
   const found = await storage.getNotification(id)
   if (found === null) return null
   const { body, bodyError, dedupeKey, ...notification } = found.notification
   void dedupeKey
-  if (body === null) return { notification, payload: null, payloadError: `The stored body cannot be read back: ${bodyError}.`, body: null, deliveries: found.deliveries }
+  if (body === null) {
+    const payloadError = `The stored body cannot be read back: ${bodyError}.`
+    return { notification, payload: null, payloadError, body: null, deliveries: found.deliveries, ...opts.decoded === true ? { decoded: { text: null, error: payloadError } } : {} }
+  }
   let payload: unknown = null
   let payloadError: string | null = null
   try {
@@ -39,5 +55,5 @@ export async function notificationDetail (storage: Pick<UnorderedReads, 'getNoti
     // The decoder only throws AppError, whose message says what is wrong.
     payloadError = err instanceof Error ? err.message : 'The stored body does not decode.'
   }
-  return { notification, payload, payloadError, body: maskTopLevelPassword(body), deliveries: found.deliveries }
+  return { notification, payload, payloadError, body: maskTopLevelPassword(body), deliveries: found.deliveries, ...opts.decoded === true ? { decoded: decodedOf(body, notification) } : {} }
 }

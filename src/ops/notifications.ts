@@ -43,8 +43,8 @@ export function noSuchNotification (id: string): AppError {
 }
 
 // One notification with its deliveries and attempts.
-export async function notificationOrNotFound (store: Pick<UnorderedReads, 'getNotification'>, id: string): Promise<NotificationDetail> {
-  const found = await notificationDetail(store, id)
+export async function notificationOrNotFound (store: Pick<UnorderedReads, 'getNotification'>, id: string, opts: { decoded?: boolean } = {}): Promise<NotificationDetail> {
+  const found = await notificationDetail(store, id, opts)
   if (found === null) throw noSuchNotification(id)
   return found
 }

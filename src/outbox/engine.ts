@@ -49,7 +49,11 @@ export interface EnqueueResult {
   leased: LeasedDelivery[]
 }
 
-export type LeasedDelivery = Omit<ClaimedDelivery, 'body'>
+export type LeasedDelivery = Omit<ClaimedDelivery, 'body' | 'facts'>
+
+// What a decoded target's document says of its notification besides the
+// body (src/decoded/document.ts): written with the row, never changed.
+export type NotificationFacts = Pick<NotificationRow, 'source' | 'receivedAt' | 'verification' | 'verificationError'>
 
 // Targets whose new delivery rows are leased at once, and until when.
 export type Leases = ReadonlyArray<readonly [target: string, leaseUntil: number]>
@@ -62,6 +66,7 @@ export interface ClaimedDelivery {
   fence: number
   retrySince: number
   body: Buffer
+  facts: NotificationFacts
 }
 
 export interface AttemptRecord {

@@ -43,8 +43,10 @@ function prepareStatements (db: Db) {
     }).where(eq(deliveries.id, p('id'))).returning({
       id: deliveries.id, notificationId: deliveries.notificationId, attempts: deliveries.attempts, fence: deliveries.fence, retrySince: deliveries.retrySince
     }).prepare(),
-    body: db.select({ body: notifications.body, bodyEncoding: notifications.bodyEncoding, bodyChainId: notifications.bodyChainId })
-      .from(notifications).where(eq(notifications.id, p('id'))).prepare(),
+    body: db.select({
+      body: notifications.body, bodyEncoding: notifications.bodyEncoding, bodyChainId: notifications.bodyChainId,
+      source: notifications.source, receivedAt: notifications.receivedAt, verification: notifications.verification, verificationError: notifications.verificationError
+    }).from(notifications).where(eq(notifications.id, p('id'))).prepare(),
     // A delivery whose stored body cannot be read back is dead at once, with
     // the reason: retrying cannot make it readable, and left pending it would
     // fail every claim of its target.
@@ -109,9 +111,10 @@ export function claimDue (db: Db, target: string, limit: number, now: number, le
   const claimed: ClaimedDelivery[] = []
   for (const { id } of st.dueIds.all({ target, now, limit })) {
     const r = st.lease.get({ id, leaseUntil, now })!
+    const { source, receivedAt, verification, verificationError, ...stored } = st.body.get({ id: r.notificationId })!
     let body: Buffer
     try {
-      body = loadBody(db, st.body.get({ id: r.notificationId })!)
+      body = loadBody(db, stored)
     } catch (err) {
       if (!(err instanceof BodyDecodeError)) throw err
       st.markUnreadable.run({ id: r.id, now, error: `the stored body cannot be read: ${err.message}` })
@@ -124,7 +127,8 @@ export function claimDue (db: Db, target: string, limit: number, now: number, le
       attempt: r.attempts,
       fence: r.fence,
       retrySince: r.retrySince,
-      body
+      body,
+      facts: { source, receivedAt, verification, verificationError }
     })
   }
   return claimed

@@ -172,7 +172,7 @@ t.test('wake-ups between instances (LISTEN/NOTIFY)', { skip: unavailable ?? fals
     const receiver = await startTarget()
     t.teardown(() => receiver.close())
     const target: TargetConfig = {
-      name: 'x', url: receiver.url, headers: {}, timeoutMs: 5_000, concurrency: 2, signingSecret: null,
+      name: 'x', url: receiver.url, headers: {}, timeoutMs: 5_000, concurrency: 2, signingSecret: null, payload: 'apple',
       filters: { environments: null, notificationTypes: null, bundleIds: null }
     }
     // b's worker starts, claims nothing, reads that nothing is due and sleeps
@@ -288,7 +288,7 @@ t.test('a failing target is probed by one instance at a time', { skip: unavailab
   t.teardown(() => receiver.close())
   const target: TargetConfig = {
     // One at a time per instance: at most one request of its own still on its way once it turns to probing.
-    name: 'x', url: receiver.url, headers: {}, timeoutMs: 5_000, concurrency: 1, signingSecret: null,
+    name: 'x', url: receiver.url, headers: {}, timeoutMs: 5_000, concurrency: 1, signingSecret: null, payload: 'apple',
     filters: { environments: null, notificationTypes: null, bundleIds: null }
   }
   const workers = [a!, b!].map((s, i) => new TargetWorker({

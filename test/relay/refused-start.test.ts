@@ -61,3 +61,9 @@ t.test('the other path variables naming a directory are one line each too', asyn
   await refused(t, ['serve'], { DATABASE_PATH: db, VERIFY_SIGNATURES: 'enforce', APPLE_ROOT_CERTS: folder }, /^storehook: APPLE_ROOT_CERTS: /)
   await refused(t, ['serve'], { DATABASE_PATH: db, APPLE_ISSUER_ID: 'i', APPLE_KEY_ID: 'k', APPLE_BUNDLE_ID: 'com.example.app', APPLE_PRIVATE_KEY_PATH: folder }, /^storehook: APPLE_PRIVATE_KEY_PATH: cannot read /)
 })
+
+t.test('a decoded target without a signing secret stops start-up with one line naming the target', async (t) => {
+  const path = configFile(t, { targets: [{ name: 'backend', url: 'https://backend.example.com/apple?token=s3cret', payload: 'decoded' }] })
+  await refused(t, ['serve'], { STOREHOOK_CONFIG: path, DATABASE_PATH: join(tempDir(t), 'x.db') },
+    /^storehook: STOREHOOK_CONFIG targets\[0\]: "payload": "decoded" needs a "signingSecret": the receiver can only trust storehook's document through its Standard Webhooks signature\n$/)
+})

@@ -12,7 +12,7 @@ import { openDatabase } from '../../src/db/client.ts'
 import { openPg } from '../../src/db/pg-client.ts'
 import * as schemaPg from '../../src/db/schema-pg.ts'
 import * as schema from '../../src/db/schema.ts'
-import { COMPACTION_START, dedupeKeyOf, type AttemptRecord, type ClaimedDelivery, type NewHistoryRun, type NewNotification, type NewQuarantined, type Storage } from '../../src/outbox/engine.ts'
+import { COMPACTION_START, dedupeKeyOf, type AttemptRecord, type ClaimedDelivery, type LeasedDelivery, type NewHistoryRun, type NewNotification, type NewQuarantined, type Storage } from '../../src/outbox/engine.ts'
 import { openStorage } from '../../src/outbox/open-storage.ts'
 import { inTransaction, type Q } from '../../src/outbox/pg/connection.ts'
 import { openPgStorage } from '../../src/outbox/pg/engine.ts'
@@ -87,7 +87,7 @@ function notification (over: Partial<NewNotification> = {}): NewNotification {
     notificationUuid: id, notificationType: 'DID_RENEW', environment: 'Production', bundleId: 'com.example', verification: 'unverified', body, ...over
   }
 }
-const attempt = (c: ClaimedDelivery, statusCode: number | null = 200, error: string | null = null): AttemptRecord => ({
+const attempt = (c: LeasedDelivery, statusCode: number | null = 200, error: string | null = null): AttemptRecord => ({
   deliveryId: c.deliveryId, fence: c.fence, attempt: c.attempt, startedAt: Date.now(), durationMs: 3, statusCode, error, responseExcerpt: null
 })
 const quarantined = (over: Partial<NewQuarantined> = {}): NewQuarantined => ({
@@ -122,7 +122,18 @@ for (const engine of engines) {
       t.same(woken, [['b']], 'only the target with a row to claim is woken')
       t.same(await s.claim('a', 10, 60_000), [], 'leased')
       t.equal((await s.claim('b', 10, 60_000)).length, 1)
-      t.equal(await s.complete({ ...attempt({ ...r.leased[0]!, body: Buffer.alloc(0) }) }), true, 'the holder of the lease records its outcome')
+      t.equal(await s.complete({ ...attempt(r.leased[0]!) }), true, 'the holder of the lease records its outcome')
+    })
+
+    t.test('a claim carries the facts of its notification that a decoded document states', async (t) => {
+      const { s } = await engine.open(t)
+      const n = notification({ source: 'backfill', receivedAt: 1_700_000_000_123, verification: 'unverified', verificationError: 'chain_untrusted' })
+      await s.enqueue(n, ['a'], [])
+      const [c] = await s.claim('a', 10, 60_000)
+      t.same(c!.facts, { source: 'backfill', receivedAt: 1_700_000_000_123, verification: 'unverified', verificationError: 'chain_untrusted' })
+      const plain = notification()
+      await s.enqueue(plain, ['a'], [])
+      t.same((await s.claim('a', 10, 60_000))[0]!.facts, { source: 'webhook', receivedAt: plain.receivedAt, verification: 'unverified', verificationError: null }, 'no error: null')
     })
 
     t.test('tryExclusive runs a job with no other instance running it, gives its value, and passes its failure on', async (t) => {

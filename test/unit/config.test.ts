@@ -69,6 +69,14 @@ t.test('the config file adds targets with their options', async (t) => {
   t.same([s.name, s.timeoutMs, s.concurrency, s.signingSecret], ['staging', 3000, 2, 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'])
   t.same(s.filters, { environments: ['Sandbox'], notificationTypes: ['REFUND'], bundleIds: ['com.a'] })
   t.same(s.headers, { Authorization: 'Bearer x' })
+  t.equal(s.payload, 'apple', 'Apple\'s exact bytes unless the target asks for the decoded document')
+  t.equal(c.targets[0]!.payload, 'apple', 'FORWARD_TARGETS forward Apple\'s bytes')
+})
+
+t.test('a target may ask for the decoded document, with a signing secret', async (t) => {
+  const path = join(tempDir(t), 'storehook.json')
+  writeFileSync(path, JSON.stringify({ targets: [{ name: 'backend', url: 'https://backend.example.com/apple', payload: 'decoded', signingSecret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' }] }))
+  t.equal(loadConfig({ STOREHOOK_CONFIG: path }).targets[0]!.payload, 'decoded')
 })
 
 t.test('each bad value names its variable and the problem', async (t) => {
@@ -114,7 +122,10 @@ t.test('each bad value names its variable and the problem', async (t) => {
     [{ STOREHOOK_CONFIG: file('{"targets": [{"url": "https://a.example.com", "filters": {"environment": ["Sandbox"]}}]}') }, /unknown filter "environment"/],
     [{ STOREHOOK_CONFIG: file('{"targets": [{"url": "https://a.example.com", "filters": {"environments": "Sandbox"}}]}') }, /"filters.environments" must be an array/],
     [{ STOREHOOK_CONFIG: file('{"targets": [{"url": "https://a.example.com", "signingSecret": "hunter2"}]}') }, /"signingSecret" must be a Standard Webhooks secret/],
-    [{ STOREHOOK_CONFIG: file('{"targets": [{"name": "x", "url": "https://a.example.com"}, {"name": "x", "url": "https://b.example.com"}]}') }, /two targets are named "x"/]
+    [{ STOREHOOK_CONFIG: file('{"targets": [{"name": "x", "url": "https://a.example.com"}, {"name": "x", "url": "https://b.example.com"}]}') }, /two targets are named "x"/],
+    [{ STOREHOOK_CONFIG: file('{"targets": [{"url": "https://a.example.com", "payload": "json"}]}') }, /^STOREHOOK_CONFIG targets\[0\]: "payload" must be "apple" or "decoded"$/],
+    [{ STOREHOOK_CONFIG: file('{"targets": [{"url": "https://a.example.com", "payload": ["decoded"]}]}') }, /"payload" must be "apple" or "decoded"/],
+    [{ STOREHOOK_CONFIG: file('{"targets": [{"url": "https://a.example.com", "payload": "decoded"}]}') }, /^STOREHOOK_CONFIG targets\[0\]: "payload": "decoded" needs a "signingSecret"/]
   ]
   for (const [env, message] of bad) {
     t.throws(() => loadConfig(env), message, JSON.stringify(env).slice(0, 80))

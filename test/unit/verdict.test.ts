@@ -33,6 +33,13 @@ t.test('an attempt cut short by shutdown is released and counts nothing against 
   t.same(decide(facts({ outcome: aborted, failures: FAILING_AFTER + 1, retrySince: 0 })), { verdict: 'released', nextAttemptAt: null, failures: FAILING_AFTER + 1, target: null, probeAt: null })
 })
 
+t.test('a body that cannot be built is dead at once, and says nothing of the target', async (t) => {
+  const unsendable = { ok: false, aborted: false, retryAfterMs: null, unsendable: true }
+  for (const failures of [0, FAILING_AFTER - 1, FAILING_AFTER + 1]) {
+    t.same(decide(facts({ outcome: unsendable, failures, attempt: 1, retrySince: Date.now() })), { verdict: 'dead', nextAttemptAt: null, failures, target: null, probeAt: null })
+  }
+})
+
 t.test('the failure that makes FAILING_AFTER in a row marks the target failing; probes back off from the first', async (t) => {
   const fifth = decide(facts({ failures: FAILING_AFTER - 1 }))
   t.same(fifth, { verdict: 'retry', nextAttemptAt: now + 1000, failures: FAILING_AFTER, target: 'failing', probeAt: now + 1000 })

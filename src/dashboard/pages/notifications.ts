@@ -28,7 +28,8 @@ export function nextPageHref (form: Form, limit: number, nextCursor: string | nu
   return `/admin/notifications?${new URLSearchParams([...kept, ['cursor', nextCursor]]).toString()}`
 }
 
-export function notificationPages (app: FastifyInstance, { targetNames, store, context }: Dashboard): void {
+export function notificationPages (app: FastifyInstance, { config, targetNames, store, context }: Dashboard): void {
+  const decodedTargets = config.targets.filter((t) => t.payload === 'decoded').map((t) => t.name)
   app.get<{ Querystring: FilterForm & { cursor?: string; limit?: number } }>('/notifications', { schema: { querystring: filterQuerySchema } }, async (request, reply) => {
     const { cursor, limit = PAGE_SIZE, ...form } = request.query
     const now = Date.now()
@@ -40,9 +41,9 @@ export function notificationPages (app: FastifyInstance, { targetNames, store, c
   })
 
   app.get<{ Params: { id: string }; Querystring: Form }>('/notifications/:id', async (request, reply) => {
-    const found = await notificationOrNotFound(store, request.params.id)
+    const found = await notificationOrNotFound(store, request.params.id, { decoded: decodedTargets.length > 0 })
     return page(reply, notificationPage(await context(request), {
-      ...found, targets: targetNames, flash: flashFrom(request.query)
+      ...found, targets: targetNames, decodedTargets, flash: flashFrom(request.query)
     }))
   })
 

@@ -71,14 +71,17 @@ export async function claimDue (q: Q, target: string, limit: number, now: number
   // RETURNING has no order: the oldest due first, as SQLite's claim gives them.
   rows.sort((a, b) => Number(a.due) - Number(b.due) || Number(a.id) - Number(b.id))
   if (rows.length === 0) return []
-  const bodies = await q.select({ id: notifications.id, body: notifications.body, bodyEncoding: notifications.bodyEncoding, bodyChainId: notifications.bodyChainId })
-    .from(notifications).where(inArray(notifications.id, [...new Set(rows.map((r) => r.notification_id))]))
+  const bodies = await q.select({
+    id: notifications.id, body: notifications.body, bodyEncoding: notifications.bodyEncoding, bodyChainId: notifications.bodyChainId,
+    source: notifications.source, receivedAt: notifications.receivedAt, verification: notifications.verification, verificationError: notifications.verificationError
+  }).from(notifications).where(inArray(notifications.id, [...new Set(rows.map((r) => r.notification_id))]))
   const byId = new Map(bodies.map((b) => [b.id, b]))
   const claimed: ClaimedDelivery[] = []
   for (const r of rows) {
+    const { source, receivedAt, verification, verificationError, ...stored } = byId.get(r.notification_id)!
     let body: Buffer
     try {
-      body = await loadBody(q, byId.get(r.notification_id)!)
+      body = await loadBody(q, stored)
     } catch (err) {
       if (!(err instanceof BodyDecodeError)) throw err
       // Dead at once, with the reason: retrying cannot make it readable.
@@ -86,7 +89,7 @@ export async function claimDue (q: Q, target: string, limit: number, now: number
         .where(eq(deliveries.id, Number(r.id)))
       continue
     }
-    claimed.push({ deliveryId: Number(r.id), notificationId: r.notification_id, target, attempt: r.attempts, fence: r.fence, retrySince: Number(r.retry_since), body })
+    claimed.push({ deliveryId: Number(r.id), notificationId: r.notification_id, target, attempt: r.attempts, fence: r.fence, retrySince: Number(r.retry_since), body, facts: { source, receivedAt: Number(receivedAt), verification, verificationError } })
   }
   return claimed
 }
