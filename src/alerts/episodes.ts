@@ -1,0 +1,125 @@
+// Pure: from the facts read now and the latest episode of each (event,
+// subject), which episodes to open and which to close. No clock, no I/O:
+// the monitor (monitor.ts) reads the facts, calls this, and writes what it
+// says; the database's partial unique index then makes each open happen
+// once, whichever instance asks.
+//
+// Two kinds of event:
+//   - conditions (target.failing, apple.silent): open when the condition
+//     starts, closed with their own end event (target.recovered,
+//     apple.resumed) when it ends;
+//   - grouped happenings (deliveries.dead, quarantine.received): an episode
+//     opens at the first new one and tells the count so far, stays open for
+//     the group window (nothing more is told meanwhile), then closes
+//     silently; what happened in the window is told by the next episode,
+//     counted from where the last one stopped (facts.until).
+import type { AlertEvent } from '../db/vocabulary.ts'
+import type { AlertEpisode, AlertFacts, TargetHealth } from '../outbox/engine.ts'
+
+export interface Thresholds {
+  targetFailingAfterMs: number
+  // 0: apple.silent is off.
+  appleSilentAfterMs: number
+  groupWindowMs: number
+}
+
+// The environments whose silence is watched. Sandbox is quiet for days in
+// many apps (no one testing): watching it would cry wolf.
+export const WATCHED_ENVIRONMENTS = ['Production'] as const
+
+export interface Observed {
+  now: number
+  targets: ReadonlyArray<{ name: string; health: TargetHealth }>
+  // The newest notification per environment.
+  lastReceived: ReadonlyArray<{ environment: string | null; at: number }>
+  // Counts since countFrom() of each grouped subject.
+  dead: ReadonlyArray<{ target: string; count: number }>
+  quarantined: number
+}
+
+export type Change =
+  | { kind: 'open'; event: AlertEvent; subject: string; facts: AlertFacts }
+  | { kind: 'close'; event: AlertEvent; subject: string; tell: { event: AlertEvent; facts: AlertFacts } | null }
+
+export const QUARANTINE_SUBJECT = 'quarantine'
+
+const key = (event: AlertEvent, subject: string): string => `${event}\u0000${subject}`
+
+export function latestByKey (episodes: readonly AlertEpisode[]): Map<string, AlertEpisode> {
+  return new Map(episodes.map((e) => [key(e.event, e.subject), e]))
+}
+
+const isOpen = (e: AlertEpisode | undefined): e is AlertEpisode => e !== undefined && e.closedAt === null
+const numberIn = (facts: AlertFacts, name: string): number | null => typeof facts[name] === 'number' ? facts[name] : null
+
+// Where a grouped subject's next count starts: where the last episode's
+// stopped, or one window back for a subject never told of (so a first start
+// on an old database does not announce last year's dead deliveries).
+export function countFrom (latest: AlertEpisode | undefined, now: number, windowMs: number): number {
+  return latest === undefined ? now - windowMs : numberIn(latest.facts, 'until') ?? latest.openedAt
+}
+
+// A target has failed every attempt since: its last success, or the arrival
+// of the oldest delivery still waiting, whichever is later.
+export function failingSince (h: TargetHealth): number | null {
+  if (h.pending === 0 || h.oldestPendingAt === null || h.lastErrorAt === null) return null
+  // Its latest outcome must be a failure: a success after it means it answers.
+  if (h.lastSuccessAt !== null && h.lastSuccessAt >= h.lastErrorAt) return null
+  return Math.max(h.lastSuccessAt ?? 0, h.oldestPendingAt)
+}
+
+function targetChanges (o: Observed, latest: Map<string, AlertEpisode>, t: Thresholds, out: Change[]): void {
+  for (const { name, health } of o.targets) {
+    const open = latest.get(key('target.failing', name))
+    if (isOpen(open)) {
+      const since = numberIn(open.facts, 'failingSince') ?? open.openedAt
+      if (health.lastSuccessAt !== null && health.lastSuccessAt > since) {
+        out.push({ kind: 'close', event: 'target.failing', subject: name, tell: { event: 'target.recovered', facts: { downForMs: health.lastSuccessAt - since, pending: health.pending } } })
+      }
+      continue
+    }
+    const since = failingSince(health)
+    if (since !== null && o.now - since >= t.targetFailingAfterMs) {
+      out.push({ kind: 'open', event: 'target.failing', subject: name, facts: { failingSince: since, failingForMs: o.now - since, pending: health.pending } })
+    }
+  }
+}
+
+function appleChanges (o: Observed, latest: Map<string, AlertEpisode>, t: Thresholds, out: Change[]): void {
+  for (const environment of WATCHED_ENVIRONMENTS) {
+    const open = latest.get(key('apple.silent', environment))
+    // Counted only once a first notification ever arrived: a new install is not silent, it is waiting.
+    const last = o.lastReceived.find((r) => r.environment === environment)?.at ?? null
+    if (isOpen(open)) {
+      if (t.appleSilentAfterMs === 0) {
+        out.push({ kind: 'close', event: 'apple.silent', subject: environment, tell: null })
+      } else if (last !== null && o.now - last < t.appleSilentAfterMs) {
+        const before = numberIn(open.facts, 'lastAt') ?? open.openedAt
+        out.push({ kind: 'close', event: 'apple.silent', subject: environment, tell: { event: 'apple.resumed', facts: { silentForMs: last - before } } })
+      }
+      continue
+    }
+    if (t.appleSilentAfterMs > 0 && last !== null && o.now - last >= t.appleSilentAfterMs) {
+      out.push({ kind: 'open', event: 'apple.silent', subject: environment, facts: { lastAt: last, silentForMs: o.now - last } })
+    }
+  }
+}
+
+function groupChange (event: AlertEvent, subject: string, count: number, o: Observed, latest: Map<string, AlertEpisode>, t: Thresholds, out: Change[]): void {
+  const last = latest.get(key(event, subject))
+  if (isOpen(last)) {
+    if (o.now - last.openedAt >= t.groupWindowMs) out.push({ kind: 'close', event, subject, tell: null })
+    return
+  }
+  if (count > 0) out.push({ kind: 'open', event, subject, facts: { count, windowMs: o.now - countFrom(last, o.now, t.groupWindowMs), until: o.now } })
+}
+
+export function decide (o: Observed, episodes: readonly AlertEpisode[], t: Thresholds): Change[] {
+  const latest = latestByKey(episodes)
+  const out: Change[] = []
+  targetChanges(o, latest, t, out)
+  appleChanges(o, latest, t, out)
+  for (const d of o.dead) groupChange('deliveries.dead', d.target, d.count, o, latest, t, out)
+  groupChange('quarantine.received', QUARANTINE_SUBJECT, o.quarantined, o, latest, t, out)
+  return out
+}
