@@ -586,9 +586,10 @@ function alertDestination (where: string, raw: Record<string, unknown>): AlertDe
     if (unknown.length > 0) throw new ConfigError(where, `unknown alert event(s) ${unknown.join(', ')}; known: ${ALERT_EVENTS.join(', ')}`)
     events = list as AlertEvent[] | null
   }
-  // The recipients of an ALERT_URLS smtp URL ride in its query (?from=...&to=...).
+  // The sender and recipients of an ALERT_URLS smtp URL ride in its query
+  // (?from=a@x&to=b@x&to=c@x: ALERT_URLS itself is split on commas).
   const email = format === 'email'
-    ? emailOf(where, raw.from ?? url.searchParams.get('from') ?? undefined, raw.to ?? url.searchParams.get('to') ?? undefined)
+    ? emailOf(where, raw.from ?? url.searchParams.get('from') ?? undefined, raw.to ?? url.searchParams.getAll('to'))
     : null
   if (email !== null) url.search = ''
   return {
