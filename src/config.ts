@@ -594,7 +594,7 @@ function alertDestination (where: string, raw: Record<string, unknown>): AlertDe
   if (email !== null) url.search = ''
   return {
     explicit: typeof raw.name === 'string',
-    name: typeof raw.name === 'string' ? raw.name : url.hostname,
+    name: typeof raw.name === 'string' ? raw.name : url.host,
     url: url.toString(),
     format: format as AlertFormat,
     events,

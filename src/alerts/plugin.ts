@@ -6,14 +6,15 @@ import fp from 'fastify-plugin'
 import { Counter } from 'prom-client'
 import type { Config } from '../config.ts'
 import { ALERT_EVENTS } from '../db/vocabulary.ts'
-import { AlertMonitor } from './monitor.ts'
-import { AlertSender, sendTestAlerts, type TestOutcome } from './sender.ts'
+import { AlertMonitor, edgeOf } from './monitor.ts'
+import { AlertSender } from './sender.ts'
 
 export interface Alerts {
   monitor: AlertMonitor
   sender: AlertSender
-  // Sends the test alert to every destination now; each one's outcome.
-  sendTest: () => Promise<TestOutcome[]>
+  // Queues the test alert to every destination (the dashboard's button);
+  // how many. Its outcomes are in the alert history.
+  queueTest: () => Promise<number>
 }
 
 declare module 'fastify' {
@@ -40,12 +41,12 @@ export default fp<{ config: Config }>(async (app, { config }) => {
     onResult: (event, result) => counted.inc({ event, result })
   })
   const monitor = new AlertMonitor({ storage: app.outbox, alerts: config.alerts, targets: config.targets, log, onQueued: () => { sender.wake() } })
-  const sendTest = async (): Promise<TestOutcome[]> => {
-    const outcomes = await sendTestAlerts(config)
-    for (const o of outcomes) counted.inc({ event: 'test', result: o.ok ? 'sent' : 'failed' })
-    return outcomes
+  const queueTest = async (): Promise<number> => {
+    const queued = await app.outbox.queueAlert(edgeOf(config.alerts, 'test', 'storehook', {}), Date.now())
+    sender.wake()
+    return queued.length
   }
-  app.decorate('alerts', { monitor, sender, sendTest })
+  app.decorate('alerts', { monitor, sender, queueTest })
   const names = config.alerts.destinations.map((d) => `${d.name} (${d.format})`)
   if (names.length === 0) log.info('No alert destination (ALERT_URLS): alert episodes are kept and shown on the dashboard only.')
   else log.info({ destinations: names }, 'Alerts go to these destinations.')

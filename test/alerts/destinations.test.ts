@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { SMTPServer } from 'smtp-server'
 import { Webhook } from 'standardwebhooks'
 import t from 'tap'
+import { sendTestAlerts } from '../../src/alerts/sender.ts'
 import { configFile, startApp, until } from '../helpers/app.ts'
 import { runCli } from '../helpers/process.ts'
 import { startTarget, type Received, type Target } from '../helpers/target.ts'
@@ -52,7 +53,7 @@ async function receivers (t: { teardown: (fn: () => Promise<void>) => void }): P
   return { slack, discord, hook }
 }
 
-t.test('the test alert reaches every format: Slack, Discord, signed JSON and email, from the dashboard\'s call and from `storehook alert-test`', async (t) => {
+t.test('the test alert reaches every format: Slack, Discord, signed JSON and email, sent at once and from `storehook alert-test`', async (t) => {
   const { slack, discord, hook } = await receivers(t)
   const smtp = await startSmtp(t)
   const path = configFile(t, {
@@ -65,7 +66,7 @@ t.test('the test alert reaches every format: Slack, Discord, signed JSON and ema
   })
   const env = { STOREHOOK_CONFIG: path, PUBLIC_URL: 'https://hook.example.com' }
   const s = await startApp(t, env)
-  const outcomes = await s.app.alerts.sendTest()
+  const outcomes = await sendTestAlerts(s.config)
   t.same(outcomes.map((o) => [o.destination, o.format, o.ok]), [['team-slack', 'slack', true], ['team-discord', 'discord', true], ['pager', 'json', true], ['mail', 'email', true]])
 
   const [sl] = await slack.waitFor(1)
