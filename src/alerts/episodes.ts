@@ -8,6 +8,8 @@
 //   - conditions (target.failing, apple.silent): open when the condition
 //     starts, closed with their own end event (target.recovered,
 //     apple.resumed) when it ends;
+//   - storage.failing: writes failing (the probe write refused) or the
+//     database's disk under 10% free, closed with storage.recovered;
 //   - grouped happenings (deliveries.dead, quarantine.received): an episode
 //     opens at the first new one and tells the count so far, stays open for
 //     the group window (nothing more is told meanwhile), then closes
@@ -35,6 +37,12 @@ export interface Observed {
   // Counts since countFrom() of each grouped subject.
   dead: ReadonlyArray<{ target: string; count: number }>
   quarantined: number
+  storage: {
+    // Whether a write (the readiness probe's) just committed.
+    writes: boolean
+    // Free share of the database file's disk, 0-1; null: not known (PostgreSQL's disk is not ours to see).
+    diskFree: number | null
+  }
 }
 
 export type Change =
@@ -42,6 +50,10 @@ export type Change =
   | { kind: 'close'; event: AlertEvent; subject: string; tell: { event: AlertEvent; facts: AlertFacts } | null }
 
 export const QUARANTINE_SUBJECT = 'quarantine'
+// storage.failing's two subjects: writes failing, and the disk nearly full.
+export const WRITES_SUBJECT = 'writes'
+export const DISK_SUBJECT = 'disk'
+export const DISK_FREE_MIN = 0.10
 
 const key = (event: AlertEvent, subject: string): string => `${event}\u0000${subject}`
 
@@ -114,6 +126,19 @@ function groupChange (event: AlertEvent, subject: string, count: number, o: Obse
   if (count > 0) out.push({ kind: 'open', event, subject, facts: { count, windowMs: o.now - countFrom(last, o.now, t.groupWindowMs), until: o.now } })
 }
 
+function storageChanges (o: Observed, latest: Map<string, AlertEpisode>, out: Change[]): void {
+  const conditions: Array<[string, boolean | null, AlertFacts]> = [
+    [WRITES_SUBJECT, !o.storage.writes, {}],
+    [DISK_SUBJECT, o.storage.diskFree === null ? null : o.storage.diskFree < DISK_FREE_MIN, { freePercent: Math.round((o.storage.diskFree ?? 0) * 1000) / 10 }]
+  ]
+  for (const [subject, failing, facts] of conditions) {
+    if (failing === null) continue
+    const open = isOpen(latest.get(key('storage.failing', subject)))
+    if (failing && !open) out.push({ kind: 'open', event: 'storage.failing', subject, facts })
+    if (!failing && open) out.push({ kind: 'close', event: 'storage.failing', subject, tell: { event: 'storage.recovered', facts } })
+  }
+}
+
 export function decide (o: Observed, episodes: readonly AlertEpisode[], t: Thresholds): Change[] {
   const latest = latestByKey(episodes)
   const out: Change[] = []
@@ -121,5 +146,6 @@ export function decide (o: Observed, episodes: readonly AlertEpisode[], t: Thres
   appleChanges(o, latest, t, out)
   for (const d of o.dead) groupChange('deliveries.dead', d.target, d.count, o, latest, t, out)
   groupChange('quarantine.received', QUARANTINE_SUBJECT, o.quarantined, o, latest, t, out)
+  storageChanges(o, latest, out)
   return out
 }

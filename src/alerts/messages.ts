@@ -83,9 +83,11 @@ function sentence (event: AlertEvent, subject: string, f: AlertFacts): string {
     case 'catchup.found':
       return `The catch-up found ${plural(num(f, 'count'), 'notification')} Apple could not deliver (${subject}).`
     case 'storage.failing':
-      return `Writes to the database are failing (${subject}): Apple is answered 503 and will retry.`
+      return subject === 'disk'
+        ? `The database's disk is nearly full: ${num(f, 'freePercent')}% free. When it is full, notifications are answered 503.`
+        : 'Writes to the database are failing: notifications are answered 503 (Apple retries them for up to three days).'
     case 'storage.recovered':
-      return `The database takes writes again (${subject}).`
+      return subject === 'disk' ? `The database's disk has room again: ${num(f, 'freePercent')}% free.` : 'The database takes writes again.'
     case 'tls.expiring':
       return `The TLS certificate storehook serves expires in ${duration(num(f, 'expiresInMs'))}.`
     case 'appstore.rejected':

@@ -3,18 +3,24 @@
 // its alert queued to the destinations that want that event, in one
 // transaction. On PostgreSQL one instance at a time runs a round
 // (tryExclusive); the unique index of open episodes is the backstop.
+import { statfs } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import type { FastifyBaseLogger as Logger } from 'fastify'
-import type { AlertsConfig, TargetConfig } from '../config.ts'
+import type { AlertsConfig, Config, TargetConfig } from '../config.ts'
 import type { AlertEvent } from '../db/vocabulary.ts'
 import type { AlertEdge, AlertFacts, Storage } from '../outbox/engine.ts'
-import { countFrom, decide, latestByKey, QUARANTINE_SUBJECT, type Change } from './episodes.ts'
+import { countFrom, decide, latestByKey, QUARANTINE_SUBJECT, WRITES_SUBJECT, type Change } from './episodes.ts'
+import { sendAtOnce } from './sender.ts'
 
-type MonitorStorage = Pick<Storage, 'alertEpisodes' | 'targetHealth' | 'gauges' | 'deadSince' | 'quarantinedSince' | 'openAlert' | 'closeAlert' | 'tryExclusive'>
+type MonitorStorage = Pick<Storage, 'alertEpisodes' | 'targetHealth' | 'gauges' | 'deadSince' | 'quarantinedSince' | 'openAlert' | 'closeAlert' | 'queueAlert' | 'probe' | 'tryExclusive'>
 
 export interface MonitorOptions {
   storage: MonitorStorage
   alerts: AlertsConfig
   targets: readonly TargetConfig[]
+  publicUrl: string | null
+  // The SQLite file whose disk is watched; null on PostgreSQL.
+  databasePath: string | null
   log: Logger
   // A new alert was queued: the sender may go now.
   onQueued: () => void
@@ -33,6 +39,11 @@ export class AlertMonitor {
   #o: MonitorOptions
   #timer: NodeJS.Timeout | null = null
   #round: Promise<void> | null = null
+  // storage.failing told without the database (it could not take the
+  // episode): when, so it is told once per outage, and its end told too.
+  // In memory by necessity: the one fact the database cannot keep is that
+  // the database is failing. A restart mid-outage tells it again.
+  #toldWithoutDatabase: number | null = null
 
   constructor (o: MonitorOptions) {
     this.#o = o
@@ -55,7 +66,23 @@ export class AlertMonitor {
   async check (now = Date.now()): Promise<Change[]> {
     const s = this.#o.storage
     const a = this.#o.alerts
-    const episodes = await s.alertEpisodes()
+    // First a write, as /readyz makes one: whether the database takes writes
+    // now decides how this round can tell anything.
+    const writes = await s.probe().then(() => true, () => false)
+    const episodes = await s.alertEpisodes().catch((err: unknown) => {
+      if (writes) throw err
+      return null
+    })
+    if (!writes && (episodes === null || !episodes.some((e) => e.event === 'storage.failing' && e.subject === WRITES_SUBJECT && e.closedAt === null))) {
+      return await this.#tellWithoutDatabase(now)
+    }
+    if (episodes === null) return []
+    if (writes && this.#toldWithoutDatabase !== null) {
+      const since = this.#toldWithoutDatabase
+      await s.queueAlert(edgeOf(a, 'storage.recovered', WRITES_SUBJECT, { downForMs: now - since }), now)
+      this.#toldWithoutDatabase = null
+      this.#o.onQueued()
+    }
     const latest = latestByKey(episodes)
     const grouped = (event: AlertEvent, subject: string): number | null => {
       const last = latest.get(`${event}\u0000${subject}`)
@@ -69,7 +96,8 @@ export class AlertMonitor {
     const quarantineSince = grouped('quarantine.received', QUARANTINE_SUBJECT)
     const quarantined = quarantineSince === null ? 0 : await s.quarantinedSince(quarantineSince)
     const { lastReceived } = await s.gauges()
-    const changes = decide({ now, targets, lastReceived, dead, quarantined }, episodes, a)
+    const storage = { writes, diskFree: await this.#diskFree() }
+    const changes = decide({ now, targets, lastReceived, dead, quarantined, storage }, episodes, a)
     const applied: Change[] = []
     for (const c of changes) {
       const done = c.kind === 'open'
@@ -83,6 +111,29 @@ export class AlertMonitor {
     }
     if (applied.length > 0) this.#o.onQueued()
     return applied
+  }
+
+  // The database refuses writes, so the episode cannot be kept: the alert
+  // goes out at once, once per outage, with no retry (a destination down
+  // at the same moment misses it; storage.recovered is queued durably once
+  // writes return).
+  async #tellWithoutDatabase (now: number): Promise<Change[]> {
+    if (this.#toldWithoutDatabase !== null) return []
+    this.#toldWithoutDatabase = now
+    const outcomes = await sendAtOnce({ alerts: this.#o.alerts, publicUrl: this.#o.publicUrl }, 'storage.failing', WRITES_SUBJECT, {}, now)
+    this.#o.log.error({ event: 'storage.failing', outcomes: outcomes.map((o) => `${o.destination}: ${o.ok ? 'sent' : o.error}`) }, 'The database refuses writes: alert sent at once, without the database.')
+    return [{ kind: 'open', event: 'storage.failing', subject: WRITES_SUBJECT, facts: {} }]
+  }
+
+  // Free share of the disk the SQLite file is on (statfs; null when unknown).
+  async #diskFree (): Promise<number | null> {
+    if (this.#o.databasePath === null) return null
+    try {
+      const fs = await statfs(dirname(this.#o.databasePath))
+      return fs.blocks > 0 ? fs.bavail / fs.blocks : null
+    } catch {
+      return null
+    }
   }
 
   async stop (): Promise<void> {

@@ -40,7 +40,15 @@ export default fp<{ config: Config }>(async (app, { config }) => {
     log,
     onResult: (event, result) => counted.inc({ event, result })
   })
-  const monitor = new AlertMonitor({ storage: app.outbox, alerts: config.alerts, targets: config.targets, log, onQueued: () => { sender.wake() } })
+  const monitor = new AlertMonitor({
+    storage: app.outbox,
+    alerts: config.alerts,
+    targets: config.targets,
+    publicUrl: config.publicUrl,
+    databasePath: config.databaseUrl === null ? config.databasePath : null,
+    log,
+    onQueued: () => { sender.wake() }
+  })
   const queueTest = async (): Promise<number> => {
     const queued = await app.outbox.queueAlert(edgeOf(config.alerts, 'test', 'storehook', {}), Date.now())
     sender.wake()

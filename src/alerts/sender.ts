@@ -8,7 +8,7 @@
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { AlertsConfig, Config } from '../config.ts'
 import type { AlertEvent } from '../db/vocabulary.ts'
-import type { AlertMessage, Storage } from '../outbox/engine.ts'
+import type { AlertFacts, AlertMessage, Storage } from '../outbox/engine.ts'
 import { describe } from './messages.ts'
 import { ALERT_TIMEOUT_MS, openChannel, type AlertChannel } from './send.ts'
 import { alertVerdict } from './verdict.ts'
@@ -107,17 +107,23 @@ export interface TestOutcome {
   error: string | null
 }
 
-// The test alert, sent now to every destination, each outcome told: what
-// `storehook alert-test` prints and the dashboard's button shows. Not
-// queued: the person asking wants the answer, not a retry tomorrow.
-export async function sendTestAlerts (config: Pick<Config, 'alerts' | 'publicUrl'>, now = Date.now()): Promise<TestOutcome[]> {
-  return await Promise.all(config.alerts.destinations.map(async (d) => {
+// An alert sent now to every destination that wants it, each outcome told,
+// without the database: the test alert (`storehook alert-test`: the person
+// asking wants the answer, not a retry tomorrow), and storage.failing when
+// the database itself cannot take the episode (monitor.ts).
+export async function sendAtOnce (config: Pick<Config, 'alerts' | 'publicUrl'>, event: AlertEvent, subject: string, facts: AlertFacts, now = Date.now()): Promise<TestOutcome[]> {
+  const wanted = config.alerts.destinations.filter((d) => d.events === null || d.events.includes(event))
+  return await Promise.all(wanted.map(async (d) => {
     const channel = openChannel(d)
     try {
-      const r = await channel.send(describe('test', 'storehook', {}, now, config.publicUrl), `alert_test_${now}`, 1)
+      const r = await channel.send(describe(event, subject, facts, now, config.publicUrl), `alert_${event}_${now}`, 1)
       return { destination: d.name, format: d.format, ok: r.ok, error: r.error }
     } finally {
       channel.close()
     }
   }))
+}
+
+export function sendTestAlerts (config: Pick<Config, 'alerts' | 'publicUrl'>, now = Date.now()): Promise<TestOutcome[]> {
+  return sendAtOnce(config, 'test', 'storehook', {}, now)
 }

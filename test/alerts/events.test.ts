@@ -4,10 +4,11 @@
 // payload; one alert per episode across a restart and across two instances
 // on one PostgreSQL database. Alerts are received by a local HTTP receiver
 // in the JSON format; destinations.test.ts checks the other formats.
+import Database from 'better-sqlite3'
 import t from 'tap'
 import type { AlertEvent } from '../../src/db/vocabulary.ts'
 import { failingSince } from '../../src/alerts/episodes.ts'
-import { startApp, until, type TestApp } from '../helpers/app.ts'
+import { sqliteOnly, startApp, until, type TestApp } from '../helpers/app.ts'
 import { v2Body } from '../helpers/notifications.ts'
 import { freshDatabase, postgresUnavailable, startPostgres } from '../helpers/postgres.ts'
 import { startTarget, type Target } from '../helpers/target.ts'
@@ -99,6 +100,27 @@ t.test('quarantine.received: a refused payload that was a well-formed JWS (a bun
   await rx.waitFor(1)
   t.match(alert(rx, 0), { event: 'quarantine.received', severity: 'warning', subject: 'quarantine', facts: { count: /^[12]$/ } })
   t.notMatch(rx.received[0]!.body.toString(), /forged/, 'nothing a sender chose is repeated')
+})
+
+t.test('storage.failing when the database refuses writes, told at once without it; storage.recovered when it takes them again', sqliteOnly('the writes are refused by another connection locking the file'), async (t) => {
+  const rx = await receiver(t)
+  const s = await startApp(t, { ALERT_CHECK_INTERVAL_MS: '3600000', DATABASE_BUSY_TIMEOUT_MS: '100', ALERT_URLS: rx.url })
+  const other = new Database(s.config.databasePath)
+  t.teardown(() => other.close())
+  other.exec('BEGIN IMMEDIATE')
+  t.equal((await s.post(v2Body())).status, 503, 'Apple is answered 503')
+  // The round the monitor ran at start may be the one that sees it first.
+  await s.app.alerts.monitor.check()
+  await rx.waitFor(1)
+  t.match(alert(rx, 0), { event: 'storage.failing', severity: 'critical', text: /Writes to the database are failing/ })
+  t.same(await s.app.alerts.monitor.check(), [], 'told once per outage')
+  other.exec('ROLLBACK')
+  await s.app.alerts.monitor.check()
+  await rx.waitFor(2)
+  t.match(alert(rx, 1), { event: 'storage.recovered', severity: 'info', subject: 'writes', facts: { downForMs: /^\d+$/ } })
+  t.equal((await s.post(v2Body())).status, 200)
+  t.same(await s.app.alerts.monitor.check(), [])
+  t.same(events(rx), ['storage.failing', 'storage.recovered'])
 })
 
 t.test('one alert per episode across a restart: an open episode is neither told again nor forgotten', async (t) => {

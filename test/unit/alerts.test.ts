@@ -96,7 +96,7 @@ t.test('the sender\'s verdict: sent, retried on the backoff within alert bounds,
 const health = (over: Partial<TargetHealth> = {}): TargetHealth => ({ pending: 0, dead: 0, delivered: 0, oldestPendingAt: null, lastSuccessAt: null, lastErrorAt: null, lastError: null, ...over })
 const episode = (over: Partial<AlertEpisode>): AlertEpisode => ({ id: 1, event: 'target.failing', subject: 'crm', openedAt: 0, closedAt: null, facts: {}, ...over })
 const T: Thresholds = { targetFailingAfterMs: 600_000, appleSilentAfterMs: 86_400_000, groupWindowMs: 3_600_000 }
-const observed = (over: Partial<Observed>): Observed => ({ now: 10_000_000, targets: [], lastReceived: [], dead: [], quarantined: 0, ...over })
+const observed = (over: Partial<Observed>): Observed => ({ now: 10_000_000, targets: [], lastReceived: [], dead: [], quarantined: 0, storage: { writes: true, diskFree: 0.5 }, ...over })
 
 t.test('episodes: target.failing opens after the threshold of failures only, and closes with target.recovered at the first success', async (t) => {
   const now = 10_000_000
@@ -144,4 +144,13 @@ t.test('episodes: grouped events tell a count, once per window, then close silen
   t.same(decide(observed({ now: now + 4_000_000, dead: [{ target: 'crm', count: 5 }] }), [closed], T), [
     { kind: 'open', event: 'deliveries.dead', subject: 'crm', facts: { count: 5, windowMs: 4_001_000, until: now + 4_000_000 } }
   ], 'counted from where the last one stopped')
+})
+
+t.test('episodes: storage.failing when the disk is under 10% free or writes fail, storage.recovered after', async (t) => {
+  t.same(decide(observed({ storage: { writes: true, diskFree: 0.05 } }), [], T), [{ kind: 'open', event: 'storage.failing', subject: 'disk', facts: { freePercent: 5 } }])
+  t.same(decide(observed({ storage: { writes: true, diskFree: null } }), [], T), [], 'unknown (PostgreSQL): nothing')
+  const open = episode({ event: 'storage.failing', subject: 'disk' })
+  t.same(decide(observed({ storage: { writes: true, diskFree: 0.3 } }), [open], T), [{ kind: 'close', event: 'storage.failing', subject: 'disk', tell: { event: 'storage.recovered', facts: { freePercent: 30 } } }])
+  t.same(decide(observed({ storage: { writes: false, diskFree: 0.3 } }), [], T), [{ kind: 'open', event: 'storage.failing', subject: 'writes', facts: {} }])
+  t.match(describe('storage.failing', 'disk', { freePercent: 5 }, 0, null).text, /nearly full: 5% free/)
 })
