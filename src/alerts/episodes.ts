@@ -37,6 +37,10 @@ export interface Observed {
   // Counts since countFrom() of each grouped subject.
   dead: ReadonlyArray<{ target: string; count: number }>
   quarantined: number
+  // The last catch-up run per app and environment (history_runs).
+  catchUps: ReadonlyArray<{ bundleId: string; environment: string; finishedAt: number | null; added: number; lastError: string | null }>
+  // When the certificate storehook serves stops being valid; null: it serves no TLS itself.
+  tlsExpiresAt: number | null
   storage: {
     // Whether a write (the readiness probe's) just committed.
     writes: boolean
@@ -54,6 +58,12 @@ export const QUARANTINE_SUBJECT = 'quarantine'
 export const WRITES_SUBJECT = 'writes'
 export const DISK_SUBJECT = 'disk'
 export const DISK_FREE_MIN = 0.10
+export const TLS_SUBJECT = 'certificate'
+export const TLS_WARN_BEFORE_MS = 14 * 86_400_000
+
+// A catch-up run that failed because Apple refused the key (the client's
+// 401 message, src/appstore/client.ts).
+const KEY_REFUSED = /answered 401 Unauthorized/
 
 const key = (event: AlertEvent, subject: string): string => `${event}\u0000${subject}`
 
@@ -139,6 +149,33 @@ function storageChanges (o: Observed, latest: Map<string, AlertEpisode>, out: Ch
   }
 }
 
+// catchup.found per environment (grouped: what the runs that finished since
+// the last alert added); appstore.rejected per app and environment while its
+// last run says the key was refused (it ends silently: the next run's success).
+function appStoreChanges (o: Observed, latest: Map<string, AlertEpisode>, t: Thresholds, out: Change[]): void {
+  for (const environment of new Set(o.catchUps.map((r) => r.environment))) {
+    const since = countFrom(latest.get(key('catchup.found', environment)), o.now, t.groupWindowMs)
+    const found = o.catchUps.filter((r) => r.environment === environment && r.finishedAt !== null && r.finishedAt > since && r.lastError === null)
+      .reduce((n, r) => n + r.added, 0)
+    groupChange('catchup.found', environment, found, o, latest, t, out)
+  }
+  for (const r of o.catchUps) {
+    const subject = `${r.bundleId} ${r.environment}`
+    const open = isOpen(latest.get(key('appstore.rejected', subject)))
+    if (!open && r.lastError !== null && KEY_REFUSED.test(r.lastError)) out.push({ kind: 'open', event: 'appstore.rejected', subject, facts: {} })
+    if (open && r.finishedAt !== null && r.lastError === null) out.push({ kind: 'close', event: 'appstore.rejected', subject, tell: null })
+  }
+}
+
+function tlsChange (o: Observed, latest: Map<string, AlertEpisode>, out: Change[]): void {
+  if (o.tlsExpiresAt === null) return
+  const open = isOpen(latest.get(key('tls.expiring', TLS_SUBJECT)))
+  const expiring = o.tlsExpiresAt - o.now < TLS_WARN_BEFORE_MS
+  if (expiring && !open) out.push({ kind: 'open', event: 'tls.expiring', subject: TLS_SUBJECT, facts: { expiresAt: o.tlsExpiresAt, expiresInMs: o.tlsExpiresAt - o.now } })
+  // Renewed: the episode ends without a word (the file was replaced, the server reloaded it).
+  if (!expiring && open) out.push({ kind: 'close', event: 'tls.expiring', subject: TLS_SUBJECT, tell: null })
+}
+
 export function decide (o: Observed, episodes: readonly AlertEpisode[], t: Thresholds): Change[] {
   const latest = latestByKey(episodes)
   const out: Change[] = []
@@ -147,5 +184,7 @@ export function decide (o: Observed, episodes: readonly AlertEpisode[], t: Thres
   for (const d of o.dead) groupChange('deliveries.dead', d.target, d.count, o, latest, t, out)
   groupChange('quarantine.received', QUARANTINE_SUBJECT, o.quarantined, o, latest, t, out)
   storageChanges(o, latest, out)
+  appStoreChanges(o, latest, t, out)
+  tlsChange(o, latest, out)
   return out
 }

@@ -81,7 +81,7 @@ function sentence (event: AlertEvent, subject: string, f: AlertFacts): string {
     case 'quarantine.received':
       return `${plural(num(f, 'count'), 'refused payload')} quarantined in the last ${duration(num(f, 'windowMs'))}. A wrong APPLE_BUNDLE_IDS or root certificate shows up here first.`
     case 'catchup.found':
-      return `The catch-up found ${plural(num(f, 'count'), 'notification')} Apple could not deliver (${subject}).`
+      return `The catch-up found ${plural(num(f, 'count'), 'notification')} Apple could not deliver (${subject}), and forwarded them. Check that App Store Connect's URL reaches storehook.`
     case 'storage.failing':
       return subject === 'disk'
         ? `The database's disk is nearly full: ${num(f, 'freePercent')}% free. When it is full, notifications are answered 503.`
@@ -89,9 +89,9 @@ function sentence (event: AlertEvent, subject: string, f: AlertFacts): string {
     case 'storage.recovered':
       return subject === 'disk' ? `The database's disk has room again: ${num(f, 'freePercent')}% free.` : 'The database takes writes again.'
     case 'tls.expiring':
-      return `The TLS certificate storehook serves expires in ${duration(num(f, 'expiresInMs'))}.`
+      return `The TLS certificate storehook serves expires in ${duration(num(f, 'expiresInMs'))}: Apple will refuse to post to it. Replace the file at TLS_CERT_PATH (it is reloaded by itself).`
     case 'appstore.rejected':
-      return `The App Store Server API refused the configured key (${subject}).`
+      return `The App Store Server API refused the configured key (${subject}): check APPLE_ISSUER_ID, APPLE_KEY_ID and the key file. Catch-up and backfill cannot run until then.`
     case 'test':
       return 'A test alert from storehook: this destination is wired up.'
   }

@@ -11,8 +11,9 @@ import type { AlertEvent } from '../db/vocabulary.ts'
 import type { AlertEdge, AlertFacts, Storage } from '../outbox/engine.ts'
 import { countFrom, decide, latestByKey, QUARANTINE_SUBJECT, WRITES_SUBJECT, type Change } from './episodes.ts'
 import { sendAtOnce } from './sender.ts'
+import { certificateExpiresAt } from '../tls.ts'
 
-type MonitorStorage = Pick<Storage, 'alertEpisodes' | 'targetHealth' | 'gauges' | 'deadSince' | 'quarantinedSince' | 'openAlert' | 'closeAlert' | 'queueAlert' | 'probe' | 'tryExclusive'>
+type MonitorStorage = Pick<Storage, 'alertEpisodes' | 'targetHealth' | 'gauges' | 'lastCatchUps' | 'deadSince' | 'quarantinedSince' | 'openAlert' | 'closeAlert' | 'queueAlert' | 'probe' | 'tryExclusive'>
 
 export interface MonitorOptions {
   storage: MonitorStorage
@@ -21,6 +22,8 @@ export interface MonitorOptions {
   publicUrl: string | null
   // The SQLite file whose disk is watched; null on PostgreSQL.
   databasePath: string | null
+  // The certificate storehook serves; null: no TLS of its own.
+  certPath: string | null
   log: Logger
   // A new alert was queued: the sender may go now.
   onQueued: () => void
@@ -97,7 +100,9 @@ export class AlertMonitor {
     const quarantined = quarantineSince === null ? 0 : await s.quarantinedSince(quarantineSince)
     const { lastReceived } = await s.gauges()
     const storage = { writes, diskFree: await this.#diskFree() }
-    const changes = decide({ now, targets, lastReceived, dead, quarantined, storage }, episodes, a)
+    const catchUps = await s.lastCatchUps()
+    const tlsExpiresAt = this.#o.certPath === null ? null : certificateExpiresAt(this.#o.certPath)
+    const changes = decide({ now, targets, lastReceived, dead, quarantined, storage, catchUps, tlsExpiresAt }, episodes, a)
     const applied: Change[] = []
     for (const c of changes) {
       const done = c.kind === 'open'

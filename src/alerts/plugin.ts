@@ -46,6 +46,7 @@ export default fp<{ config: Config }>(async (app, { config }) => {
     targets: config.targets,
     publicUrl: config.publicUrl,
     databasePath: config.databaseUrl === null ? config.databasePath : null,
+    certPath: config.tls?.certPath ?? null,
     log,
     onQueued: () => { sender.wake() }
   })

@@ -96,7 +96,7 @@ t.test('the sender\'s verdict: sent, retried on the backoff within alert bounds,
 const health = (over: Partial<TargetHealth> = {}): TargetHealth => ({ pending: 0, dead: 0, delivered: 0, oldestPendingAt: null, lastSuccessAt: null, lastErrorAt: null, lastError: null, ...over })
 const episode = (over: Partial<AlertEpisode>): AlertEpisode => ({ id: 1, event: 'target.failing', subject: 'crm', openedAt: 0, closedAt: null, facts: {}, ...over })
 const T: Thresholds = { targetFailingAfterMs: 600_000, appleSilentAfterMs: 86_400_000, groupWindowMs: 3_600_000 }
-const observed = (over: Partial<Observed>): Observed => ({ now: 10_000_000, targets: [], lastReceived: [], dead: [], quarantined: 0, storage: { writes: true, diskFree: 0.5 }, ...over })
+const observed = (over: Partial<Observed>): Observed => ({ now: 10_000_000, targets: [], lastReceived: [], dead: [], quarantined: 0, storage: { writes: true, diskFree: 0.5 }, catchUps: [], tlsExpiresAt: null, ...over })
 
 t.test('episodes: target.failing opens after the threshold of failures only, and closes with target.recovered at the first success', async (t) => {
   const now = 10_000_000
@@ -153,4 +153,21 @@ t.test('episodes: storage.failing when the disk is under 10% free or writes fail
   t.same(decide(observed({ storage: { writes: true, diskFree: 0.3 } }), [open], T), [{ kind: 'close', event: 'storage.failing', subject: 'disk', tell: { event: 'storage.recovered', facts: { freePercent: 30 } } }])
   t.same(decide(observed({ storage: { writes: false, diskFree: 0.3 } }), [], T), [{ kind: 'open', event: 'storage.failing', subject: 'writes', facts: {} }])
   t.match(describe('storage.failing', 'disk', { freePercent: 5 }, 0, null).text, /nearly full: 5% free/)
+})
+
+t.test('episodes: catchup.found counts what finished runs added; appstore.rejected while the last run says 401; tls.expiring within 14 days', async (t) => {
+  const now = 100_000_000
+  const run = (over: Partial<Observed['catchUps'][number]>) => ({ bundleId: 'com.example', environment: 'Production', finishedAt: now - 10, added: 0, lastError: null, ...over })
+  t.same(decide(observed({ now, catchUps: [run({ added: 3 }), run({ environment: 'Sandbox' })] }), [], T), [
+    { kind: 'open', event: 'catchup.found', subject: 'Production', facts: { count: 3, windowMs: 3_600_000, until: now } }
+  ])
+  t.same(decide(observed({ now, catchUps: [run({ added: 3, finishedAt: now - 4_000_000 })] }), [], T), [], 'a run older than the window was told or is stale')
+  const refused = run({ finishedAt: null, lastError: 'App Store Server API Production answered 401 Unauthorized: the key...' })
+  t.same(decide(observed({ now, catchUps: [refused] }), [], T), [{ kind: 'open', event: 'appstore.rejected', subject: 'com.example Production', facts: {} }])
+  t.same(decide(observed({ now, catchUps: [run({ finishedAt: null, lastError: 'App Store Server API answered 500' })] }), [], T), [], 'a server error is not a refused key')
+  const open = episode({ event: 'appstore.rejected', subject: 'com.example Production' })
+  t.same(decide(observed({ now, catchUps: [run({})] }), [open], T), [{ kind: 'close', event: 'appstore.rejected', subject: 'com.example Production', tell: null }])
+  t.same(decide(observed({ now, tlsExpiresAt: now + 3 * 86_400_000 }), [], T), [{ kind: 'open', event: 'tls.expiring', subject: 'certificate', facts: { expiresAt: now + 3 * 86_400_000, expiresInMs: 3 * 86_400_000 } }])
+  t.same(decide(observed({ now, tlsExpiresAt: now + 30 * 86_400_000 }), [], T), [])
+  t.same(decide(observed({ now, tlsExpiresAt: now + 90 * 86_400_000 }), [episode({ event: 'tls.expiring', subject: 'certificate' })], T), [{ kind: 'close', event: 'tls.expiring', subject: 'certificate', tell: null }], 'renewed')
 })
