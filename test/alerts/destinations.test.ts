@@ -9,6 +9,7 @@ import { SMTPServer } from 'smtp-server'
 import { Webhook } from 'standardwebhooks'
 import t from 'tap'
 import { sendTestAlerts } from '../../src/alerts/sender.ts'
+import { ALERT_EVENTS } from '../../src/db/vocabulary.ts'
 import { configFile, startApp, until } from '../helpers/app.ts'
 import { runCli } from '../helpers/process.ts'
 import { startTarget, type Received, type Target } from '../helpers/target.ts'
@@ -131,4 +132,35 @@ t.test('queued alerts are retried with backoff until accepted, and a destination
   const metrics = await (await fetch(`${s.url}/metrics`)).text()
   t.match(metrics, /storehook_alerts_total\{event="test",result="sent"\} 2/)
   t.match(metrics, /storehook_alerts_total\{event="test",result="retry"\} [1-9]/)
+})
+
+t.test('every alert event reaches every format through the durable sender: Slack, Discord, signed JSON and email', async (t) => {
+  const { slack, discord, hook } = await receivers(t)
+  const smtp = await startSmtp(t)
+  const path = configFile(t, {
+    alerts: [
+      { name: 'team-slack', url: slack.url, format: 'slack' },
+      { name: 'team-discord', url: discord.url, format: 'discord' },
+      { name: 'pager', url: hook.url, signingSecret: SECRET },
+      { name: 'mail', url: `smtp://127.0.0.1:${smtp.port}`, from: 'storehook@example.com', to: ['ops@example.com'] }
+    ]
+  })
+  const s = await startApp(t, { STOREHOOK_CONFIG: path, ALERT_CHECK_INTERVAL_MS: '3600000' })
+  const names = s.config.alerts.destinations.map((d) => d.name)
+  for (const event of ALERT_EVENTS) await s.app.outbox.queueAlert({ event, subject: 'crm', facts: { count: 2, pending: 3, failingForMs: 700_000 }, destinations: names }, Date.now())
+  s.app.alerts.sender.wake()
+  const n = ALERT_EVENTS.length
+  await Promise.all([slack.waitFor(n), discord.waitFor(n), hook.waitFor(n), until(() => smtp.mails.length === n, 15_000, 'every email')])
+  const sorted = [...ALERT_EVENTS].sort()
+  t.same(slack.received.map((r) => /storehook (\S+):/.exec(json(r).text)![1]).sort(), sorted, 'Slack: every event as {text}')
+  t.ok(slack.received.every((r) => Object.keys(json(r)).join() === 'text'))
+  t.same(discord.received.map((r) => /storehook (\S+):/.exec(json(r).content)![1]).sort(), sorted, 'Discord: every event as {content}')
+  t.ok(discord.received.every((r) => json(r).allowed_mentions.parse.length === 0))
+  t.same(hook.received.map((r) => json(r).event).sort(), sorted, 'JSON: every event')
+  for (const r of hook.received) {
+    t.match(json(r), { severity: /^(critical|warning|info)$/, text: /\S/, at: /Z$/, subject: 'crm' })
+    new Webhook(SECRET).verify(r.body.toString('utf8'), r.headers as Record<string, string>)
+  }
+  t.same(smtp.mails.map((m) => /Subject: \[storehook\] (\S+):/.exec(m.data)![1]).sort(), sorted, 'email: every event')
+  t.ok((await s.app.outbox.alertHistory(100)).every((m) => m.status === 'sent'), 'every message recorded as sent')
 })
