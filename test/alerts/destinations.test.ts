@@ -54,7 +54,8 @@ async function receivers (t: { teardown: (fn: () => Promise<void>) => void }): P
   return { slack, discord, hook }
 }
 
-t.test('the test alert reaches every format: Slack, Discord, signed JSON and email, sent at once and from `storehook alert-test`', async (t) => {
+// One destination of each format, in a config file: its path and the receivers.
+async function everyFormat (t: Parameters<typeof configFile>[0] & { teardown: (fn: () => Promise<void>) => void }) {
   const { slack, discord, hook } = await receivers(t)
   const smtp = await startSmtp(t)
   const path = configFile(t, {
@@ -65,6 +66,11 @@ t.test('the test alert reaches every format: Slack, Discord, signed JSON and ema
       { name: 'mail', url: `smtp://127.0.0.1:${smtp.port}`, from: 'storehook@example.com', to: ['ops@example.com', 'cto@example.com'] }
     ]
   })
+  return { slack, discord, hook, smtp, path }
+}
+
+t.test('the test alert reaches every format: Slack, Discord, signed JSON and email, sent at once and from `storehook alert-test`', async (t) => {
+  const { slack, discord, hook, smtp, path } = await everyFormat(t)
   const env = { STOREHOOK_CONFIG: path, PUBLIC_URL: 'https://hook.example.com' }
   const s = await startApp(t, env)
   const outcomes = await sendTestAlerts(s.config)
@@ -135,16 +141,7 @@ t.test('queued alerts are retried with backoff until accepted, and a destination
 })
 
 t.test('every alert event reaches every format through the durable sender: Slack, Discord, signed JSON and email', async (t) => {
-  const { slack, discord, hook } = await receivers(t)
-  const smtp = await startSmtp(t)
-  const path = configFile(t, {
-    alerts: [
-      { name: 'team-slack', url: slack.url, format: 'slack' },
-      { name: 'team-discord', url: discord.url, format: 'discord' },
-      { name: 'pager', url: hook.url, signingSecret: SECRET },
-      { name: 'mail', url: `smtp://127.0.0.1:${smtp.port}`, from: 'storehook@example.com', to: ['ops@example.com'] }
-    ]
-  })
+  const { slack, discord, hook, smtp, path } = await everyFormat(t)
   const s = await startApp(t, { STOREHOOK_CONFIG: path, ALERT_CHECK_INTERVAL_MS: '3600000' })
   const names = s.config.alerts.destinations.map((d) => d.name)
   for (const event of ALERT_EVENTS) await s.app.outbox.queueAlert({ event, subject: 'crm', facts: { count: 2, pending: 3, failingForMs: 700_000 }, destinations: names }, Date.now())
