@@ -44,7 +44,8 @@ export class AlertSender {
   }
 
   start (): void {
-    if (this.#timer !== null || this.#stopped) return
+    // No destination, no message row is ever written: nothing to poll for.
+    if (this.#timer !== null || this.#stopped || this.#channels.size === 0) return
     this.#timer = setInterval(() => { this.wake() }, this.#o.intervalMs)
     this.wake()
   }

@@ -174,3 +174,18 @@ t.test('two instances on one PostgreSQL database: one alert per episode in all',
   await sent(a, 2)
   t.same(events(rx), ['target.failing', 'target.recovered'])
 })
+
+t.test('storage.failing when PostgreSQL is unreachable, told without it; storage.recovered once it is back', { skip: postgresUnavailable() ?? false }, async (t) => {
+  const cluster = await startPostgres()
+  t.teardown(() => cluster.stop())
+  const rx = await receiver(t)
+  const s = await startApp(t, { ALERT_CHECK_INTERVAL_MS: '3600000', ALERT_URLS: rx.url, DATABASE_URL: await freshDatabase(cluster) })
+  await cluster.restart(async () => {
+    await s.app.alerts.monitor.check()
+    await rx.waitFor(1)
+    t.match(alert(rx, 0), { event: 'storage.failing', subject: 'writes' })
+    t.same(await s.app.alerts.monitor.check(), [], 'told once per outage')
+  })
+  await until(async () => { await s.app.alerts.monitor.check(); return rx.received.length === 2 }, 15_000, 'storage.recovered')
+  t.same(events(rx), ['storage.failing', 'storage.recovered'])
+})
