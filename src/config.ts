@@ -94,6 +94,8 @@ export interface AlertsConfig {
   targetFailingAfterMs: number
   // 0: apple.silent is off.
   appleSilentAfterMs: number
+  // The same for Sandbox; 0 (the default): not watched.
+  appleSilentSandboxAfterMs: number
   // How often the monitor reads the facts.
   checkIntervalMs: number
   // Grouped events (deliveries.dead, quarantine.received): at most one alert
@@ -622,6 +624,7 @@ function alertsConfig (env: Env, file: Record<string, unknown> | null): AlertsCo
     destinations: uniqueNames(destinations, 'alert destinations'),
     targetFailingAfterMs: int(env, 'ALERT_TARGET_FAILING_AFTER_MS', 600_000, 1),
     appleSilentAfterMs: int(env, 'ALERT_APPLE_SILENT_AFTER_MS', 86_400_000, 0),
+    appleSilentSandboxAfterMs: int(env, 'ALERT_APPLE_SILENT_SANDBOX_AFTER_MS', 0, 0),
     checkIntervalMs: int(env, 'ALERT_CHECK_INTERVAL_MS', 30_000, 10, 3_600_000),
     groupWindowMs: int(env, 'ALERT_GROUP_WINDOW_MS', 3_600_000, 1)
   }

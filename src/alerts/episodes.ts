@@ -22,17 +22,21 @@ export interface Thresholds {
   targetFailingAfterMs: number
   // 0: apple.silent is off.
   appleSilentAfterMs: number
+  // Sandbox is quiet for days in many apps (no one testing): off (0) unless set.
+  appleSilentSandboxAfterMs: number
   groupWindowMs: number
 }
 
-// The environments whose silence is watched. Sandbox is quiet for days in
-// many apps (no one testing): watching it would cry wolf.
-export const WATCHED_ENVIRONMENTS = ['Production'] as const
+// The environments whose silence is watched, each with its threshold.
+export const WATCHED_ENVIRONMENTS = ['Production', 'Sandbox'] as const
+const silenceThreshold = (t: Thresholds, environment: typeof WATCHED_ENVIRONMENTS[number]): number =>
+  environment === 'Production' ? t.appleSilentAfterMs : t.appleSilentSandboxAfterMs
 
 export interface Observed {
   now: number
   targets: ReadonlyArray<{ name: string; health: TargetHealth }>
-  // The newest notification per environment.
+  // When Apple last posted a notification per environment (the webhook only:
+  // what a catch-up fetches says nothing of whether Apple's URL is right).
   lastReceived: ReadonlyArray<{ environment: string | null; at: number }>
   // Counts since countFrom() of each grouped subject.
   dead: ReadonlyArray<{ target: string; count: number }>
@@ -109,19 +113,20 @@ function targetChanges (o: Observed, latest: Map<string, AlertEpisode>, t: Thres
 
 function appleChanges (o: Observed, latest: Map<string, AlertEpisode>, t: Thresholds, out: Change[]): void {
   for (const environment of WATCHED_ENVIRONMENTS) {
+    const after = silenceThreshold(t, environment)
     const open = latest.get(key('apple.silent', environment))
     // Counted only once a first notification ever arrived: a new install is not silent, it is waiting.
     const last = o.lastReceived.find((r) => r.environment === environment)?.at ?? null
     if (isOpen(open)) {
-      if (t.appleSilentAfterMs === 0) {
+      if (after === 0) {
         out.push({ kind: 'close', event: 'apple.silent', subject: environment, tell: null })
-      } else if (last !== null && o.now - last < t.appleSilentAfterMs) {
+      } else if (last !== null && o.now - last < after) {
         const before = numberIn(open.facts, 'lastAt') ?? open.openedAt
         out.push({ kind: 'close', event: 'apple.silent', subject: environment, tell: { event: 'apple.resumed', facts: { silentForMs: last - before } } })
       }
       continue
     }
-    if (t.appleSilentAfterMs > 0 && last !== null && o.now - last >= t.appleSilentAfterMs) {
+    if (after > 0 && last !== null && o.now - last >= after) {
       out.push({ kind: 'open', event: 'apple.silent', subject: environment, facts: { lastAt: last, silentForMs: o.now - last } })
     }
   }

@@ -9,11 +9,11 @@ import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { AlertsConfig, Config, TargetConfig } from '../config.ts'
 import type { AlertEvent } from '../db/vocabulary.ts'
 import type { AlertEdge, AlertFacts, Storage } from '../outbox/engine.ts'
-import { countFrom, decide, latestByKey, QUARANTINE_SUBJECT, WRITES_SUBJECT, type Change } from './episodes.ts'
+import { countFrom, decide, latestByKey, QUARANTINE_SUBJECT, WATCHED_ENVIRONMENTS, WRITES_SUBJECT, type Change } from './episodes.ts'
 import { sendAtOnce } from './sender.ts'
 import { certificateExpiresAt } from '../tls.ts'
 
-type MonitorStorage = Pick<Storage, 'alertEpisodes' | 'targetHealth' | 'gauges' | 'lastCatchUps' | 'deadSince' | 'quarantinedSince' | 'openAlert' | 'closeAlert' | 'queueAlert' | 'probe' | 'tryExclusive'>
+type MonitorStorage = Pick<Storage, 'alertEpisodes' | 'targetHealth' | 'lastPostedAt' | 'lastCatchUps' | 'deadSince' | 'quarantinedSince' | 'openAlert' | 'closeAlert' | 'queueAlert' | 'probe' | 'tryExclusive'>
 
 export interface MonitorOptions {
   storage: MonitorStorage
@@ -98,7 +98,11 @@ export class AlertMonitor {
     }))
     const quarantineSince = grouped('quarantine.received', QUARANTINE_SUBJECT)
     const quarantined = quarantineSince === null ? 0 : await s.quarantinedSince(quarantineSince)
-    const { lastReceived } = await s.gauges()
+    const lastReceived = []
+    for (const environment of WATCHED_ENVIRONMENTS) {
+      const at = await s.lastPostedAt(environment)
+      if (at !== null) lastReceived.push({ environment, at })
+    }
     const storage = { writes, diskFree: await this.#diskFree() }
     const catchUps = await s.lastCatchUps()
     const tlsExpiresAt = this.#o.certPath === null ? null : certificateExpiresAt(this.#o.certPath)

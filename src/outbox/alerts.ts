@@ -4,7 +4,7 @@
 // all; reads run on the read connection.
 import { and, asc, desc, eq, gt, isNull, lte, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
-import { alertEpisodes, alertMessages, deliveries, quarantine, statusLiteral } from '../db/schema.ts'
+import { alertEpisodes, alertMessages, deliveries, notifications, quarantine, statusLiteral } from '../db/schema.ts'
 import type { AlertEvent } from '../db/vocabulary.ts'
 import { alertFactsOf, type AlertEdge, type AlertEpisode, type AlertMessage, type AlertOutcome } from './engine.ts'
 
@@ -84,4 +84,12 @@ export function deadSince (db: Db, target: string, since: number): number {
 
 export function quarantinedSince (db: Db, since: number): number {
   return db.select({ n: sql<number>`count(*)` }).from(quarantine).where(gt(quarantine.receivedAt, since)).get()?.n ?? 0
+}
+
+// Newest first along notifications_environment (environment, received_at):
+// the first webhook row found is the answer, however many fetched rows follow it.
+export function lastPostedAt (db: Db, environment: string): number | null {
+  return db.select({ at: notifications.receivedAt }).from(notifications)
+    .where(and(eq(notifications.environment, environment), eq(notifications.source, 'webhook')))
+    .orderBy(desc(notifications.receivedAt)).limit(1).get()?.at ?? null
 }

@@ -275,6 +275,9 @@ export interface UnorderedReads {
   deadSince: (target: string, since: number) => Promise<number>
   // Payloads quarantined after `since`.
   quarantinedSince: (since: number) => Promise<number>
+  // When Apple last posted a notification of this environment to storehook
+  // itself (the webhook: not one a catch-up or backfill fetched), or null.
+  lastPostedAt: (environment: string) => Promise<number | null>
 }
 
 // What tryExclusive gives back: the job's value, or that it did not run

@@ -242,6 +242,7 @@ export class Outbox implements engine.Storage {
   async alertHistory (limit: number): Promise<engine.AlertMessage[]> { return alerts.alertHistory(this.#reader.db, limit) }
   async deadSince (target: string, since: number): Promise<number> { return alerts.deadSince(this.#reader.db, target, since) }
   async quarantinedSince (since: number): Promise<number> { return alerts.quarantinedSince(this.#reader.db, since) }
+  async lastPostedAt (environment: string): Promise<number | null> { return alerts.lastPostedAt(this.#reader.db, environment) }
 
   // Commits what is queued, closes the writer's connection, ends the thread,
   // closes the read connection. Safe to call twice.

@@ -425,6 +425,10 @@ for (const engine of engines) {
       t.equal(await s.deadSince('a', Date.now() + 1000), 0)
       t.equal(await s.quarantinedSince(before), 1)
       t.equal(await s.quarantinedSince(Date.now() + 1000), 0)
+      t.equal(await s.lastPostedAt('Sandbox'), null)
+      await s.enqueue(notification({ receivedAt: 5000 }), [], [])
+      await s.enqueue(notification({ receivedAt: Date.now() + 10_000, source: 'catch-up' }), [], [])
+      t.equal(await s.lastPostedAt('Production'), n.receivedAt, 'the newest Apple posted, not one a catch-up fetched')
     })
   })
 }

@@ -95,7 +95,7 @@ t.test('the sender\'s verdict: sent, retried on the backoff within alert bounds,
 
 const health = (over: Partial<TargetHealth> = {}): TargetHealth => ({ pending: 0, dead: 0, delivered: 0, oldestPendingAt: null, lastSuccessAt: null, lastErrorAt: null, lastError: null, ...over })
 const episode = (over: Partial<AlertEpisode>): AlertEpisode => ({ id: 1, event: 'target.failing', subject: 'crm', openedAt: 0, closedAt: null, facts: {}, ...over })
-const T: Thresholds = { targetFailingAfterMs: 600_000, appleSilentAfterMs: 86_400_000, groupWindowMs: 3_600_000 }
+const T: Thresholds = { targetFailingAfterMs: 600_000, appleSilentAfterMs: 86_400_000, appleSilentSandboxAfterMs: 0, groupWindowMs: 3_600_000 }
 const observed = (over: Partial<Observed>): Observed => ({ now: 10_000_000, targets: [], lastReceived: [], dead: [], quarantined: 0, storage: { writes: true, diskFree: 0.5 }, catchUps: [], tlsExpiresAt: null, ...over })
 
 t.test('episodes: target.failing opens after the threshold of failures only, and closes with target.recovered at the first success', async (t) => {
@@ -122,7 +122,8 @@ t.test('episodes: apple.silent after a first notification only; apple.resumed; 0
   t.same(decide(observed({ now, lastReceived: [{ environment: 'Production', at: now - 90_000_000 }] }), [], T), [
     { kind: 'open', event: 'apple.silent', subject: 'Production', facts: { lastAt: now - 90_000_000, silentForMs: 90_000_000 } }
   ])
-  t.same(decide(observed({ now, lastReceived: [{ environment: 'Sandbox', at: 0 }] }), [], T), [], 'Sandbox is not watched')
+  t.same(decide(observed({ now, lastReceived: [{ environment: 'Sandbox', at: 0 }] }), [], T), [], 'Sandbox is not watched by default')
+  t.match(decide(observed({ now, lastReceived: [{ environment: 'Sandbox', at: 0 }] }), [], { ...T, appleSilentSandboxAfterMs: 1000 }), [{ kind: 'open', event: 'apple.silent', subject: 'Sandbox' }], 'unless asked')
   const open = episode({ event: 'apple.silent', subject: 'Production', facts: { lastAt: now - 90_000_000 } })
   t.same(decide(observed({ now, lastReceived: [{ environment: 'Production', at: now - 5 }] }), [open], T), [
     { kind: 'close', event: 'apple.silent', subject: 'Production', tell: { event: 'apple.resumed', facts: { silentForMs: 89_999_995 } } }

@@ -5,7 +5,7 @@
 // queues the alert; messages are claimed with FOR UPDATE SKIP LOCKED, so two
 // senders never hold the same one.
 import { and, asc, desc, eq, gt, inArray, isNull, lte, sql } from 'drizzle-orm'
-import { alertEpisodes, alertMessages, deliveries, quarantine } from '../../db/schema-pg.ts'
+import { alertEpisodes, alertMessages, deliveries, notifications, quarantine } from '../../db/schema-pg.ts'
 import { statusLiteral } from '../../db/schema.ts'
 import type { AlertEvent } from '../../db/vocabulary.ts'
 import { messageRows } from '../alerts.ts'
@@ -80,4 +80,11 @@ export async function deadSince (q: Q, target: string, since: number): Promise<n
 export async function quarantinedSince (q: Q, since: number): Promise<number> {
   const [r] = await q.select({ n: sql`count(*)`.mapWith(Number) }).from(quarantine).where(gt(quarantine.receivedAt, since))
   return r?.n ?? 0
+}
+
+export async function lastPostedAt (q: Q, environment: string): Promise<number | null> {
+  const [r] = await q.select({ at: notifications.receivedAt }).from(notifications)
+    .where(and(eq(notifications.environment, environment), eq(notifications.source, 'webhook')))
+    .orderBy(desc(notifications.receivedAt)).limit(1)
+  return r?.at ?? null
 }

@@ -274,6 +274,7 @@ export class PgStorage implements engine.Storage {
   alertHistory (limit: number): Promise<engine.AlertMessage[]> { return this.#read((q) => alerts.alertHistory(q, limit)) }
   deadSince (target: string, since: number): Promise<number> { return this.#read((q) => alerts.deadSince(q, target, since)) }
   quarantinedSince (since: number): Promise<number> { return this.#read((q) => alerts.quarantinedSince(q, since)) }
+  lastPostedAt (environment: string): Promise<number | null> { return this.#read((q) => alerts.lastPostedAt(q, environment)) }
 
   pendingMigrations (): Promise<number> {
     return this.#read(async () => {
