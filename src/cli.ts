@@ -19,7 +19,6 @@ import { VERSION } from './version.ts'
 import { backfill, requestTestNotification } from './appstore/commands.ts'
 import { isPostgresUrl } from './config.ts'
 import { copyToPostgres } from './ops/copy.ts'
-import { sendTestAlerts } from './alerts/sender.ts'
 
 const HELP = `storehook ${VERSION}: one durable URL for Apple's App Store Server Notifications.
 
@@ -168,6 +167,8 @@ async function quarantineRelease (config: Config, ids: string[], force: boolean)
 // exit code 1 when any refused. Destinations are named, never shown by URL.
 async function alertTestCommand (config: Config): Promise<void> {
   if (config.alerts.destinations.length === 0) fail('no alert destination: set ALERT_URLS or "alerts" in STOREHOOK_CONFIG (see README.md, Alerts)')
+  // Loaded here only: nodemailer and the delivery client are this command's alone.
+  const { sendTestAlerts } = await import('./alerts/sender.ts')
   const outcomes = await sendTestAlerts(config)
   const lines = outcomes.map((o) => `  ${o.destination} (${o.format}): ${o.ok ? 'sent' : `refused: ${printable(o.error)}`}`)
   process.stdout.write(`Test alert:\n${lines.join('\n')}\n`)
