@@ -2,7 +2,7 @@
 // messages that tell of them. Writes run in the writer thread, inside its
 // transaction, so an episode and its messages commit together or not at
 // all; reads run on the read connection.
-import { and, asc, desc, eq, gt, isNull, lte, sql } from 'drizzle-orm'
+import { and, asc, desc, eq, gt, isNull, lt, lte, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import { alertEpisodes, alertMessages, deliveries, notifications, quarantine, statusLiteral } from '../db/schema.ts'
 import type { AlertEvent } from '../db/vocabulary.ts'
@@ -92,4 +92,12 @@ export function lastPostedAt (db: Db, environment: string): number | null {
   return db.select({ at: notifications.receivedAt }).from(notifications)
     .where(and(eq(notifications.environment, environment), eq(notifications.source, 'webhook')))
     .orderBy(desc(notifications.receivedAt)).limit(1).get()?.at ?? null
+}
+
+// Old history goes; pending messages and open episodes stay whatever their
+// age. An episode closed long ago is only the starting point of its subject's
+// next count (episodes.ts countFrom), which falls back to one window back.
+export function pruneAlerts (db: Db, cutoff: number): number {
+  const messages = db.delete(alertMessages).where(and(sql`${alertMessages.status} <> 'pending'`, lt(alertMessages.createdAt, cutoff))).run().changes
+  return messages + db.delete(alertEpisodes).where(lt(alertEpisodes.closedAt, cutoff)).run().changes
 }

@@ -239,6 +239,9 @@ export interface OrderedWrites {
   // now: it is the fence a settle must match).
   claimAlerts: (limit: number, leaseMs: number) => Promise<AlertMessage[]>
   settleAlert: (id: number, attempts: number, outcome: AlertOutcome) => Promise<boolean>
+  // Deletes alert messages settled before `cutoff` and episodes closed
+  // before it (with their messages): the history as far back as RETENTION_DAYS.
+  pruneAlerts: (cutoff: number) => Promise<number>
 }
 
 // Reads that do not wait behind queued writes: they answer from what is

@@ -201,6 +201,7 @@ export class Outbox implements engine.Storage {
   queueAlert (edge: engine.AlertEdge, at: number): Promise<number[]> { return this.call('queueAlert', edge, at) }
   claimAlerts (limit: number, leaseMs: number): Promise<engine.AlertMessage[]> { return this.call('claimAlerts', limit, leaseMs) }
   settleAlert (id: number, attempts: number, outcome: engine.AlertOutcome): Promise<boolean> { return this.call('settleAlert', id, attempts, outcome) }
+  pruneAlerts (cutoff: number): Promise<number> { return this.call('pruneAlerts', cutoff) }
 
   async replay (notificationId: string, targets?: readonly string[]): Promise<string[]> {
     const seenFrom = this.sequence() + 1

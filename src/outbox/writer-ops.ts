@@ -87,6 +87,7 @@ export const OPS = {
     const now = Date.now()
     return alerts.claimAlerts(w.db, limit, now, now + leaseMs)
   }),
+  pruneAlerts: ordered('durable', 'now', (w, cutoff: number) => alerts.pruneAlerts(w.db, cutoff)),
   settleAlert: ordered('relaxed', 'now', (w, id: number, attempts: number, outcome: AlertOutcome) => alerts.settleAlert(w.db, id, attempts, outcome, Date.now())),
   findQuarantined: unordered((w, id: number) => store.findQuarantined(w.db, id) ?? null),
   nextDueAt: unordered((w, target: string) => store.nextDueAt(w.db, target)),

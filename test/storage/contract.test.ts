@@ -410,6 +410,9 @@ for (const engine of engines) {
       ], 'newest first, with each one\'s state')
       t.same((await s.queueAlert({ event: 'test', subject: 'storehook', facts: {}, destinations: ['ops'] }, 11_000)).length, 1)
       t.equal((await s.alertEpisodes()).length, 2, 'the latest episode per event and subject')
+      t.equal(await s.pruneAlerts(10_000), 3, 'settled messages and the closed episode older than the cutoff (the recovered message with it)')
+      t.same((await s.alertHistory(10)).map((m) => [m.event, m.status]), [['test', 'pending'], ['target.failing', 'pending'], ['target.failing', 'pending']], 'pending messages stay, whatever their age')
+      t.equal((await s.alertEpisodes()).filter((e) => e.subject === 'crm').length, 1, 'the open episode stays')
     })
 
     t.test('alert facts: dead deliveries per target and quarantined payloads since a time', async (t) => {

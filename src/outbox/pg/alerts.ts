@@ -4,7 +4,7 @@
 // and closed by the one update that finds it open, and only that writer
 // queues the alert; messages are claimed with FOR UPDATE SKIP LOCKED, so two
 // senders never hold the same one.
-import { and, asc, desc, eq, gt, inArray, isNull, lte, sql } from 'drizzle-orm'
+import { and, asc, desc, eq, gt, inArray, isNull, lt, lte, sql } from 'drizzle-orm'
 import { alertEpisodes, alertMessages, deliveries, notifications, quarantine } from '../../db/schema-pg.ts'
 import { statusLiteral } from '../../db/schema.ts'
 import type { AlertEvent } from '../../db/vocabulary.ts'
@@ -87,4 +87,11 @@ export async function lastPostedAt (q: Q, environment: string): Promise<number |
     .where(and(eq(notifications.environment, environment), eq(notifications.source, 'webhook')))
     .orderBy(desc(notifications.receivedAt)).limit(1)
   return r?.at ?? null
+}
+
+// As ../alerts.ts pruneAlerts.
+export async function pruneAlerts (q: Q, cutoff: number): Promise<number> {
+  const messages = await q.delete(alertMessages).where(and(sql`${alertMessages.status} <> 'pending'`, lt(alertMessages.createdAt, cutoff))).returning({ id: alertMessages.id })
+  const episodes = await q.delete(alertEpisodes).where(lt(alertEpisodes.closedAt, cutoff)).returning({ id: alertEpisodes.id })
+  return messages.length + episodes.length
 }

@@ -234,6 +234,7 @@ export class PgStorage implements engine.Storage {
   queueAlert (edge: engine.AlertEdge, at: number): Promise<number[]> { return this.#write('durable', (q) => alerts.queueAlert(q, edge, at)).result }
   claimAlerts (limit: number, leaseMs: number): Promise<engine.AlertMessage[]> { return this.#write('relaxed', (q, now) => alerts.claimAlerts(q, limit, now, now + leaseMs)).result }
   settleAlert (id: number, attempts: number, outcome: engine.AlertOutcome): Promise<boolean> { return this.#write('relaxed', (q, now) => alerts.settleAlert(q, id, attempts, outcome, now)).result }
+  pruneAlerts (cutoff: number): Promise<number> { return this.#write('durable', (q) => alerts.pruneAlerts(q, cutoff)).result }
 
   async replay (notificationId: string, targets?: readonly string[]): Promise<string[]> {
     const { n, result } = this.#write('durable', async (q, now) => {
