@@ -54,8 +54,10 @@ export class AlertMonitor {
 
   start (): void {
     if (this.#timer !== null) return
+    // The first round one interval after start, not at once: the server's
+    // start-up (migrations, leases reclaimed, the catch-up) has the database
+    // first, and nothing an alert tells is lost by waiting one interval.
     this.#timer = setInterval(() => { this.#run() }, this.#o.alerts.checkIntervalMs)
-    this.#run()
   }
 
   #run (): void {

@@ -109,7 +109,6 @@ t.test('storage.failing when the database refuses writes, told at once without i
   t.teardown(() => other.close())
   other.exec('BEGIN IMMEDIATE')
   t.equal((await s.post(v2Body())).status, 503, 'Apple is answered 503')
-  // The round the monitor ran at start may be the one that sees it first.
   await s.app.alerts.monitor.check()
   await rx.waitFor(1)
   t.match(alert(rx, 0), { event: 'storage.failing', severity: 'critical', text: /Writes to the database are failing/ })
