@@ -12,6 +12,7 @@ import ingestPlugin from './ingest/plugin.ts'
 import catchUpPlugin from './catchup/plugin.ts'
 import outboxPlugin from './outbox/plugin.ts'
 import metricsPlugin from './metrics/plugin.ts'
+import alertsPlugin from './alerts/plugin.ts'
 import adminGuard from './routes/admin-guard.ts'
 import adminRoutes from './routes/admin.ts'
 import dashboardRoutes from './dashboard/routes.ts'
@@ -59,6 +60,8 @@ async function app (fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(ingestPlugin, { config: opts.config })
   // Issue 6: catch up from Apple's notification history (needs the ingest).
   await fastify.register(catchUpPlugin, { config: opts.config })
+  // Issue 17: tell the operator (reads what the parts above write).
+  await fastify.register(alertsPlugin, { config: opts.config })
   await fastify.register(healthRoutes, { config: opts.config })
   await fastify.register(metricsRoutes, { config: opts.config })
   await fastify.register(notificationRoutes, { config: opts.config })

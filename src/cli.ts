@@ -35,6 +35,7 @@ Commands:
   backfill   fetch missed notifications from Apple's notification history
   request-test-notification  ask Apple for a TEST notification and follow it to every target
   copy       copy the database into an empty PostgreSQL database (storehook stopped)
+  alert-test send a test alert to every alert destination
 
 Options:
   --help     show help for a command
@@ -163,6 +164,19 @@ async function quarantineRelease (config: Config, ids: string[], force: boolean)
   if (failed > 0) process.exitCode = 1
 }
 
+// Sends the test alert to each destination now and says how each answered;
+// exit code 1 when any refused. Destinations are named, never shown by URL.
+async function alertTestCommand (config: Config): Promise<void> {
+  if (config.alerts.destinations.length === 0) fail('no alert destination: set ALERT_URLS or "alerts" in STOREHOOK_CONFIG (see README.md, Alerts)')
+  // Loaded here only: nodemailer and the delivery client are this command's alone.
+  const { sendTestAlerts } = await import('./alerts/sender.ts')
+  const outcomes = await sendTestAlerts(config)
+  const lines = outcomes.map((o) => `  ${o.destination} (${o.format}): ${o.ok ? 'sent' : `refused: ${printable(o.error)}`}`)
+  process.stdout.write(`Test alert:\n${lines.join('\n')}\n`)
+  const refused = outcomes.filter((o) => !o.ok).length
+  if (refused > 0) throw new CommandError(`${refused} of ${outcomes.length} alert destination(s) refused the test alert`)
+}
+
 // Each command's own flags: no command accepts another's (`status --to x` is
 // a mistake to point out, not a flag to ignore).
 const FILTER_OPTIONS = Object.fromEntries(FILTER_FIELDS.map((field) => [flagOf(field), { type: 'string' as const }]))
@@ -274,6 +288,15 @@ sqlite3's VACUUM gives the space back to the file system if needed.`,
   },
   backfill,
   'request-test-notification': requestTestNotification,
+  'alert-test': {
+    help: `Usage: storehook alert-test
+
+Sends a test alert (event "test") to every alert destination (ALERT_URLS and
+the "alerts" of STOREHOOK_CONFIG) now, and prints how each answered. Exits
+with code 1 when a destination refused it. Needs no database.`,
+    options: {},
+    run: async () => { await alertTestCommand(loadConfig()) }
+  },
   copy: {
     help: `Usage: storehook copy --to <postgres URL> [--batch-size N] [--max-batches N]
 

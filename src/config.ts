@@ -4,7 +4,7 @@
 import { createPrivateKey } from 'node:crypto'
 import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs'
 import { isIP } from 'node:net'
-import { TARGET_PAYLOADS, type TargetPayload } from './db/vocabulary.ts'
+import { ALERT_EVENTS, ALERT_FORMATS, TARGET_PAYLOADS, type AlertEvent, type AlertFormat, type TargetPayload } from './db/vocabulary.ts'
 
 export type VerifyMode = 'enforce' | 'log' | 'off'
 
@@ -70,6 +70,40 @@ export interface Config {
   appleApi: AppleApiConfig | null
   // What one client may hold of the listener (see src/limits.ts).
   connections: ConnectionLimits
+  // Where people reach storehook (no trailing slash); alerts link to the
+  // dashboard with it. null: alerts carry no link.
+  publicUrl: string | null
+  alerts: AlertsConfig
+}
+
+// One place alerts go (issue 17): ALERT_URLS, or the config file's `alerts`.
+export interface AlertDestination {
+  // Stored in every alert message row and shown: never the URL, which is
+  // the destination's secret for Slack and Discord.
+  name: string
+  url: string
+  format: AlertFormat
+  // null: every event.
+  events: AlertEvent[] | null
+  headers: Record<string, string>
+  // JSON destinations: Standard Webhooks signature, as targets get.
+  signingSecret: string | null
+  // Email destinations: who it is from and to.
+  email: { from: string; to: string[] } | null
+}
+
+export interface AlertsConfig {
+  destinations: AlertDestination[]
+  targetFailingAfterMs: number
+  // 0: apple.silent is off.
+  appleSilentAfterMs: number
+  // The same for Sandbox; 0 (the default): not watched.
+  appleSilentSandboxAfterMs: number
+  // How often the monitor reads the facts.
+  checkIntervalMs: number
+  // Grouped events (deliveries.dead, quarantine.received): at most one alert
+  // per subject per window.
+  groupWindowMs: number
 }
 
 export interface ConnectionLimits {
@@ -198,24 +232,8 @@ function targetFromFile (variable: string, raw: unknown, index: number, defaults
   const known = new Set(['name', 'url', 'headers', 'timeoutMs', 'concurrency', 'filters', 'signingSecret', 'payload'])
   for (const key of Object.keys(t)) if (!known.has(key)) throw new ConfigError(where, `unknown field "${key}"`)
   const url = checkUrl(where, t.url)
-  if (t.name !== undefined && (typeof t.name !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(t.name))) {
-    throw new ConfigError(where, '"name" must be 1-64 letters, digits, dots, dashes or underscores')
-  }
-  const headers: Array<[string, string]> = []
-  if (t.headers !== undefined) {
-    if (typeof t.headers !== 'object' || t.headers === null || Array.isArray(t.headers)) {
-      throw new ConfigError(where, '"headers" must be an object of strings')
-    }
-    for (const [k, v] of Object.entries(t.headers)) {
-      if (typeof v !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) {
-        throw new ConfigError(where, `header "${k}" must be a valid name with a string value`)
-      }
-      if (RESERVED_HEADERS.has(k.toLowerCase())) throw new ConfigError(where, `header "${k}" is set by storehook and cannot be overridden`)
-      // Never echo the value: it is often a token.
-      if (!FIELD_VALUE.test(v)) throw new ConfigError(where, `header "${k}" has a value that is not a valid HTTP header value (only printable ASCII, space and tab; no CR, LF or other control characters)`)
-      headers.push([k, v])
-    }
-  }
+  checkName(where, t.name)
+  const headers = headersOf(where, t.headers)
   let filters: TargetFilters = { environments: null, notificationTypes: null, bundleIds: null }
   if (t.filters !== undefined) {
     if (typeof t.filters !== 'object' || t.filters === null || Array.isArray(t.filters)) {
@@ -231,13 +249,7 @@ function targetFromFile (variable: string, raw: unknown, index: number, defaults
       bundleIds: stringArray(where, 'filters.bundleIds', f.bundleIds)
     }
   }
-  let signingSecret: string | null = null
-  if (t.signingSecret !== undefined) {
-    if (typeof t.signingSecret !== 'string' || !/^whsec_[A-Za-z0-9+/]+={0,2}$/.test(t.signingSecret)) {
-      throw new ConfigError(where, '"signingSecret" must be a Standard Webhooks secret of the form whsec_<base64>')
-    }
-    signingSecret = t.signingSecret
-  }
+  const signingSecret = signingSecretOf(where, t.signingSecret)
   const payload = (t.payload ?? 'apple') as TargetPayload
   if (!TARGET_PAYLOADS.includes(payload)) throw new ConfigError(where, `"payload" must be ${TARGET_PAYLOADS.map((p) => `"${p}"`).join(' or ')}`)
   // Apple's signature covers Apple's bytes only: a receiver can trust
@@ -248,9 +260,7 @@ function targetFromFile (variable: string, raw: unknown, index: number, defaults
   return {
     name: typeof t.name === 'string' ? t.name : hostName(url),
     url,
-    // fromEntries defines each name as its own property: an assignment would
-    // turn a header named __proto__ into the object's prototype, silently dropped.
-    headers: Object.fromEntries(headers),
+    headers,
     timeoutMs: positive(where, 'timeoutMs', t.timeoutMs, defaults.timeoutMs, 600_000),
     concurrency: positive(where, 'concurrency', t.concurrency, DEFAULT_CONCURRENCY, 256),
     filters,
@@ -259,6 +269,42 @@ function targetFromFile (variable: string, raw: unknown, index: number, defaults
   }
 }
 
+function checkName (where: string, name: unknown): void {
+  if (name !== undefined && (typeof name !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(name))) {
+    throw new ConfigError(where, '"name" must be 1-64 letters, digits, dots, dashes or underscores')
+  }
+}
+
+function signingSecretOf (where: string, raw: unknown): string | null {
+  if (raw === undefined) return null
+  if (typeof raw !== 'string' || !/^whsec_[A-Za-z0-9+/]+={0,2}$/.test(raw)) {
+    throw new ConfigError(where, '"signingSecret" must be a Standard Webhooks secret of the form whsec_<base64>')
+  }
+  return raw
+}
+
+// A file entry's extra headers, checked: a valid name, not one storehook
+// sets itself, and a value every receiver takes.
+function headersOf (where: string, raw: unknown): Record<string, string> {
+  const headers: Array<[string, string]> = []
+  if (raw !== undefined) {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      throw new ConfigError(where, '"headers" must be an object of strings')
+    }
+    for (const [k, v] of Object.entries(raw)) {
+      if (typeof v !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k)) {
+        throw new ConfigError(where, `header "${k}" must be a valid name with a string value`)
+      }
+      if (RESERVED_HEADERS.has(k.toLowerCase())) throw new ConfigError(where, `header "${k}" is set by storehook and cannot be overridden`)
+      // Never echo the value: it is often a token.
+      if (!FIELD_VALUE.test(v)) throw new ConfigError(where, `header "${k}" has a value that is not a valid HTTP header value (only printable ASCII, space and tab; no CR, LF or other control characters)`)
+      headers.push([k, v])
+    }
+  }
+  // fromEntries defines each name as its own property: an assignment would
+  // turn a header named __proto__ into the object's prototype, silently dropped.
+  return Object.fromEntries(headers)
+}
 // Apple sends App Store Server Notifications from 17.0.0.0/8 (the 17.58.0.0/18
 // and 17.58.192.0/18 ranges today): the preset allows the whole block Apple owns.
 const SOURCE_PRESETS: Record<string, string[]> = { apple: ['17.0.0.0/8'] }
@@ -327,7 +373,7 @@ function readConfigFile (path: string): Record<string, unknown> {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new ConfigError('STOREHOOK_CONFIG', `${path} must hold a JSON object`)
   }
-  const known = new Set(['targets', 'apple'])
+  const known = new Set(['targets', 'apple', 'alerts'])
   for (const key of Object.keys(parsed)) {
     if (!known.has(key)) throw new ConfigError('STOREHOOK_CONFIG', `unknown top-level field "${key}" in ${path}`)
   }
@@ -337,11 +383,11 @@ function readConfigFile (path: string): Record<string, unknown> {
 // Targets named after their host (FORWARD_TARGETS, or a file entry without a
 // name) get host, host-2, ...: the name is stored in every delivery row, so it
 // must be unique and stable across restarts. Two explicit equal names are an error.
-function uniqueNames (targets: Array<TargetConfig & { explicit: boolean }>): TargetConfig[] {
+function uniqueNames<T extends { name: string; explicit: boolean }> (targets: T[], what = 'targets'): Array<Omit<T, 'explicit'>> {
   const taken = new Set<string>()
   for (const t of targets) {
     if (!t.explicit) continue
-    if (taken.has(t.name)) throw new ConfigError('STOREHOOK_CONFIG', `two targets are named "${t.name}"`)
+    if (taken.has(t.name)) throw new ConfigError('STOREHOOK_CONFIG', `two ${what} are named "${t.name}"`)
     taken.add(t.name)
   }
   return targets.map(({ explicit, ...t }) => {
@@ -479,11 +525,122 @@ export function loadConfig (env: Env = process.env): Config {
     trustProxy: trustProxy(env),
     appleApi: appleApi(env, file),
     connections: connectionLimits(env),
+    publicUrl: publicUrl(env),
+    alerts: alertsConfig(env, file),
     quarantine: {
       maxItems: int(env, 'QUARANTINE_MAX_ITEMS', 10_000, 0),
       maxBytes: int(env, 'QUARANTINE_MAX_BYTES', 64 * 1_048_576, 0)
     }
   })
+}
+
+// ---- Alerts (issue 17) ---------------------------------------------------
+
+// An http(s) address a variable names (not a secret: it is echoed).
+function httpUrl (variable: string, raw: string): URL {
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new ConfigError(variable, 'is not a valid absolute URL')
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(variable, `must be http or https, got ${url.protocol}`)
+  return url
+}
+
+function publicUrl (env: Env): string | null {
+  const raw = str(env, 'PUBLIC_URL')
+  if (raw === undefined) return null
+  const url = httpUrl('PUBLIC_URL', raw)
+  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
+    throw new ConfigError('PUBLIC_URL', 'must be a plain address (no credentials, query or fragment): it is put in every alert')
+  }
+  return url.toString().replace(/\/+$/, '')
+}
+
+// The format a URL's own host says, when the entry does not: Slack's and
+// Discord's incoming webhooks, or an SMTP server.
+export function alertFormatOf (url: URL): AlertFormat {
+  if (url.protocol === 'smtp:' || url.protocol === 'smtps:') return 'email'
+  if (url.hostname === 'hooks.slack.com') return 'slack'
+  if (/^(?:.+\.)?discord(?:app)?\.com$/.test(url.hostname) && url.pathname.startsWith('/api/webhooks/')) return 'discord'
+  return 'json'
+}
+
+const EMAIL_ADDRESS = /^[^\s@<>,;"]+@[^\s@<>,;"]+$/
+
+function emailOf (where: string, from: unknown, to: unknown): { from: string; to: string[] } {
+  const recipients = typeof to === 'string' ? to.split(',').map((x) => x.trim()).filter(Boolean) : to
+  if (typeof from !== 'string' || !EMAIL_ADDRESS.test(from)) throw new ConfigError(where, 'an email destination needs "from", one address')
+  if (!Array.isArray(recipients) || recipients.length === 0 || recipients.some((x) => typeof x !== 'string' || !EMAIL_ADDRESS.test(x))) {
+    throw new ConfigError(where, 'an email destination needs "to", one or more addresses')
+  }
+  return { from, to: recipients as string[] }
+}
+
+// One destination. The URL is never echoed in an error: Slack's and
+// Discord's carry their token in the path, SMTP's its password.
+function alertDestination (where: string, raw: Record<string, unknown>): AlertDestination & { explicit: boolean } {
+  if (typeof raw.url !== 'string' || raw.url === '') throw new ConfigError(where, 'an alert destination needs a "url"')
+  let url: URL
+  try {
+    url = new URL(raw.url)
+  } catch {
+    throw new ConfigError(where, 'an alert URL is not a valid absolute URL')
+  }
+  if (!['http:', 'https:', 'smtp:', 'smtps:'].includes(url.protocol)) throw new ConfigError(where, `an alert URL must be http, https, smtp or smtps, got ${url.protocol}`)
+  checkName(where, raw.name)
+  const detected = alertFormatOf(url)
+  const format = raw.format ?? detected
+  if (typeof format !== 'string' || !(ALERT_FORMATS as readonly string[]).includes(format)) throw new ConfigError(where, `"format" must be one of ${ALERT_FORMATS.join(', ')}`)
+  if ((format === 'email') !== (detected === 'email')) throw new ConfigError(where, 'the email format takes an smtp:// or smtps:// URL, and only it does')
+  let events: AlertEvent[] | null = null
+  if (raw.events !== undefined) {
+    const list = stringArray(where, 'events', raw.events)
+    const unknown = (list ?? []).filter((e) => !(ALERT_EVENTS as readonly string[]).includes(e))
+    if (unknown.length > 0) throw new ConfigError(where, `unknown alert event(s) ${unknown.join(', ')}; known: ${ALERT_EVENTS.join(', ')}`)
+    events = list as AlertEvent[] | null
+  }
+  // The sender and recipients of an ALERT_URLS smtp URL ride in its query
+  // (?from=a@x&to=b@x&to=c@x: ALERT_URLS itself is split on commas).
+  const email = format === 'email'
+    ? emailOf(where, raw.from ?? url.searchParams.get('from') ?? undefined, raw.to ?? url.searchParams.getAll('to'))
+    : null
+  if (email !== null) url.search = ''
+  return {
+    explicit: typeof raw.name === 'string',
+    name: typeof raw.name === 'string' ? raw.name : url.host,
+    url: url.toString(),
+    format: format as AlertFormat,
+    events,
+    headers: headersOf(where, raw.headers),
+    signingSecret: signingSecretOf(where, raw.signingSecret),
+    email
+  }
+}
+
+function alertsConfig (env: Env, file: Record<string, unknown> | null): AlertsConfig {
+  const destinations: Array<AlertDestination & { explicit: boolean }> = []
+  for (const url of list(env, 'ALERT_URLS') ?? []) destinations.push(alertDestination('ALERT_URLS', { url }))
+  const fromFile = file?.alerts
+  if (fromFile !== undefined) {
+    if (!Array.isArray(fromFile)) throw new ConfigError('STOREHOOK_CONFIG', '"alerts" must be an array')
+    fromFile.forEach((raw, i) => {
+      const where = `STOREHOOK_CONFIG alerts[${i}]`
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(where, 'must be an object')
+      const known = new Set(['name', 'url', 'format', 'events', 'headers', 'signingSecret', 'from', 'to'])
+      for (const key of Object.keys(raw)) if (!known.has(key)) throw new ConfigError(where, `unknown field "${key}"`)
+      destinations.push(alertDestination(where, raw as Record<string, unknown>))
+    })
+  }
+  return {
+    destinations: uniqueNames(destinations, 'alert destinations'),
+    targetFailingAfterMs: int(env, 'ALERT_TARGET_FAILING_AFTER_MS', 600_000, 1),
+    appleSilentAfterMs: int(env, 'ALERT_APPLE_SILENT_AFTER_MS', 86_400_000, 0),
+    appleSilentSandboxAfterMs: int(env, 'ALERT_APPLE_SILENT_SANDBOX_AFTER_MS', 0, 0),
+    checkIntervalMs: int(env, 'ALERT_CHECK_INTERVAL_MS', 30_000, 10, 3_600_000),
+    groupWindowMs: int(env, 'ALERT_GROUP_WINDOW_MS', 3_600_000, 1)
+  }
 }
 
 // postgres:// and postgresql:// (libpq's two spellings) select the PostgreSQL engine.
@@ -622,13 +779,7 @@ function appleApi (env: Env, file: Record<string, unknown> | null): AppleApiConf
   let baseUrls = { Production: 'https://api.storekit.itunes.apple.com', Sandbox: 'https://api.storekit-sandbox.itunes.apple.com' }
   const base = str(env, 'APPLE_API_BASE_URL')
   if (base !== undefined) {
-    let url: URL
-    try {
-      url = new URL(base)
-    } catch {
-      throw new ConfigError('APPLE_API_BASE_URL', 'is not a valid absolute URL')
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError('APPLE_API_BASE_URL', `must be http or https, got ${url.protocol}`)
+    httpUrl('APPLE_API_BASE_URL', base)
     const one = base.replace(/\/+$/, '')
     baseUrls = { Production: one, Sandbox: one }
   }

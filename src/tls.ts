@@ -1,6 +1,7 @@
 // HTTPS for a self-hosted server: Apple posts only over TLS 1.2 or newer, and
 // a certificate renewed by certbot or an ACME client is picked up without a
 // restart (a restart would drop whatever Apple is posting at that moment).
+import { X509Certificate } from 'node:crypto'
 import { watch, readFileSync, type FSWatcher } from 'node:fs'
 import { basename, dirname, resolve } from 'node:path'
 import { createSecureContext, type SecureContextOptions } from 'node:tls'
@@ -82,5 +83,17 @@ export function watchCertificate (server: ReloadableServer, paths: TlsPaths, ini
     stopped = true
     if (timer !== null) clearTimeout(timer)
     for (const w of watchers) w.close()
+  }
+}
+
+// When the served certificate (the first in the PEM file, the leaf) stops
+// being valid, read from the file as it is now: the server reloads it when
+// it changes (watchCertificate), so this is what clients get. null when the
+// file cannot be read or parsed.
+export function certificateExpiresAt (certPath: string): number | null {
+  try {
+    return Date.parse(new X509Certificate(readFileSync(certPath)).validTo)
+  } catch {
+    return null
   }
 }

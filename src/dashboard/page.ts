@@ -33,7 +33,8 @@ export const formSchema = (properties: Record<string, unknown>, required: string
 const FLASH = new Map<string, (n: number) => string>([
   ['replayed', (n) => `Replay queued to ${n} target${n === 1 ? '' : 's'}; attempts appear below as they happen.`],
   ['bulk', (n) => `Replay queued for ${n} notification${n === 1 ? '' : 's'}.`],
-  ['released', () => 'Released from the quarantine into the outbox.']
+  ['released', () => 'Released from the quarantine into the outbox.'],
+  ['alerted', (n) => `Test alert queued to ${n} destination${n === 1 ? '' : 's'}; each one's outcome appears in the history below.`]
 ])
 
 // The line a page shows after the action that redirected to it (`?done=...&n=...`).

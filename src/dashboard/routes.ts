@@ -10,6 +10,7 @@ import { AppError, describeError, logRefusal } from '../errors.ts'
 import { exposureWarnings } from '../ingest/policy.ts'
 import { CSS, JS } from './assets.ts'
 import { formSchema, page, type Dashboard, type Form } from './page.ts'
+import { alertPages } from './pages/alerts.ts'
 import { applePages } from './pages/apple.ts'
 import { deadPages } from './pages/dead.ts'
 import { notificationPages } from './pages/notifications.ts'
@@ -132,4 +133,5 @@ export default async function dashboardRoutes (app: FastifyInstance, { config }:
   deadPages(app, dashboard)
   quarantinePages(app, dashboard)
   applePages(app, dashboard)
+  alertPages(app, dashboard)
 }

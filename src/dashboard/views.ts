@@ -1,11 +1,13 @@
 // The dashboard's pages: pure functions from data to HTML, so every page can
 // be read (and its escaping checked) without a server.
 import type { CatchUpState } from '../appstore/operator.ts'
-import type { AttemptRow, DeliveryRow, NotificationRow, NotificationSummary, Overview, QuarantineRow, TargetHealth } from '../outbox/engine.ts'
+import type { AlertEpisode, AlertMessage, AttemptRow, DeliveryRow, NotificationRow, NotificationSummary, Overview, QuarantineRow, TargetHealth } from '../outbox/engine.ts'
 import type { FilterForm } from '../ops/notifications.ts'
 import type { NotificationDetail } from '../ops/notification-detail.ts'
 import { DELIVERY_STATUSES, ENVIRONMENTS, VERIFICATION_STATUSES } from '../db/vocabulary.ts'
 import { ago, html, utc, type Html } from './html.ts'
+import { describe } from '../alerts/messages.ts'
+import type { AlertDestination } from '../config.ts'
 import { KEPT_TEST_RUNS, type TestRun } from './test-runs.ts'
 
 export interface PageContext {
@@ -20,7 +22,7 @@ export interface PageContext {
 
 type Listed = NotificationSummary & { deliveries: DeliveryRow[] }
 
-type Section = 'overview' | 'notifications' | 'dead' | 'quarantine' | 'apple' | 'login'
+type Section = 'overview' | 'notifications' | 'dead' | 'quarantine' | 'apple' | 'alerts' | 'login'
 
 function layout (ctx: PageContext, section: Section, title: string, body: Html, options: { refreshSeconds?: number } = {}): Html {
   const link = (href: string, name: Section, label: string, count?: number): Html =>
@@ -31,7 +33,7 @@ function layout (ctx: PageContext, section: Section, title: string, body: Html, 
 <link rel="stylesheet" href="/admin/assets/dashboard.css"><script src="/admin/assets/dashboard.js" defer></script></head>
 <body${options.refreshSeconds !== undefined ? html` data-refresh="${options.refreshSeconds}"` : ''}>
 <header><a class="brand" href="/admin">storehook</a>${ctx.csrf !== null
-    ? html`<nav>${link('/admin', 'overview', 'Overview')}${link('/admin/notifications', 'notifications', 'Notifications')}${link('/admin/dead', 'dead', 'Dead letters', ctx.deadCount)}${link('/admin/quarantine', 'quarantine', 'Quarantine', ctx.quarantineCount)}${link('/admin/apple', 'apple', 'Apple')}</nav>
+    ? html`<nav>${link('/admin', 'overview', 'Overview')}${link('/admin/notifications', 'notifications', 'Notifications')}${link('/admin/dead', 'dead', 'Dead letters', ctx.deadCount)}${link('/admin/quarantine', 'quarantine', 'Quarantine', ctx.quarantineCount)}${link('/admin/apple', 'apple', 'Apple')}${link('/admin/alerts', 'alerts', 'Alerts')}</nav>
 <form method="post" action="/admin/logout">${csrfField(ctx)}<button type="submit">Log out</button></form>`
     : ''}</header>
 ${ctx.csrf !== null ? ctx.warnings.map((w) => html`<p class="banner" role="alert">${w}</p>`) : ''}
@@ -326,4 +328,29 @@ ${c.runs.map((r) => html`<tr class="run"><td>${r.bundleId}</td><td>${r.environme
 <td class="mono small">${utc(r.window.startDate)} to ${utc(r.window.endDate)}</td><td>${r.pages}</td><td>${r.seen}</td>
 <td>${r.new > 0 ? html`<span class="pill ok">${r.new}</span>` : '0'}</td><td>${r.already}</td><td>${r.refused > 0 ? html`<span class="pill bad">${r.refused}</span>` : '0'}</td>
 <td class="error">${r.lastError ?? ''}</td></tr>`)}</table>`}`, data.test !== null && data.test !== 'gone' && data.test.report === null ? { refreshSeconds: 2 } : {})
+}
+
+// /admin/alerts (issue 17): the conditions open now, what was sent where,
+// the destinations (by name and format: never their URLs), and the test button.
+export function alertsPage (ctx: PageContext, data: { open: AlertEpisode[]; history: AlertMessage[]; destinations: AlertDestination[]; flash: string | null }): Html {
+  return layout(ctx, 'alerts', 'Alerts', html`<h1>Alerts</h1>
+${flash(data.flash)}
+<section class="card"><h2>Open now</h2>
+${data.open.length === 0
+    ? html`<p class="muted">Nothing is wrong that storehook watches for.</p>`
+    : html`<table><tr><th>Event</th><th>About</th><th>Since (UTC)</th><th>What was said</th></tr>
+${data.open.map((e) => html`<tr><td><span class="pill bad">${e.event}</span></td><td>${e.subject}</td><td><span class="mono">${utc(e.openedAt)}</span> <span class="muted small">${ago(e.openedAt, ctx.now)}</span></td><td>${describe(e.event, e.subject, e.facts, e.openedAt, null).text}</td></tr>`)}</table>`}
+</section>
+<section class="card"><h2>Destinations</h2>
+${data.destinations.length === 0
+    ? html`<p class="muted">None: set <code>ALERT_URLS</code> (or <code>alerts</code> in the config file) to be told. Episodes are still kept and shown here.</p>`
+    : html`<table><tr><th>Name</th><th>Format</th><th>Events</th></tr>
+${data.destinations.map((d) => html`<tr><td>${d.name}</td><td>${d.format}</td><td class="small">${d.events === null ? 'all' : d.events.join(', ')}</td></tr>`)}</table>
+<form method="post" action="/admin/alerts/test">${csrfField(ctx)}<button class="primary" type="submit">Send a test alert</button></form>`}
+</section>
+<h2>History</h2>
+${data.history.length === 0
+    ? html`<p class="muted">No alert sent yet.</p>`
+    : html`<table><tr><th>Queued (UTC)</th><th>Event</th><th>About</th><th>Destination</th><th>Status</th><th>Attempts</th><th>Last error</th></tr>
+${data.history.map((m) => html`<tr><td class="mono">${utc(m.createdAt)}</td><td>${m.event}</td><td>${m.subject}</td><td>${m.destination}</td><td>${statusPill(m.status === 'sent' ? 'delivered' : m.status === 'failed' ? 'dead' : 'pending')} ${m.status}</td><td>${m.attempts}</td><td class="error small">${m.lastError ?? ''}</td></tr>`)}</table>`}`)
 }

@@ -17,7 +17,7 @@
 import { sql } from 'drizzle-orm'
 import { bigint, boolean, customType, index, integer, pgTable, text, uniqueIndex } from 'drizzle-orm/pg-core'
 import { statusLiteral, type indexedColumns as sqliteIndexedColumns } from './schema.ts'
-import { API_ENVIRONMENTS, BODY_ENCODINGS, DELIVERY_STATUSES, HISTORY_RUN_KINDS, NOTIFICATION_SOURCES, VERIFICATION_STATUSES } from './vocabulary.ts'
+import { ALERT_EVENTS, ALERT_MESSAGE_STATUSES, API_ENVIRONMENTS, BODY_ENCODINGS, DELIVERY_STATUSES, HISTORY_RUN_KINDS, NOTIFICATION_SOURCES, VERIFICATION_STATUSES } from './vocabulary.ts'
 
 // drizzle-orm 0.45's pg-core has no bytea column; both clients read bytea as
 // a Buffer and send a Buffer as bytea, so the type only names the column.
@@ -175,4 +175,37 @@ export const historyRuns = pgTable('history_runs', {
 }, (t) => [
   index('history_runs_key').on(t.runKey, t.finishedAt),
   index('history_runs_kind').on(t.kind, t.environment, t.startedAt)
+])
+
+// Alert episodes and the messages that tell of them (issue 17; schema.ts).
+// The unique partial index is what makes one alert per episode hold across
+// instances: the instance whose insert wins is the only one that queues it.
+export const alertEpisodes = pgTable('alert_episodes', {
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedByDefaultAsIdentity(),
+  event: text('event', { enum: ALERT_EVENTS }).notNull(),
+  subject: text('subject').notNull(),
+  openedAt: millis('opened_at').notNull(),
+  closedAt: millis('closed_at'),
+  facts: text('facts').notNull()
+}, (t) => [
+  uniqueIndex('alert_episodes_open').on(t.event, t.subject).where(sql`closed_at IS NULL`),
+  index('alert_episodes_latest').on(t.event, t.subject, t.openedAt)
+])
+
+export const alertMessages = pgTable('alert_messages', {
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedByDefaultAsIdentity(),
+  episodeId: bigint('episode_id', { mode: 'number' }).references(() => alertEpisodes.id, { onDelete: 'cascade' }),
+  event: text('event', { enum: ALERT_EVENTS }).notNull(),
+  subject: text('subject').notNull(),
+  facts: text('facts').notNull(),
+  destination: text('destination').notNull(),
+  status: text('status', { enum: ALERT_MESSAGE_STATUSES }).notNull(),
+  attempts: integer('attempts').notNull().default(0),
+  nextAttemptAt: millis('next_attempt_at').notNull(),
+  createdAt: millis('created_at').notNull(),
+  sentAt: millis('sent_at'),
+  lastError: text('last_error')
+}, (t) => [
+  index('alert_messages_due').on(t.nextAttemptAt).where(sql`status = 'pending'`),
+  index('alert_messages_created').on(t.createdAt)
 ])

@@ -2,7 +2,7 @@
 // count, next attempt time, lease, fencing token) lives in a row, never in memory.
 import { sql, type SQL } from 'drizzle-orm'
 import { blob, index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core'
-import { API_ENVIRONMENTS, BODY_ENCODINGS, DELIVERY_STATUSES, HISTORY_RUN_KINDS, NOTIFICATION_SOURCES, VERIFICATION_STATUSES, type DeliveryStatus } from './vocabulary.ts'
+import { ALERT_EVENTS, ALERT_MESSAGE_STATUSES, API_ENVIRONMENTS, BODY_ENCODINGS, DELIVERY_STATUSES, HISTORY_RUN_KINDS, NOTIFICATION_SOURCES, VERIFICATION_STATUSES, type DeliveryStatus } from './vocabulary.ts'
 
 // The fields storehook decodes from a payload and indexes (src/apple/payload.ts
 // returns exactly these, typed from them). Everything else follows from this
@@ -200,4 +200,46 @@ export const historyRuns = sqliteTable('history_runs', {
 }, (t) => [
   index('history_runs_key').on(t.runKey, t.finishedAt),
   index('history_runs_kind').on(t.kind, t.environment, t.startedAt)
+])
+
+// Alert episodes (issue 17): a condition the operator is told about, from
+// when it started (opened_at) to when it ended (closed_at, null while it
+// lasts). At most one OPEN episode per event and subject (a target's name,
+// an environment): the unique partial index makes opening one a race that
+// exactly one writer wins, so with several instances on one database only
+// the winner queues the alert, and a restart finds the episode still open.
+export const alertEpisodes = sqliteTable('alert_episodes', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  event: text('event', { enum: ALERT_EVENTS }).notNull(),
+  subject: text('subject').notNull(),
+  openedAt: integer('opened_at').notNull(),
+  closedAt: integer('closed_at'),
+  // What was known when it opened (a JSON object of names and numbers, never a URL or secret).
+  facts: text('facts').notNull()
+}, (t) => [
+  uniqueIndex('alert_episodes_open').on(t.event, t.subject).where(sql`closed_at IS NULL`),
+  index('alert_episodes_latest').on(t.event, t.subject, t.openedAt)
+])
+
+// One alert to one destination: queued in the same transaction as the
+// episode edge it tells of, sent by the alert sender with retries and
+// backoff like a delivery. The destination is its configured name, never
+// its URL (Slack and Discord URLs are their own tokens).
+export const alertMessages = sqliteTable('alert_messages', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  episodeId: integer('episode_id').references(() => alertEpisodes.id, { onDelete: 'cascade' }),
+  event: text('event', { enum: ALERT_EVENTS }).notNull(),
+  subject: text('subject').notNull(),
+  facts: text('facts').notNull(),
+  destination: text('destination').notNull(),
+  status: text('status', { enum: ALERT_MESSAGE_STATUSES }).notNull(),
+  attempts: integer('attempts').notNull().default(0),
+  // A claim moves it to the lease's end, as deliveries do.
+  nextAttemptAt: integer('next_attempt_at').notNull(),
+  createdAt: integer('created_at').notNull(),
+  sentAt: integer('sent_at'),
+  lastError: text('last_error')
+}, (t) => [
+  index('alert_messages_due').on(t.nextAttemptAt).where(sql`status = 'pending'`),
+  index('alert_messages_created').on(t.createdAt)
 ])

@@ -62,3 +62,21 @@ export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number]
 // read, no longer written.
 export const BODY_ENCODINGS = ['raw', 'deflate', 'deflate-chain', 'zlib', 'zlib-chain'] as const
 export type BodyEncoding = (typeof BODY_ENCODINGS)[number]
+
+// The alerts storehook sends its operator (issue 17): the `event` field of
+// every alert, named as SPEC.md names them. `test` is the one sent on
+// request (dashboard button, `storehook alert-test`).
+export const ALERT_EVENTS = [
+  'target.failing', 'target.recovered', 'deliveries.dead', 'apple.silent', 'apple.resumed', 'quarantine.received',
+  'catchup.found', 'storage.failing', 'storage.recovered', 'tls.expiring', 'appstore.rejected', 'test'
+] as const
+export type AlertEvent = (typeof ALERT_EVENTS)[number]
+
+// How an alert destination wants its message (src/alerts/messages.ts).
+export const ALERT_FORMATS = ['slack', 'discord', 'json', 'email'] as const
+export type AlertFormat = (typeof ALERT_FORMATS)[number]
+
+// An alert message's state: waiting for its (next) attempt, accepted by its
+// destination, or given up after ALERT_GIVE_UP_AFTER_MS of refusals.
+export const ALERT_MESSAGE_STATUSES = ['pending', 'sent', 'failed'] as const
+export type AlertMessageStatus = (typeof ALERT_MESSAGE_STATUSES)[number]

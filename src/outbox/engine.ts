@@ -6,8 +6,8 @@
 // objects they describe: no driver type appears here.
 import { createHash } from 'node:crypto'
 import type { GroupCommitStats } from './group-commit.ts'
-import type { attempts, deliveries, historyRuns, notifications, quarantine } from '../db/schema.ts'
-import type { DeliveryStatus, VerificationStatus } from '../db/vocabulary.ts'
+import type { alertEpisodes, alertMessages, attempts, deliveries, historyRuns, notifications, quarantine } from '../db/schema.ts'
+import type { AlertEvent, DeliveryStatus, VerificationStatus } from '../db/vocabulary.ts'
 
 export type { GroupCommitStats }
 
@@ -167,6 +167,44 @@ export interface CompactionBatch {
   cursor: CompactionCursor
 }
 
+// Alerts (issue 17). Facts are names and numbers, stored as a JSON object.
+export type AlertFacts = Record<string, string | number | boolean | null>
+export type AlertEpisode = Omit<typeof alertEpisodes.$inferSelect, 'facts'> & { facts: AlertFacts }
+export type AlertMessage = Omit<typeof alertMessages.$inferSelect, 'facts'> & { facts: AlertFacts }
+
+// An alert to queue: its event, what it is about, what it says, and the
+// destinations (by name) that get it.
+export interface AlertEdge {
+  event: AlertEvent
+  subject: string
+  facts: AlertFacts
+  destinations: readonly string[]
+}
+
+// What the sender records of one attempt: sent, to try again at a time, or given up.
+export type AlertOutcome =
+  | { status: 'sent' }
+  | { status: 'pending'; nextAttemptAt: number; error: string }
+  | { status: 'failed'; error: string }
+
+// The facts column read back. It came from storehook, but the database is
+// read as hostile all the same: anything but a flat object of primitives
+// becomes nothing rather than a crash of the monitor or a page.
+export function alertFactsOf (text: string): AlertFacts {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    return {}
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return {}
+  const out: AlertFacts = {}
+  for (const [k, v] of Object.entries(parsed)) {
+    if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[k] = v
+  }
+  return out
+}
+
 // Writes, in the order they were asked for: each one resolves once it is
 // committed (durably or not: the engine's table says which), and an op
 // numbered n (sequence()) sees every write numbered below n.
@@ -193,6 +231,22 @@ export interface OrderedWrites {
   markReleased: (id: number, notificationId: string) => Promise<boolean>
   insertRun: (row: NewHistoryRun) => Promise<number>
   updateRun: (id: number, progress: Partial<RunProgress>) => Promise<boolean>
+  // Opens an episode of `edge.event` about `edge.subject` and queues its
+  // alert to each destination, in one transaction; null (and nothing
+  // queued) when one is open already, whoever opened it.
+  openAlert: (edge: AlertEdge, at: number) => Promise<number | null>
+  // Closes the open episode of (event, subject) and queues `tell` (the
+  // end's own alert, or none), in one transaction; false when none was open.
+  closeAlert: (event: AlertEvent, subject: string, tell: AlertEdge | null, at: number) => Promise<boolean>
+  // Queues an alert of no episode (the test alert).
+  queueAlert: (edge: AlertEdge, at: number) => Promise<number[]>
+  // Up to `limit` due alert messages, leased for `leaseMs` (attempts counted
+  // now: it is the fence a settle must match).
+  claimAlerts: (limit: number, leaseMs: number) => Promise<AlertMessage[]>
+  settleAlert: (id: number, attempts: number, outcome: AlertOutcome) => Promise<boolean>
+  // Deletes alert messages settled before `cutoff` and episodes closed
+  // before it (with their messages): the history as far back as RETENTION_DAYS.
+  pruneAlerts: (cutoff: number) => Promise<number>
 }
 
 // Reads that do not wait behind queued writes: they answer from what is
@@ -221,6 +275,17 @@ export interface UnorderedReads {
   // Schema changes this program knows and the storage has not applied (0 when up to date).
   pendingMigrations: () => Promise<number>
   sizeBytes: () => Promise<number>
+  // The latest episode of each (event, subject), open or closed.
+  alertEpisodes: () => Promise<AlertEpisode[]>
+  // Alert messages, newest first.
+  alertHistory: (limit: number) => Promise<AlertMessage[]>
+  // Deliveries to `target` marked dead after `since`.
+  deadSince: (target: string, since: number) => Promise<number>
+  // Payloads quarantined after `since`.
+  quarantinedSince: (since: number) => Promise<number>
+  // When Apple last posted a notification of this environment to storehook
+  // itself (the webhook: not one a catch-up or backfill fetched), or null.
+  lastPostedAt: (environment: string) => Promise<number | null>
 }
 
 // What tryExclusive gives back: the job's value, or that it did not run

@@ -7,6 +7,8 @@ import { ASSET_WRITER, BINARY, binaryAsset } from '../binary.ts'
 import { openMigrated, type Database_ } from '../db/client.ts'
 import type * as engine from './engine.ts'
 import { CLOSE, OPS, type ArgsOf, type OpName, type OrderedOpName, type Request, type Response, type ResultOf, type UnorderedOpName } from './writer-ops.ts'
+import * as alerts from './alerts.ts'
+import type { AlertEvent } from '../db/vocabulary.ts'
 import * as queries from './queries.ts'
 import * as runs from './runs.ts'
 import * as store from './store.ts'
@@ -194,6 +196,12 @@ export class Outbox implements engine.Storage {
   markReleased (id: number, notificationId: string): Promise<boolean> { return this.call('markReleased', id, notificationId) }
   insertRun (row: engine.NewHistoryRun): Promise<number> { return this.call('insertRun', row) }
   updateRun (id: number, progress: Partial<engine.RunProgress>): Promise<boolean> { return this.call('updateRun', id, progress) }
+  openAlert (edge: engine.AlertEdge, at: number): Promise<number | null> { return this.call('openAlert', edge, at) }
+  closeAlert (event: AlertEvent, subject: string, tell: engine.AlertEdge | null, at: number): Promise<boolean> { return this.call('closeAlert', event, subject, tell, at) }
+  queueAlert (edge: engine.AlertEdge, at: number): Promise<number[]> { return this.call('queueAlert', edge, at) }
+  claimAlerts (limit: number, leaseMs: number): Promise<engine.AlertMessage[]> { return this.call('claimAlerts', limit, leaseMs) }
+  settleAlert (id: number, attempts: number, outcome: engine.AlertOutcome): Promise<boolean> { return this.call('settleAlert', id, attempts, outcome) }
+  pruneAlerts (cutoff: number): Promise<number> { return this.call('pruneAlerts', cutoff) }
 
   async replay (notificationId: string, targets?: readonly string[]): Promise<string[]> {
     const seenFrom = this.sequence() + 1
@@ -231,6 +239,11 @@ export class Outbox implements engine.Storage {
   async lastCatchUps (): Promise<engine.HistoryRun[]> { return runs.lastCatchUps(this.#reader.db) }
   async pendingMigrations (): Promise<number> { return this.#reader.pendingMigrations() }
   async sizeBytes (): Promise<number> { return this.#reader.fileSizeBytes() }
+  async alertEpisodes (): Promise<engine.AlertEpisode[]> { return alerts.alertEpisodesLatest(this.#reader.db) }
+  async alertHistory (limit: number): Promise<engine.AlertMessage[]> { return alerts.alertHistory(this.#reader.db, limit) }
+  async deadSince (target: string, since: number): Promise<number> { return alerts.deadSince(this.#reader.db, target, since) }
+  async quarantinedSince (since: number): Promise<number> { return alerts.quarantinedSince(this.#reader.db, since) }
+  async lastPostedAt (environment: string): Promise<number | null> { return alerts.lastPostedAt(this.#reader.db, environment) }
 
   // Commits what is queued, closes the writer's connection, ends the thread,
   // closes the read connection. Safe to call twice.

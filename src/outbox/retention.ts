@@ -1,14 +1,17 @@
-// Prunes delivered notifications older than RETENTION_DAYS, in small batches
-// so each commit is short and ingest interleaves with it.
+// Prunes delivered notifications older than RETENTION_DAYS (and the alert
+// history as old), in small batches so each commit is short and ingest
+// interleaves with it.
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import type { Storage } from './engine.ts'
 
-type Outbox = Pick<Storage, 'prune'>
+type Outbox = Pick<Storage, 'prune' | 'pruneAlerts'>
 
 export const PRUNE_BATCH = 500
 
 export async function pruneAll (outbox: Outbox, retentionMs: number, now = Date.now()): Promise<number> {
   if (retentionMs === 0) return 0
+  // The alert history too (a few rows a day: one statement is enough).
+  await outbox.pruneAlerts(now - retentionMs)
   let total = 0
   for (;;) {
     const n = await outbox.prune(now - retentionMs, PRUNE_BATCH)

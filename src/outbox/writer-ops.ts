@@ -4,7 +4,9 @@
 // (writer-thread.ts) both follow from it, so a mistyped op name or argument
 // is a compile error, and no op's durability is decided anywhere else.
 import type { Database_, Db, Durability } from '../db/client.ts'
-import type { AttemptRecord, CompactionCursor, GroupCommitStats, Leases, NewHistoryRun, NewNotification, NewQuarantined, QuarantineCaps, RunProgress } from './engine.ts'
+import type { AlertEdge, AlertOutcome, AttemptRecord, CompactionCursor, GroupCommitStats, Leases, NewHistoryRun, NewNotification, NewQuarantined, QuarantineCaps, RunProgress } from './engine.ts'
+import * as alerts from './alerts.ts'
+import type { AlertEvent } from '../db/vocabulary.ts'
 import * as runs from './runs.ts'
 import * as store from './store.ts'
 
@@ -75,6 +77,18 @@ export const OPS = {
   // App Store Server API history runs (backfill, catch-up).
   insertRun: ordered('durable', 'now', (w, row: NewHistoryRun) => runs.insertRun(w.db, row)),
   updateRun: ordered('durable', 'now', (w, id: number, progress: Partial<RunProgress>) => runs.updateRun(w.db, id, progress, Date.now())),
+  // Alerts (issue 17): an episode edge and its messages are durable, as a
+  // restart must neither repeat nor forget one; the sender's bookkeeping is
+  // relaxed like a delivery's (a lost outcome sends an alert twice, never none).
+  openAlert: ordered('durable', 'now', (w, edge: AlertEdge, at: number) => alerts.openAlert(w.db, edge, at)),
+  closeAlert: ordered('durable', 'now', (w, event: AlertEvent, subject: string, tell: AlertEdge | null, at: number) => alerts.closeAlert(w.db, event, subject, tell, at)),
+  queueAlert: ordered('durable', 'now', (w, edge: AlertEdge, at: number) => alerts.queueAlert(w.db, edge, at)),
+  claimAlerts: ordered('relaxed', 'now', (w, limit: number, leaseMs: number) => {
+    const now = Date.now()
+    return alerts.claimAlerts(w.db, limit, now, now + leaseMs)
+  }),
+  pruneAlerts: ordered('durable', 'now', (w, cutoff: number) => alerts.pruneAlerts(w.db, cutoff)),
+  settleAlert: ordered('relaxed', 'now', (w, id: number, attempts: number, outcome: AlertOutcome) => alerts.settleAlert(w.db, id, attempts, outcome, Date.now())),
   findQuarantined: unordered((w, id: number) => store.findQuarantined(w.db, id) ?? null),
   nextDueAt: unordered((w, target: string) => store.nextDueAt(w.db, target)),
   stats: unordered((w) => w.stats()),

@@ -12,7 +12,7 @@ import { openDatabase } from '../../src/db/client.ts'
 import { openPg } from '../../src/db/pg-client.ts'
 import * as schemaPg from '../../src/db/schema-pg.ts'
 import * as schema from '../../src/db/schema.ts'
-import { COMPACTION_START, dedupeKeyOf, type AttemptRecord, type ClaimedDelivery, type LeasedDelivery, type NewHistoryRun, type NewNotification, type NewQuarantined, type Storage } from '../../src/outbox/engine.ts'
+import { COMPACTION_START, dedupeKeyOf, type AlertEdge, type AttemptRecord, type ClaimedDelivery, type LeasedDelivery, type NewHistoryRun, type NewNotification, type NewQuarantined, type Storage } from '../../src/outbox/engine.ts'
 import { openStorage } from '../../src/outbox/open-storage.ts'
 import { inTransaction, type Q } from '../../src/outbox/pg/connection.ts'
 import { openPgStorage } from '../../src/outbox/pg/engine.ts'
@@ -383,6 +383,66 @@ for (const engine of engines) {
       await s.insertRun(run({ kind: 'backfill', runKey: 'k3', onlyFailures: true }))
       t.same((await s.lastCatchUps()).map((r) => r.id), [later], 'the last catch-up per app and environment, backfills aside')
       t.equal(await s.updateRun(999_999, { pages: 1 }), false)
+    })
+
+    t.test('alerts: one open episode per event and subject, its messages queued with it, claimed once, settled by their claim only', async (t) => {
+      const { s } = await engine.open(t)
+      const edge = (over: Partial<AlertEdge> = {}): AlertEdge => ({ event: 'target.failing', subject: 'crm', facts: { pending: 3, failingSince: 1000 }, destinations: ['slack', 'ops'], ...over })
+      const first = await s.openAlert(edge(), 5000)
+      t.type(first, 'number')
+      t.equal(await s.openAlert(edge({ facts: { pending: 9 } }), 5001), null, 'a second open of the same episode is refused and queues nothing')
+      t.type(await s.openAlert(edge({ subject: 'other', destinations: [] }), 5002), 'number', 'another subject is another episode')
+      let episodes = await s.alertEpisodes()
+      t.match(episodes.find((e) => e.subject === 'crm'), { id: first, event: 'target.failing', openedAt: 5000, closedAt: null, facts: { pending: 3, failingSince: 1000 } })
+      t.equal((await s.alertHistory(10)).length, 2, 'one message per destination')
+
+      const claimed = await s.claimAlerts(10, 60_000)
+      t.same(claimed.map((m) => m.destination).sort(), ['ops', 'slack'])
+      t.ok(claimed.every((m) => m.attempts === 1 && m.event === 'target.failing' && m.facts.pending === 3))
+      t.same(await s.claimAlerts(10, 60_000), [], 'a leased message is not claimed again')
+      const [a, b] = claimed
+      t.equal(await s.settleAlert(a!.id, a!.attempts, { status: 'sent' }), true)
+      t.equal(await s.settleAlert(a!.id, a!.attempts, { status: 'failed', error: 'late' }), false, 'a settled message stays settled')
+      t.equal(await s.settleAlert(b!.id, 99, { status: 'sent' }), false, 'an attempt that does not hold the claim records nothing')
+      t.equal(await s.settleAlert(b!.id, b!.attempts, { status: 'pending', nextAttemptAt: Date.now() - 1, error: 'HTTP 500' }), true)
+      const again = await s.claimAlerts(10, 60_000)
+      t.same(again.map((m) => [m.id, m.attempts]), [[b!.id, 2]], 'due again, second attempt')
+      await s.settleAlert(b!.id, 2, { status: 'failed', error: 'gave up' })
+
+      t.equal(await s.closeAlert('target.failing', 'crm', edge({ event: 'target.recovered', facts: { downForMs: 60_000 }, destinations: ['slack'] }), 9000), true)
+      t.equal(await s.closeAlert('target.failing', 'crm', edge({ event: 'target.recovered' }), 9001), false, 'closed once')
+      episodes = await s.alertEpisodes()
+      t.match(episodes.find((e) => e.subject === 'crm'), { closedAt: 9000 })
+      t.type(await s.openAlert(edge(), 10_000), 'number', 'a closed episode lets a new one open')
+      const history = await s.alertHistory(10)
+      t.same(history.map((m) => [m.event, m.destination, m.status]), [
+        ['target.failing', 'ops', 'pending'], ['target.failing', 'slack', 'pending'], ['target.recovered', 'slack', 'pending'],
+        ['target.failing', 'ops', 'failed'], ['target.failing', 'slack', 'sent']
+      ], 'newest first, with each one\'s state')
+      t.same((await s.queueAlert({ event: 'test', subject: 'storehook', facts: {}, destinations: ['ops'] }, 11_000)).length, 1)
+      t.equal((await s.alertEpisodes()).length, 2, 'the latest episode per event and subject')
+      t.equal(await s.pruneAlerts(10_000), 3, 'settled messages and the closed episode older than the cutoff (the recovered message with it)')
+      t.same((await s.alertHistory(10)).map((m) => [m.event, m.status]), [['test', 'pending'], ['target.failing', 'pending'], ['target.failing', 'pending']], 'pending messages stay, whatever their age')
+      t.equal((await s.alertEpisodes()).filter((e) => e.subject === 'crm').length, 1, 'the open episode stays')
+    })
+
+    t.test('alert facts: dead deliveries per target and quarantined payloads since a time', async (t) => {
+      const { s } = await engine.open(t)
+      const before = Date.now() - 1
+      const n = notification()
+      await s.enqueue(n, ['a', 'b'], [])
+      const [c] = await s.claim('a', 1, 60_000)
+      await s.markDead(attempt(c!, 500, 'HTTP 500'))
+      await s.quarantine(quarantined(), { maxItems: 10, maxBytes: 1_000_000 })
+      t.equal(await s.deadSince('a', before), 1)
+      t.equal(await s.deadSince('b', before), 0)
+      t.equal(await s.deadSince('a', Date.now() + 1000), 0)
+      t.equal(await s.quarantinedSince(before), 1)
+      t.equal(await s.quarantinedSince(Date.now() + 1000), 0)
+      t.equal(await s.lastPostedAt('Sandbox'), null)
+      await s.enqueue(notification({ receivedAt: 5000 }), [], [])
+      await s.enqueue(notification({ receivedAt: Date.now() + 10_000, source: 'catch-up' }), [], [])
+      t.equal(await s.lastPostedAt('Production'), n.receivedAt, 'the newest Apple posted, not one a catch-up fetched')
     })
   })
 }

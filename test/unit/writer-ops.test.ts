@@ -9,8 +9,8 @@ import { tempDir } from '../helpers/app.ts'
 
 t.test('only delivery bookkeeping is relaxed, and only attempt outcomes wait for company', async (t) => {
   const relaxed = Object.entries(OPS).filter(([, e]) => e.queue === 'ordered' && e.durability === 'relaxed').map(([k]) => k).sort()
-  t.same(relaxed, ['claim', 'compactBodies', 'complete', 'expire', 'markDead', 'release', 'releaseAttempt', 'scheduleRetry'],
-    'a power cut may undo these (the delivery is sent again; a rewritten body stays as it was); every other write is durable before it answers')
+  t.same(relaxed, ['claim', 'claimAlerts', 'compactBodies', 'complete', 'expire', 'markDead', 'release', 'releaseAttempt', 'scheduleRetry', 'settleAlert'],
+    'a power cut may undo these (the delivery or alert is sent again; a rewritten body stays as it was); every other write is durable before it answers')
   const later = Object.entries(OPS).filter(([, e]) => e.batching === 'later').map(([k]) => k).sort()
   t.same(later, ['complete', 'markDead', 'releaseAttempt', 'scheduleRetry'])
   const unordered = Object.entries(OPS).filter(([, e]) => e.queue === 'unordered').map(([k]) => k).sort()

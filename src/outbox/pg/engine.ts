@@ -36,6 +36,8 @@ import { inTransaction, type Durability, type Q } from './connection.ts'
 import { PgGroupCommit } from './group-commit.ts'
 import { Locks, newInstanceId, notifyDeliveryTarget, notifyTargets, WakeListener, type Log } from './coordination.ts'
 import { Wakeups } from '../wakeups.ts'
+import * as alerts from './alerts.ts'
+import type { AlertEvent } from '../../db/vocabulary.ts'
 import * as reads from './reads.ts'
 import * as writes from './writes.ts'
 
@@ -227,6 +229,12 @@ export class PgStorage implements engine.Storage {
   markReleased (id: number, notificationId: string): Promise<boolean> { return this.#write('durable', (q, now) => writes.markReleased(q, id, notificationId, now)).result }
   insertRun (row: engine.NewHistoryRun): Promise<number> { return this.#write('durable', (q) => writes.insertRun(q, row)).result }
   updateRun (id: number, progress: Partial<engine.RunProgress>): Promise<boolean> { return this.#write('durable', (q, now) => writes.updateRun(q, id, progress, now)).result }
+  openAlert (edge: engine.AlertEdge, at: number): Promise<number | null> { return this.#write('durable', (q) => alerts.openAlert(q, edge, at)).result }
+  closeAlert (event: AlertEvent, subject: string, tell: engine.AlertEdge | null, at: number): Promise<boolean> { return this.#write('durable', (q) => alerts.closeAlert(q, event, subject, tell, at)).result }
+  queueAlert (edge: engine.AlertEdge, at: number): Promise<number[]> { return this.#write('durable', (q) => alerts.queueAlert(q, edge, at)).result }
+  claimAlerts (limit: number, leaseMs: number): Promise<engine.AlertMessage[]> { return this.#write('relaxed', (q, now) => alerts.claimAlerts(q, limit, now, now + leaseMs)).result }
+  settleAlert (id: number, attempts: number, outcome: engine.AlertOutcome): Promise<boolean> { return this.#write('relaxed', (q, now) => alerts.settleAlert(q, id, attempts, outcome, now)).result }
+  pruneAlerts (cutoff: number): Promise<number> { return this.#write('durable', (q) => alerts.pruneAlerts(q, cutoff)).result }
 
   async replay (notificationId: string, targets?: readonly string[]): Promise<string[]> {
     const { n, result } = this.#write('durable', async (q, now) => {
@@ -263,6 +271,11 @@ export class PgStorage implements engine.Storage {
   lastCaughtUpTo (bundleId: string, environment: string): Promise<number | null> { return this.#read((q) => reads.lastCaughtUpTo(q, bundleId, environment)) }
   lastCatchUps (): Promise<engine.HistoryRun[]> { return this.#read((q) => reads.lastCatchUps(q)) }
   sizeBytes (): Promise<number> { return this.#read((q) => reads.sizeBytes(q)) }
+  alertEpisodes (): Promise<engine.AlertEpisode[]> { return this.#read((q) => alerts.alertEpisodesLatest(q)) }
+  alertHistory (limit: number): Promise<engine.AlertMessage[]> { return this.#read((q) => alerts.alertHistory(q, limit)) }
+  deadSince (target: string, since: number): Promise<number> { return this.#read((q) => alerts.deadSince(q, target, since)) }
+  quarantinedSince (since: number): Promise<number> { return this.#read((q) => alerts.quarantinedSince(q, since)) }
+  lastPostedAt (environment: string): Promise<number | null> { return this.#read((q) => alerts.lastPostedAt(q, environment)) }
 
   pendingMigrations (): Promise<number> {
     return this.#read(async () => {
