@@ -15,6 +15,8 @@ import { certificateExpiresAt } from '../tls.ts'
 
 type MonitorStorage = Pick<Storage, 'alertEpisodes' | 'targetHealth' | 'lastPostedAt' | 'lastCatchUps' | 'deadSince' | 'quarantinedSince' | 'openAlert' | 'closeAlert' | 'queueAlert' | 'probe' | 'tryExclusive'>
 
+const SOON_SPACING_MS = 5000
+
 export interface MonitorOptions {
   storage: MonitorStorage
   alerts: AlertsConfig
@@ -47,6 +49,7 @@ export class AlertMonitor {
   // In memory by necessity: the one fact the database cannot keep is that
   // the database is failing. A restart mid-outage tells it again.
   #toldWithoutDatabase: number | null = null
+  #lastSoon = 0
 
   constructor (o: MonitorOptions) {
     this.#o = o
@@ -58,6 +61,16 @@ export class AlertMonitor {
     // start-up (migrations, leases reclaimed, the catch-up) has the database
     // first, and nothing an alert tells is lost by waiting one interval.
     this.#timer = setInterval(() => { this.#run() }, this.#o.alerts.checkIntervalMs)
+  }
+
+  // Apple was just answered 503 because a write failed: check now rather
+  // than at the next interval, so storage.failing goes out within seconds.
+  // At most once per SOON_SPACING_MS, whatever the rate of 503s, so an outage
+  // under load costs the database a probe every few seconds, not one per request.
+  checkSoon (now = Date.now()): void {
+    if (this.#timer === null || now - this.#lastSoon < SOON_SPACING_MS) return
+    this.#lastSoon = now
+    this.#run()
   }
 
   #run (): void {

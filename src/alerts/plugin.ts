@@ -9,6 +9,8 @@ import { ALERT_EVENTS } from '../db/vocabulary.ts'
 import { AlertMonitor, edgeOf } from './monitor.ts'
 import { AlertSender } from './sender.ts'
 
+const NOTIFICATIONS_ROUTE = '/apple/notifications'
+
 export interface Alerts {
   monitor: AlertMonitor
   sender: AlertSender
@@ -59,6 +61,12 @@ export default fp<{ config: Config }>(async (app, { config }) => {
   const names = config.alerts.destinations.map((d) => `${d.name} (${d.format})`)
   if (names.length === 0) log.info('No alert destination (ALERT_URLS): alert episodes are kept and shown on the dashboard only.')
   else log.info({ destinations: names }, 'Alerts go to these destinations.')
+  // A notification answered 503 (its write failed) is the first sign of
+  // storage.failing: the monitor checks at once instead of at its interval.
+  // One comparison per response; the route is the one Apple posts to.
+  app.addHook('onResponse', async (request, reply) => {
+    if (reply.statusCode === 503 && request.routeOptions.url === NOTIFICATIONS_ROUTE) monitor.checkSoon()
+  })
   app.addHook('onReady', async () => {
     sender.start()
     monitor.start()
