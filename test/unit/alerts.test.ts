@@ -56,6 +56,14 @@ t.test('the config file\'s alerts: format, events, headers, signing secret, emai
   refused([{ url: `${SLACK}`, name: 'x' }, { url: DISCORD, name: 'x' }], /two alert destinations are named "x"/)
   refused([{ url: `${SLACK}`, color: 'red' }], /unknown field "color"/)
   t.throws(() => loadConfig({ PUBLIC_URL: 'https://user:pw@x.example.com' }), /no credentials/)
+  t.throws(() => loadConfig({ PUBLIC_URL: 'not a url' }), ConfigError)
+  // Each threshold is a whole number in its range, named when it is not.
+  for (const [name, tooSmall] of [['ALERT_TARGET_FAILING_AFTER_MS', '0'], ['ALERT_APPLE_SILENT_AFTER_MS', null], ['ALERT_APPLE_SILENT_SANDBOX_AFTER_MS', null], ['ALERT_CHECK_INTERVAL_MS', '5'], ['ALERT_GROUP_WINDOW_MS', '0']] as const) {
+    t.throws(() => loadConfig({ [name]: '10m' }), new ConfigError(name, 'must be a whole number, got "10m"'))
+    t.throws(() => loadConfig({ [name]: '-1' }), new ConfigError(name, 'must be a whole number, got "-1"'))
+    if (tooSmall !== null) t.throws(() => loadConfig({ [name]: tooSmall }), { message: new RegExp(`^${name}: must be between`) })
+  }
+  t.throws(() => loadConfig({ ALERT_CHECK_INTERVAL_MS: '3600001' }), { message: /^ALERT_CHECK_INTERVAL_MS: must be between 10 and 3600000/ })
 })
 
 t.test('messages: short, human, linked when PUBLIC_URL is set, in each format\'s shape', async (t) => {
